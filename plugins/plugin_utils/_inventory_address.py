@@ -1,0 +1,253 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtfleet.kubevirt contributors
+# Apache License 2.0 (see LICENSE or http://www.apache.org/licenses/LICENSE-2.0)
+"""Pure address choice for the inventory plugin: which ansible_host/ansible_port reaches a VMI.
+
+Every strategy is a function of already-fetched API objects, so choosing addresses for
+10,000 VMIs costs no HTTP request (except the opt-in guest agent strategy, which asks
+the caller through a callback).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+from collections import namedtuple
+
+SECONDARY_DNS = "secondary_dns"
+LOAD_BALANCER = "load_balancer"
+NODE_PORT = "node_port"
+NETWORK = "network"
+FIRST_INTERFACE = "first_interface"
+GUEST_AGENT_HOSTNAME = "guest_agent_hostname"
+
+STRATEGIES = (SECONDARY_DNS, LOAD_BALANCER, NODE_PORT, NETWORK, FIRST_INTERFACE, GUEST_AGENT_HOSTNAME)
+SERVICE_STRATEGIES = (LOAD_BALANCER, NODE_PORT)
+NEEDS_NETWORK_NAME = (SECONDARY_DNS, NETWORK)
+
+NODE_NAME = "NodeName"
+NODE_ADDRESS_TYPES = (NODE_NAME, "ExternalIP", "InternalIP", "ExternalDNS", "InternalDNS", "Hostname")
+
+IP_FAMILIES = ("any", "ipv4", "ipv6")
+
+Address = namedtuple("Address", ["host", "port", "source"])
+
+
+class AddressSettings(object):
+    """What the user configured for address choice (already validated)."""
+
+    def __init__(self, strategies, network_name=None, base_domain=None, append_base_domain=False,
+                 ip_family="any", ssh_port=22, winrm_ports=(5986, 5985), node_address_types=(NODE_NAME,)):
+        self.strategies = tuple(strategies)
+        self.network_name = network_name
+        self.base_domain = base_domain
+        self.append_base_domain = append_base_domain
+        self.ip_family = ip_family
+        self.ssh_port = ssh_port
+        self.winrm_ports = tuple(winrm_ports)
+        self.node_address_types = tuple(node_address_types)
+
+    @property
+    def needs_services(self):
+        return any(s in SERVICE_STRATEGIES for s in self.strategies)
+
+    @property
+    def needs_nodes(self):
+        return NODE_PORT in self.strategies and any(t != NODE_NAME for t in self.node_address_types)
+
+
+def default_strategies(network_name, kube_secondary_dns, use_service):
+    """The order kubevirt.core 2.x effectively applies, derived from its three switches."""
+    if network_name:
+        return (SECONDARY_DNS, NETWORK) if kube_secondary_dns else (NETWORK,)
+    if use_service:
+        return (LOAD_BALANCER, NODE_PORT, FIRST_INTERFACE)
+    return (FIRST_INTERFACE,)
+
+
+def ip_family(value):
+    """'ipv4', 'ipv6', or None when value is a DNS name (or garbage)."""
+    try:
+        return "ipv%d" % ipaddress.ip_address(value).version
+    except ValueError:
+        return None
+
+
+def pick(candidates, family):
+    """First candidate of the preferred family; a preference, so fall back to the first one."""
+    candidates = [c for c in candidates if c]
+    if not candidates:
+        return None
+    if family != "any":
+        for candidate in candidates:
+            if ip_family(candidate) == family:
+                return candidate
+    return candidates[0]
+
+
+def interface_ips(interface):
+    ips = list(interface.get("ipAddresses") or [])
+    first = interface.get("ipAddress")
+    if first and first not in ips:
+        ips.insert(0, first)
+    return ips
+
+
+class ServiceIndex(object):
+    """Services of type LoadBalancer/NodePort, found by the VMI labels their selector matches.
+
+    The virt-launcher pod carries the VMI's labels, so a Service reaches a VMI when its
+    selector is a non-empty subset of the VMI's labels (kubevirt.core only looked at
+    kubevirt.io/domain; that case is included). Indexed by one selector pair so matching
+    is O(labels) per VMI, not O(services).
+    """
+
+    def __init__(self, services):
+        self._by_pair = {}
+        for svc in sorted(services, key=lambda s: (s.get("metadata", {}).get("namespace", ""), s.get("metadata", {}).get("name", ""))):
+            spec = svc.get("spec") or {}
+            selector = spec.get("selector") or {}
+            if spec.get("type") not in ("LoadBalancer", "NodePort") or not selector or not spec.get("ports"):
+                continue
+            namespace = svc.get("metadata", {}).get("namespace")
+            key, value = sorted(selector.items())[0]
+            self._by_pair.setdefault((namespace, key, value), []).append(svc)
+
+    def matching(self, namespace, labels):
+        found = []
+        for key, value in (labels or {}).items():
+            for svc in self._by_pair.get((namespace, key, value), ()):
+                selector = svc["spec"]["selector"]
+                if svc not in found and all(labels.get(k) == v for k, v in selector.items()):
+                    found.append(svc)
+        found.sort(key=lambda s: s.get("metadata", {}).get("name", ""))
+        return found
+
+
+def vmi_named_ports(vmi):
+    """Port names declared on the VMI's interfaces, which named Service targetPorts refer to."""
+    named = {}
+    interfaces = (((vmi.get("spec") or {}).get("domain") or {}).get("devices") or {}).get("interfaces") or []
+    for interface in interfaces:
+        for port in interface.get("ports") or []:
+            if port.get("name") and port.get("port") is not None:
+                named.setdefault(port["name"], int(port["port"]))
+    return named
+
+
+def service_port(service, wanted_ports, named_ports):
+    """The Service port entry whose target is the first of wanted_ports it maps, or None."""
+    ports = [p for p in (service.get("spec") or {}).get("ports") or [] if (p.get("protocol") or "TCP") == "TCP"]
+    for wanted in wanted_ports:
+        for entry in ports:
+            target = entry.get("targetPort", entry.get("port"))
+            if isinstance(target, str) and not target.isdigit():
+                target = named_ports.get(target)
+            if target is not None and int(target) == wanted:
+                return entry
+    return None
+
+
+class AddressChooser(object):
+    """Applies the ordered strategies to one VMI at a time."""
+
+    def __init__(self, settings, services=(), nodes=(), guest_hostname=None):
+        self.settings = settings
+        self.services = ServiceIndex(services) if settings.needs_services else None
+        self.node_addresses = {}
+        for node in nodes:
+            name = node.get("metadata", {}).get("name")
+            self.node_addresses[name] = (node.get("status") or {}).get("addresses") or []
+        self.guest_hostname = guest_hostname
+
+    def choose(self, vmi, windows=False):
+        """Return an Address, or None when no strategy found one."""
+        wanted = self.settings.winrm_ports if windows else (self.settings.ssh_port,)
+        services = None
+        for strategy in self.settings.strategies:
+            if strategy in SERVICE_STRATEGIES:
+                if services is None:
+                    meta = vmi.get("metadata") or {}
+                    services = self.services.matching(meta.get("namespace"), meta.get("labels") or {}) if self.services else []
+                found = self._from_services(strategy, vmi, services, wanted)
+            else:
+                found = getattr(self, "_" + strategy)(vmi)
+            if found:
+                return found
+        return None
+
+    def _host_with_domain(self, name):
+        if self.settings.append_base_domain and self.settings.base_domain:
+            return "%s.%s" % (name, self.settings.base_domain)
+        return name
+
+    def _named_interface(self, vmi):
+        network = self.settings.network_name
+        for interface in (vmi.get("status") or {}).get("interfaces") or []:
+            if network in (interface.get("name"), interface.get("interfaceName")):
+                return interface
+        return None
+
+    def _secondary_dns(self, vmi):
+        # Names served by kubesecondarydns: <network>.<vm>.<namespace>.vm[.<base domain>]; it only
+        # serves interfaces that report an IP, so require one as kubevirt.core does.
+        interface = self._named_interface(vmi)
+        if not interface or not interface_ips(interface):
+            return None
+        meta = vmi["metadata"]
+        host = "%s.%s.%s.vm" % (self.settings.network_name, meta["name"], meta["namespace"])
+        if self.settings.base_domain:
+            host += "." + self.settings.base_domain
+        return Address(host, None, SECONDARY_DNS)
+
+    def _network(self, vmi):
+        interface = self._named_interface(vmi)
+        host = pick(interface_ips(interface), self.settings.ip_family) if interface else None
+        return Address(host, None, NETWORK) if host else None
+
+    def _first_interface(self, vmi):
+        for interface in (vmi.get("status") or {}).get("interfaces") or []:
+            host = pick(interface_ips(interface), self.settings.ip_family)
+            if host:
+                return Address(host, None, FIRST_INTERFACE)
+        return None
+
+    def _guest_agent_hostname(self, vmi):
+        host = self.guest_hostname(vmi) if self.guest_hostname else None
+        return Address(host, None, GUEST_AGENT_HOSTNAME) if host else None
+
+    def _from_services(self, strategy, vmi, services, wanted):
+        named = None
+        for svc in services:
+            spec = svc["spec"]
+            if strategy == LOAD_BALANCER and spec.get("type") != "LoadBalancer":
+                continue
+            if named is None:
+                named = vmi_named_ports(vmi)
+            entry = service_port(svc, wanted, named)
+            if entry is None:
+                continue
+            if strategy == LOAD_BALANCER:
+                ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+                host = pick([i.get("hostname") or i.get("ip") for i in ingress], self.settings.ip_family)
+                if host and entry.get("port") is not None:
+                    return Address(host, int(entry["port"]), LOAD_BALANCER)
+            elif entry.get("nodePort"):
+                # LoadBalancer Services allocate node ports too, so one without ingress yet still works here.
+                host = self._node_host((vmi.get("status") or {}).get("nodeName"))
+                if host:
+                    return Address(host, int(entry["nodePort"]), NODE_PORT)
+        return None
+
+    def _node_host(self, node_name):
+        if not node_name:
+            return None
+        addresses = self.node_addresses.get(node_name, ())
+        for kind in self.settings.node_address_types:
+            if kind == NODE_NAME:
+                return self._host_with_domain(node_name)
+            host = pick([a.get("address") for a in addresses if a.get("type") == kind], self.settings.ip_family)
+            if host:
+                return host
+        return None
