@@ -1,0 +1,212 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet.kubevirt contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure functions: desired vs live VirtualMachine (idempotency), diff before/after, hidden fields.
+
+How the module knows what it owns
+---------------------------------
+Writes are server-side apply requests with field manager ``virtfleet.kubevirt``. The API server records
+which fields that manager set and removes a field the manager set before but no longer sends, so a field
+the user drops from their options disappears from the VM while fields other actors own (webhooks,
+controllers, kubectl) stay.
+
+To decide *without a request* whether an apply is needed, the module also writes the annotation
+``virtfleet.kubevirt/applied-digest``: a digest of exactly what it applied. A re-run is a no-op when
+
+* every field the module would apply already has that value on the live object (``satisfies``), where live
+  may carry more (MAC addresses from kubemacpool, firmware UUID, machine type, default disks, annotations),
+  and
+* the live digest equals the digest of the new desired object, i.e. the user's options did not change
+  since the last apply (a dropped field changes the digest even though live still "satisfies" the rest).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import hashlib
+import json
+
+FIELD_MANAGER = "virtfleet.kubevirt"
+DIGEST_ANNOTATION = "virtfleet.kubevirt/applied-digest"
+DEFAULT_HIDDEN_FIELDS = ["metadata.annotations[kubemacpool.io/transaction-timestamp]", "metadata.managedFields"]
+
+
+class HiddenFieldError(ValueError):
+    """A hidden_fields entry that cannot be parsed."""
+
+
+def parse_field_path(text):
+    """`a.b[c.d].e[0]` -> ['a', 'b', 'c.d', 'e', 0] (kubernetes.core hidden_fields syntax)."""
+    parts = []
+    buf = ""
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char == ".":
+            if buf:
+                parts.append(buf)
+            buf = ""
+        elif char == "[":
+            if buf:
+                parts.append(buf)
+            buf = ""
+            end = text.find("]", i)
+            if end < 0:
+                raise HiddenFieldError("hidden_fields entry %r has an unclosed '['." % text)
+            key = text[i + 1:end]
+            parts.append(int(key) if key.isdigit() else key)
+            i = end
+        else:
+            buf += char
+        i += 1
+    if buf:
+        parts.append(buf)
+    if not parts:
+        raise HiddenFieldError("hidden_fields entry %r is empty." % text)
+    return parts
+
+
+def _remove_path(obj, parts):
+    node = obj
+    for part in parts[:-1]:
+        if isinstance(node, dict) and not isinstance(part, int):
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        else:
+            return
+        if node is None:
+            return
+    last = parts[-1]
+    if isinstance(node, dict):
+        node.pop(str(last) if isinstance(last, int) and str(last) in node else last, None)
+    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
+        node.pop(last)
+
+
+def hide_fields(obj, hidden_fields):
+    """A copy of `obj` without the hidden fields (missing paths are ignored)."""
+    if obj is None:
+        return None
+    out = copy.deepcopy(obj)
+    for field in hidden_fields or ():
+        _remove_path(out, parse_field_path(field))
+    return out
+
+
+def _named(items):
+    return (isinstance(items, list) and items and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items))
+
+
+def differences(desired, live, path=""):
+    """Paths where `live` does not satisfy `desired` (empty list: nothing to change).
+
+    Dicts: every desired key must be satisfied; live may have more keys. Lists of named objects (disks,
+    interfaces, volumes, networks, ...): each desired element must be satisfied by the live element of the
+    same name, in the same relative order; live may hold more elements (a webhook's default disk). Other
+    lists: same length, element by element. An empty desired dict is satisfied by any dict.
+    """
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return [path or "."]
+        out = []
+        for key, value in desired.items():
+            sub = "%s.%s" % (path, key) if path else key
+            if key not in live:
+                if value is None:
+                    continue
+                out.append(sub)
+                continue
+            out.extend(differences(value, live[key], sub))
+        return out
+    if isinstance(desired, list):
+        if not isinstance(live, list):
+            return [path]
+        if _named(desired) and _named(live):
+            index = {item["name"]: pos for pos, item in enumerate(live)}
+            out = []
+            last = -1
+            for item in desired:
+                sub = "%s[%s]" % (path, item["name"])
+                pos = index.get(item["name"])
+                if pos is None or pos < last:
+                    out.append(sub)
+                    continue
+                last = pos
+                out.extend(differences(item, live[pos], sub))
+            return out
+        if len(desired) != len(live):
+            return [path]
+        out = []
+        for pos, (want, have) in enumerate(zip(desired, live)):
+            out.extend(differences(want, have, "%s[%d]" % (path, pos)))
+        return out
+    if isinstance(desired, bool) != isinstance(live, bool):
+        return [path]
+    if desired != live:
+        # The API stores what it was sent, but YAML users write 2 where the server echoes 2.0 and vice versa.
+        if isinstance(desired, (int, float)) and isinstance(live, (int, float)) and not isinstance(desired, bool) \
+                and not isinstance(live, bool) and float(desired) == float(live):
+            return []
+        return [path]
+    return []
+
+
+def digest(manifest):
+    """Stable digest of what the module applies (without its own digest annotation)."""
+    body = copy.deepcopy(manifest)
+    annotations = (body.get("metadata") or {}).get("annotations")
+    if annotations:
+        annotations.pop(DIGEST_ANNOTATION, None)
+        if not annotations:
+            body["metadata"].pop("annotations")
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def with_digest(manifest, value):
+    out = copy.deepcopy(manifest)
+    out.setdefault("metadata", {}).setdefault("annotations", {})[DIGEST_ANNOTATION] = value
+    return out
+
+
+def needs_apply(desired, live, hidden_fields=None):
+    """(needed, reasons): does `live` (or its absence) require applying `desired` (which carries its digest)?"""
+    if live is None:
+        return True, ["does not exist"]
+    want = hide_fields(desired, hidden_fields)
+    have = hide_fields(live, hidden_fields)
+    for obj in (want, have):
+        obj.pop("status", None)
+    diffs = differences(want, have)
+    return bool(diffs), diffs
+
+
+def diff(before, after, hidden_fields=None):
+    """The `diff` return value: before/after objects with hidden fields removed."""
+    return {
+        "before": hide_fields(before, hidden_fields) if before is not None else {},
+        "after": hide_fields(after, hidden_fields) if after is not None else {},
+    }
+
+
+def template_changed(before, after):
+    """True when the VMI template differs: such a change reaches a running VM only through a restart."""
+    tb = ((before or {}).get("spec") or {}).get("template")
+    ta = ((after or {}).get("spec") or {}).get("template")
+    return tb != ta
+
+
+def condition(obj, ctype):
+    """The status condition of type `ctype` of `obj`, or None."""
+    for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == ctype:
+            return cond
+    return None
+
+
+def is_true(obj, ctype):
+    cond = condition(obj, ctype)
+    return bool(cond) and str(cond.get("status")).lower() == "true"

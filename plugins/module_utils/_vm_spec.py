@@ -1,0 +1,408 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet.kubevirt contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pure functions: kubevirt_vm options -> VirtualMachine manifest.
+
+No I/O here. The argument spec of one VM lives here too because it is used twice: at the top level of
+the module and as the suboptions of each item of ``vms``.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import json
+
+VM_KIND = "VirtualMachine"
+DEFAULT_API_VERSION = "kubevirt.io/v1"
+RUN_STRATEGIES = ["Always", "Halted", "Manual", "RerunOnFailure", "Once"]
+EVICTION_STRATEGIES = ["None", "LiveMigrate", "LiveMigrateIfPossible", "External"]
+ROOT_DISK = "rootdisk"
+CLOUD_INIT_DISK = "cloudinit"
+DEFAULT_NETWORK = "default"
+
+# Options that build the VM's template from parts (beyond kubevirt.core's raw `spec`).
+CONVENIENCE_OPTIONS = ("cpu", "memory", "boot_disk", "cloud_init", "networks", "node_selector",
+                       "tolerations", "eviction_strategy")
+# Options that describe the VM object; `definition` replaces all of them.
+DEFINITION_EXCLUSIVE = ("labels", "annotations", "instancetype", "preference", "data_volume_templates", "spec",
+                        "running", "run_strategy", "generate_name") + CONVENIENCE_OPTIONS
+# Every option that may be given per VM (top level = shared default, `vms` item = override).
+PER_VM_OPTIONS = ("name", "generate_name", "namespace", "state", "definition", "labels", "annotations",
+                  "instancetype", "preference", "data_volume_templates", "spec", "running",
+                  "run_strategy") + CONVENIENCE_OPTIONS
+# Dict options where a `vms` item's keys are merged over the shared default instead of replacing it.
+MERGED_DICT_OPTIONS = ("labels", "annotations", "node_selector")
+STATES = ["present", "absent", "started", "stopped", "restarted", "restart"]
+
+
+class VMSpecError(ValueError):
+    """An option value that cannot be turned into a VirtualMachine; the message names the option."""
+
+
+def _boot_disk_spec():
+    return dict(
+        container_image=dict(type="str"),
+        url=dict(type="str"),
+        registry=dict(type="str"),
+        clone_from=dict(type="dict", options=dict(
+            name=dict(type="str", required=True),
+            namespace=dict(type="str"),
+        )),
+        pvc=dict(type="str"),
+        size=dict(type="str"),
+        storage_class=dict(type="str"),
+        access_modes=dict(type="list", elements="str"),
+        bus=dict(type="str"),
+    )
+
+
+def _disk_source_rules():
+    sources = ["container_image", "url", "registry", "clone_from", "pvc"]
+    return dict(
+        mutually_exclusive=[sources],
+        required_one_of=[sources],
+        required_by={"url": "size", "registry": "size"},
+    )
+
+
+def vm_option_spec(for_item=False):
+    """Argument spec of the options that describe one VM.
+
+    Nothing here has a default: a value of None means "not given", which both the `vms` merge and the
+    run-strategy rule ("never touch it on update unless given") rely on.
+    """
+    spec = dict(
+        name=dict(type="str"),
+        generate_name=dict(type="str"),
+        namespace=dict(type="str"),
+        definition=dict(type="dict", aliases=["resource_definition"]),
+        labels=dict(type="dict"),
+        annotations=dict(type="dict"),
+        instancetype=dict(type="dict"),
+        preference=dict(type="dict"),
+        data_volume_templates=dict(type="list", elements="dict"),
+        spec=dict(type="dict"),
+        running=dict(type="bool"),
+        run_strategy=dict(type="str", choices=RUN_STRATEGIES),
+        cpu=dict(type="dict", options=dict(
+            cores=dict(type="int"),
+            sockets=dict(type="int"),
+            threads=dict(type="int"),
+            model=dict(type="str"),
+        )),
+        memory=dict(type="str"),
+        boot_disk=dict(type="dict", options=_boot_disk_spec(), **_disk_source_rules()),
+        cloud_init=dict(type="dict", options=dict(
+            user_data=dict(type="str"),
+            network_data=dict(type="str"),
+            user=dict(type="str"),
+            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
+            password=dict(type="str", no_log=True),
+        ), mutually_exclusive=[["user_data", "ssh_authorized_keys"], ["user_data", "password"],
+                               ["user_data", "user"]]),
+        networks=dict(type="list", elements="dict", options=dict(
+            name=dict(type="str", required=True),
+            multus=dict(type="str"),
+            binding=dict(type="str", choices=["masquerade", "bridge"]),
+            mac_address=dict(type="str"),
+            model=dict(type="str"),
+        )),
+        node_selector=dict(type="dict"),
+        tolerations=dict(type="list", elements="dict"),
+        eviction_strategy=dict(type="str", choices=EVICTION_STRATEGIES),
+    )
+    if for_item:
+        spec["state"] = dict(type="str", choices=STATES)
+    return spec
+
+
+def vm_option_rules():
+    """mutually_exclusive pairs shared by the top level and `vms` items (Ansible names both options)."""
+    exclusive = [["name", "generate_name"], ["running", "run_strategy"]]
+    exclusive += [["definition", opt] for opt in DEFINITION_EXCLUSIVE]
+    exclusive += [["instancetype", "cpu"], ["instancetype", "memory"]]
+    return exclusive
+
+
+def merge_item(defaults, item):
+    """One `vms` item over the shared defaults: the item wins; labels/annotations/node_selector merge by key."""
+    out = {}
+    for opt in PER_VM_OPTIONS:
+        base = defaults.get(opt)
+        over = item.get(opt)
+        if opt in MERGED_DICT_OPTIONS and isinstance(base, dict) and isinstance(over, dict):
+            merged = dict(base)
+            merged.update(over)
+            out[opt] = merged
+        else:
+            out[opt] = copy.deepcopy(over if over is not None else base)
+    return out
+
+
+def deep_merge(base, over):
+    """`over` wins; dicts merge recursively, lists and scalars are replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = deep_merge(base.get(key), value) if key in base else copy.deepcopy(value)
+        return out
+    return copy.deepcopy(over)
+
+
+def _str_map(value, option):
+    if value is None:
+        return None
+    out = {}
+    for key, val in value.items():
+        if isinstance(val, (dict, list)):
+            raise VMSpecError("Option %s: the value of key %r must be a string, not a %s." % (option, key, type(val).__name__))
+        if isinstance(val, bool):
+            val = "true" if val else "false"
+        out[str(key)] = "" if val is None else str(val)
+    return out
+
+
+def uses_convenience(p):
+    return any(p.get(opt) not in (None, [], {}) for opt in CONVENIENCE_OPTIONS)
+
+
+def _boot_disk(p, name):
+    """(volume, disk, data volume template or None) for the `boot_disk` option."""
+    bd = p["boot_disk"]
+    disk = {"name": ROOT_DISK, "disk": {"bus": bd.get("bus") or "virtio"}}
+    if bd.get("container_image"):
+        return {"name": ROOT_DISK, "containerDisk": {"image": bd["container_image"]}}, disk, None
+    if bd.get("pvc"):
+        return {"name": ROOT_DISK, "persistentVolumeClaim": {"claimName": bd["pvc"]}}, disk, None
+    if not name:
+        raise VMSpecError("Option boot_disk: a DataVolume boot disk (url, registry or clone_from) needs the VM's name; "
+                          "use name instead of generate_name.")
+    dv_name = "%s-%s" % (name, ROOT_DISK)
+    if bd.get("url"):
+        source = {"http": {"url": bd["url"]}}
+    elif bd.get("registry"):
+        url = bd["registry"]
+        source = {"registry": {"url": url if "://" in url else "docker://" + url}}
+    else:
+        clone = {"name": bd["clone_from"]["name"]}
+        if bd["clone_from"].get("namespace") or p.get("namespace"):
+            clone["namespace"] = bd["clone_from"].get("namespace") or p["namespace"]
+        source = {"pvc": clone}
+    storage = {}
+    if bd.get("size"):
+        storage["resources"] = {"requests": {"storage": str(bd["size"])}}
+    if bd.get("storage_class"):
+        storage["storageClassName"] = bd["storage_class"]
+    if bd.get("access_modes"):
+        storage["accessModes"] = list(bd["access_modes"])
+    dvt = {"metadata": {"name": dv_name}, "spec": {"source": source, "storage": storage}}
+    return {"name": ROOT_DISK, "dataVolume": {"name": dv_name}}, disk, dvt
+
+
+def _yaml_quote(value):
+    # cloud-config is YAML; JSON strings are valid YAML scalars and need no YAML library here.
+    return json.dumps(value)
+
+
+def _cloud_init(ci):
+    """The cloudInitNoCloud volume source for the `cloud_init` option."""
+    source = {}
+    if ci.get("user_data"):
+        source["userData"] = ci["user_data"]
+    elif ci.get("ssh_authorized_keys") or ci.get("password") or ci.get("user"):
+        lines = ["#cloud-config"]
+        if ci.get("user"):
+            lines.append("user: %s" % _yaml_quote(ci["user"]))
+        if ci.get("password"):
+            lines.append("password: %s" % _yaml_quote(ci["password"]))
+            lines.append("chpasswd:")
+            lines.append("  expire: false")
+        if ci.get("ssh_authorized_keys"):
+            lines.append("ssh_authorized_keys:")
+            lines.extend("  - %s" % _yaml_quote(key) for key in ci["ssh_authorized_keys"])
+        source["userData"] = "\n".join(lines) + "\n"
+    if ci.get("network_data"):
+        source["networkData"] = ci["network_data"]
+    if not source:
+        raise VMSpecError("Option cloud_init: give at least one of user_data, network_data, user, password "
+                          "or ssh_authorized_keys.")
+    return source
+
+
+def _networks(nets):
+    networks, interfaces = [], []
+    for net in nets:
+        name = net["name"]
+        if net.get("multus"):
+            networks.append({"name": name, "multus": {"networkName": net["multus"]}})
+            binding = net.get("binding") or "bridge"
+        else:
+            networks.append({"name": name, "pod": {}})
+            binding = net.get("binding") or "masquerade"
+        iface = {"name": name, binding: {}}
+        if net.get("mac_address"):
+            iface["macAddress"] = net["mac_address"]
+        if net.get("model"):
+            iface["model"] = net["model"]
+        interfaces.append(iface)
+    pods = [n["name"] for n in nets if not n.get("multus")]
+    if len(pods) > 1:
+        raise VMSpecError("Option networks: only one pod network is allowed, got %s; give multus for the others."
+                          % ", ".join(pods))
+    return networks, interfaces
+
+
+def _template_spec(p, name):
+    """The VMI template spec from the convenience options (before `spec` is merged over it)."""
+    tspec = {"domain": {"devices": {}}}
+    domain = tspec["domain"]
+    cpu = {k: v for k, v in (p.get("cpu") or {}).items() if v is not None}
+    if cpu:
+        domain["cpu"] = cpu
+    if p.get("memory"):
+        domain["memory"] = {"guest": str(p["memory"])}
+    volumes, disks, dvts = [], [], []
+    if p.get("boot_disk"):
+        volume, disk, dvt = _boot_disk(p, name)
+        volumes.append(volume)
+        disks.append(disk)
+        if dvt:
+            dvts.append(dvt)
+    if p.get("cloud_init"):
+        volumes.append({"name": CLOUD_INIT_DISK, "cloudInitNoCloud": _cloud_init(p["cloud_init"])})
+        disks.append({"name": CLOUD_INIT_DISK, "disk": {"bus": "virtio"}})
+    if disks:
+        domain["devices"]["disks"] = disks
+        tspec["volumes"] = volumes
+    user_spec = p.get("spec") or {}
+    user_nets = "networks" in user_spec or "interfaces" in (user_spec.get("domain") or {}).get("devices", {})
+    nets = p.get("networks")
+    if nets is None and uses_convenience(p) and not user_nets:
+        nets = [{"name": DEFAULT_NETWORK}]
+    if nets:
+        networks, interfaces = _networks(nets)
+        tspec["networks"] = networks
+        domain["devices"]["interfaces"] = interfaces
+    if p.get("node_selector"):
+        tspec["nodeSelector"] = _str_map(p["node_selector"], "node_selector")
+    if p.get("tolerations"):
+        tspec["tolerations"] = copy.deepcopy(p["tolerations"])
+    if p.get("eviction_strategy"):
+        tspec["evictionStrategy"] = p["eviction_strategy"]
+    return tspec, dvts
+
+
+def check_state(p, state):
+    """Raise VMSpecError when the requested state contradicts the given run strategy."""
+    strategy = p.get("run_strategy")
+    if p.get("running") is not None:
+        strategy = "Always" if p["running"] else "Halted"
+        given = "running=%s" % ("true" if p["running"] else "false")
+    else:
+        given = "run_strategy=%s" % strategy
+    if state == "stopped" and strategy == "Always":
+        raise VMSpecError("state=stopped contradicts %s: the VM would be started again; drop %s or use run_strategy=Halted."
+                          % (given, given.split("=")[0]))
+    if state in ("started", "restarted", "restart") and strategy == "Halted":
+        raise VMSpecError("state=%s contradicts %s: the VM would be stopped again; drop %s or use run_strategy=Always."
+                          % (state, given, given.split("=")[0]))
+
+
+def run_strategy_of(spec):
+    """The effective run strategy of a VM spec (`running` is the deprecated spelling), or None."""
+    if not spec:
+        return None
+    if spec.get("runStrategy"):
+        return spec["runStrategy"]
+    if spec.get("running") is True:
+        return "Always"
+    if spec.get("running") is False:
+        return "Halted"
+    return None
+
+
+def _apply_run_strategy(vm, p, state, live):
+    """Run strategy rule: on create default Always (Halted for state=stopped) unless given; on update, only if given.
+
+    `spec.running` is deprecated: it is only sent when the user set `running` (or their definition has it).
+    """
+    spec = vm["spec"]
+    if p.get("running") is not None:
+        spec["running"] = bool(p["running"])
+        spec.pop("runStrategy", None)
+    elif p.get("run_strategy"):
+        spec["runStrategy"] = p["run_strategy"]
+        spec.pop("running", None)
+    if "running" in spec or "runStrategy" in spec:
+        return
+    if live is None:
+        spec["runStrategy"] = "Halted" if state == "stopped" else "Always"
+
+
+def build_vm(p, state="present", live=None, api_version=DEFAULT_API_VERSION):
+    """The desired VirtualMachine for one VM's options.
+
+    ``live`` is the VM as it exists (None when it does not): it only decides the create-time run strategy default.
+    """
+    name = p.get("name")
+    if p.get("definition"):
+        vm = copy.deepcopy(p["definition"])
+        if not isinstance(vm.get("spec"), dict):
+            raise VMSpecError("Option definition: a VirtualMachine manifest needs a spec (with spec.template).")
+        if vm.get("kind") not in (None, VM_KIND):
+            raise VMSpecError("Option definition: kind must be VirtualMachine, got %r." % vm.get("kind"))
+        vm.setdefault("apiVersion", api_version)
+        vm["kind"] = VM_KIND
+        meta = vm.setdefault("metadata", {})
+        for key in ("name", "namespace"):
+            if p.get(key) and meta.get(key) and meta[key] != p[key]:
+                raise VMSpecError("Options %s and definition disagree: %r versus metadata.%s %r." % (key, p[key], key, meta[key]))
+            if p.get(key):
+                meta[key] = p[key]
+        if not meta.get("name") and not meta.get("generateName"):
+            raise VMSpecError("Option definition: give name (or metadata.name in the definition).")
+        for drop in ("resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink"):
+            meta.pop(drop, None)
+        vm.pop("status", None)
+        _apply_run_strategy(vm, {}, state, live)
+        return vm
+
+    meta = {}
+    if name:
+        meta["name"] = name
+    if p.get("generate_name"):
+        meta["generateName"] = p["generate_name"]
+    if p.get("namespace"):
+        meta["namespace"] = p["namespace"]
+    labels = _str_map(p.get("labels"), "labels")
+    annotations = _str_map(p.get("annotations"), "annotations")
+    template = {}
+    # kubevirt.core copies labels and annotations onto the VMI template; kept for compatibility.
+    if labels is not None:
+        meta["labels"] = labels
+        template.setdefault("metadata", {})["labels"] = dict(labels)
+    if annotations is not None:
+        meta["annotations"] = annotations
+        template.setdefault("metadata", {})["annotations"] = dict(annotations)
+
+    tspec, dvts = _template_spec(p, name)
+    if p.get("spec"):
+        tspec = deep_merge(tspec, p["spec"])
+    template["spec"] = tspec
+
+    spec = {}
+    if p.get("instancetype"):
+        spec["instancetype"] = copy.deepcopy(p["instancetype"])
+    if p.get("preference"):
+        spec["preference"] = copy.deepcopy(p["preference"])
+    user_dvts = copy.deepcopy(p.get("data_volume_templates") or [])
+    taken = set((d.get("metadata") or {}).get("name") for d in user_dvts)
+    all_dvts = user_dvts + [d for d in dvts if d["metadata"]["name"] not in taken]
+    if all_dvts:
+        spec["dataVolumeTemplates"] = all_dvts
+    spec["template"] = template
+    vm = {"apiVersion": api_version, "kind": VM_KIND, "metadata": meta, "spec": spec}
+    _apply_run_strategy(vm, p, state, live)
+    return vm
