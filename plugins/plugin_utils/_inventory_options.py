@@ -19,6 +19,7 @@ from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import string_types
 
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import AUTH_OPTIONS
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_address import (
     IP_FAMILIES, NEEDS_NETWORK_NAME, NODE_ADDRESS_TYPES, STRATEGIES, AddressSettings, default_strategies,
 )
@@ -26,11 +27,8 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_popu
     PopulateSettings, check_host_format,
 )
 
-# Connection options of the plugin-variant auth fragment (plugins/doc_fragments/_auth.py), with the
+# Connection options come from the client layer (documented by the _auth fragment); these are the
 # aliases kubevirt.core accepted inside connections entries.
-AUTH_OPTIONS = ("kubeconfig", "context", "host", "api_key", "username", "password", "client_cert", "client_key",
-                "ca_cert", "validate_certs", "proxy", "no_proxy", "proxy_headers", "persist_config",
-                "impersonate_user", "impersonate_groups")
 ALIASES = {"interface_name": "network_name", "cert_file": "client_cert", "key_file": "client_key",
            "ssl_ca_cert": "ca_cert", "verify_ssl": "validate_certs"}
 

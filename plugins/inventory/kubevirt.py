@@ -1,0 +1,350 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtfleet.kubevirt contributors
+# Apache License 2.0 (see LICENSE or http://www.apache.org/licenses/LICENSE-2.0)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+name: kubevirt
+short_description: Inventory source for KubeVirt VirtualMachines and VirtualMachineInstances
+version_added: 0.1.0
+author:
+  - virtfleet maintainers (@virtfleet)
+description:
+  - Lists running KubeVirt virtual machines (a C(VirtualMachineInstance) in phase C(Running)) as hosts with a
+    reachable C(ansible_host), C(ansible_port) and, for Windows guests, C(ansible_connection=winrm).
+  - A drop-in replacement for the C(kubevirt.core.kubevirt) inventory plugin 2.x; an inventory file written for it
+    works after changing its C(plugin) value. Host names, groups (cluster, C(namespace_<namespace>), C(label_<key>_<value>))
+    and the C(vm_*)/C(vmi_*) host variables are the same.
+  - One refresh costs a constant number of paginated list requests (VMIs, VMs, and Services/Nodes when an address
+    strategy needs them), listed cluster-wide; per-namespace lists are used only for the O(namespaces) given or when the
+    credentials may not list cluster-wide.
+  - Values read from the API are never templated; labels and annotations stay dictionary values of C(vm_labels),
+    C(vmi_labels), C(vm_annotations) and C(vmi_annotations).
+  - The configuration file name must end with C(kubevirt.yml) or C(kubevirt.yaml). AWX/AAP inventory sources named
+    C(kubevirt.yml) work with credentials passed as C(K8S_AUTH_*) environment variables.
+extends_documentation_fragment:
+  - virtfleet.kubevirt._auth.plugin
+  - inventory_cache
+  - constructed
+options:
+  plugin:
+    description: Marks this file as a source for this plugin.
+    type: str
+    required: true
+    choices: [kubevirt, virtfleet.kubevirt.kubevirt]
+  name:
+    description:
+      - Name of the cluster, used as the group that holds its C(namespace_*) groups.
+      - Defaults to the API server URL without scheme, with C(.) replaced by C(-) and C(:) by C(_).
+    type: str
+  host_format:
+    description:
+      - Format of inventory host names. Specifiers C({name}), C({namespace}), C({uid}) (the VM's, else the VMI's)
+        and C({cluster}) (the cluster name).
+    type: str
+    default: "{namespace}-{name}"
+  namespaces:
+    description:
+      - Namespaces to list VMs from, with one list request per namespace and kind.
+      - When not set, VMs of all namespaces are listed with cluster-wide requests; if the credentials may not list
+        cluster-wide, the namespaces are listed and each is read separately.
+    type: list
+    elements: str
+  label_selector:
+    description: Kubernetes label selector applied to the VirtualMachine and VirtualMachineInstance lists.
+    type: str
+  field_selector:
+    description:
+      - Kubernetes field selector applied to the VirtualMachine and VirtualMachineInstance lists, for example
+        C(metadata.namespace!=scratch). KubeVirt resources support only C(metadata.name) and C(metadata.namespace).
+    type: str
+  include_filters:
+    description:
+      - Jinja2 conditionals evaluated against each host's variables (after O(compose)); when set, a host is kept
+        only if at least one of them is true.
+    type: list
+    elements: str
+    default: []
+  exclude_filters:
+    description: Jinja2 conditionals evaluated against each host's variables; a host is dropped if any of them is true.
+    type: list
+    elements: str
+    default: []
+  states:
+    description:
+      - VM states to include, compared case-insensitively with the host variable C(vm_state).
+      - C(vm_state) is C(Running) for a VMI in phase C(Running), C(Paused) for a paused one, otherwise the VM's
+        C(printableStatus) (C(Stopped), C(Starting), C(ErrorUnschedulable), ...) or the VMI's phase for VMIs without VM.
+      - Use C(all) to include every VM and VMI. Hosts that are not running get no C(ansible_host).
+    type: list
+    elements: str
+    default: [Running]
+  network_name:
+    description:
+      - In case several networks are attached to a VM, the network (or in-guest interface) whose IP address is used
+        as C(ansible_host) (strategy C(network)).
+    type: str
+    aliases: [interface_name]
+  kube_secondary_dns:
+    description:
+      - Use the C(kubesecondarydns) host name C(<network_name>.<vm>.<namespace>.vm[.<base_domain>]) (strategy
+        C(secondary_dns)). Needs O(network_name).
+    type: bool
+    default: false
+  use_service:
+    description:
+      - Use LoadBalancer and NodePort Services that expose SSH (or WinRM) to reach a VM, before its interface IP.
+      - Services are only used if no O(network_name) was given and O(address_strategies) is not set.
+    type: bool
+    default: true
+  unset_ansible_port:
+    description: Set C(ansible_port) to null when no Service maps the port, so inherited values do not apply.
+    type: bool
+    default: true
+  create_groups:
+    description: Create a group C(label_<key>_<value>) for each label of the VMs and VMIs and add the host to it.
+    type: bool
+    default: false
+  base_domain:
+    description:
+      - Base domain appended to C(kubesecondarydns) names, and to node names of NodePort Services when
+        O(append_base_domain=true). Defaults to the OpenShift cluster DNS base domain when there is one.
+    type: str
+  append_base_domain:
+    description: Append the base domain to node names used for NodePort Services.
+    type: bool
+    default: false
+  api_version:
+    description: KubeVirt API version of VirtualMachines and VirtualMachineInstances.
+    type: str
+    default: kubevirt.io/v1
+  address_strategies:
+    description:
+      - Ordered list of ways to find C(ansible_host); the first one that yields an address wins. C(secondary_dns)
+        (needs O(network_name)), C(load_balancer) (ingress of a LoadBalancer Service mapping the SSH/WinRM port,
+        C(ansible_port) is the Service port), C(node_port) (a node address and the Service's node port),
+        C(network) (IP of the interface named O(network_name)), C(first_interface) (first interface with an IP),
+        C(guest_agent_hostname) (host name reported by the guest agent, one extra request per VM that reaches
+        this strategy).
+      - When not set, derived from O(network_name), O(kube_secondary_dns) and O(use_service) as kubevirt.core does,
+        for example C([load_balancer, node_port, first_interface]) by default.
+      - The chosen strategy is in the host variable C(vm_address_source).
+    type: list
+    elements: str
+    choices: [secondary_dns, load_balancer, node_port, network, first_interface, guest_agent_hostname]
+  prefer_ip_family:
+    description: IP family preferred when an interface, load balancer or node has several addresses.
+    type: str
+    choices: [any, ipv4, ipv6]
+    default: any
+  ssh_port:
+    description: Port inside the guest that Services must target to be used for SSH.
+    type: int
+    default: 22
+  winrm_ports:
+    description: Ports inside Windows guests that Services must target, in order of preference (HTTPS first).
+    type: list
+    elements: int
+    default: [5986, 5985]
+  node_address_types:
+    description:
+      - Node addresses tried, in order, for the C(node_port) strategy. C(NodeName) is the VMI's node name (plus the
+        base domain with O(append_base_domain)); the others are C(status.addresses) types and cost one list of Nodes.
+    type: list
+    elements: str
+    choices: [NodeName, ExternalIP, InternalIP, ExternalDNS, InternalDNS, Hostname]
+    default: [NodeName]
+  fail_on_forbidden:
+    description:
+      - By default, namespaces the credentials may not read are skipped with one warning each. Set to C(true) to
+        fail instead.
+    type: bool
+    default: false
+  page_size:
+    description: Objects per list request (C(limit)); larger pages mean fewer requests for big clusters.
+    type: int
+    default: 500
+  connections:
+    description:
+      - Several clusters in one source, as kubevirt.core's C(connections) list. Each entry takes the connection
+        options (O(kubeconfig), O(context), O(host), O(api_key), ...) and any of the per-cluster options above
+        (O(name), O(namespaces), O(label_selector), O(network_name), ...), which override the top-level values.
+      - Each cluster gets its own group, named by its O(name).
+    type: list
+    elements: dict
+requirements:
+  - python >= 3.9
+  - kubernetes >= 28.1.0
+  - PyYAML >= 3.11
+notes:
+  - The cache (O(cache=true)) keeps only the VM/VMI metadata and status, Service ports and node addresses needed to
+    rebuild the inventory, never credentials or VM specs; file caches are written with mode 0600.
+"""
+
+EXAMPLES = r"""
+# kubevirt.yml -- all running VMs of all namespaces the current kubeconfig context may read
+plugin: virtfleet.kubevirt.kubevirt
+
+# kubevirt.yml -- a kubevirt.core file works after changing only the plugin value
+plugin: virtfleet.kubevirt.kubevirt
+namespaces: [testing]
+network_name: bridge-network
+label_selector: app=test
+
+# kubevirt.yml -- choose the address: NodePort Service on the node's external IP, else first interface (IPv6 first)
+plugin: virtfleet.kubevirt.kubevirt
+address_strategies: [node_port, first_interface]
+node_address_types: [ExternalIP, InternalIP]
+prefer_ip_family: ipv6
+states: [Running, Paused]
+exclude_filters:
+  - "vmi_labels['ansible/skip'] | default('') == 'true'"
+keyed_groups:
+  - key: vmi_node_name
+    prefix: node
+
+# kubevirt.yml -- two clusters in one source, one group per cluster
+plugin: virtfleet.kubevirt.kubevirt
+connections:
+  - name: east
+    kubeconfig: /etc/kube/east.yml
+  - name: west
+    host: https://api.west.example.com:6443
+    api_key: "{{ lookup('env', 'WEST_TOKEN') }}"
+    namespaces: [prod]
+"""
+
+from ansible.errors import AnsibleError
+from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import client_from_options
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_cache as cache_util
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, guest_hostname_getter
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
+    AUTH_OPTIONS, CLUSTER_OPTIONS, build_connections,
+)
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import build_hosts, default_cluster_name
+
+try:
+    from ansible.template import trust_as_template  # noqa: F401 pylint: disable=unused-import
+    HAS_DATA_TAGGING = True
+except ImportError:
+    HAS_DATA_TAGGING = False
+    from ansible.utils.unsafe_proxy import wrap_var
+
+
+def _untemplatable(value):
+    # ansible-core >= 2.19 never templates strings that are not trusted, and plugin data is not;
+    # older cores template any str unless it is marked unsafe.
+    return value if HAS_DATA_TAGGING else wrap_var(value)
+
+
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
+    NAME = "virtfleet.kubevirt.kubevirt"
+
+    def verify_file(self, path):
+        return super(InventoryModule, self).verify_file(path) and path.endswith(("kubevirt.yml", "kubevirt.yaml"))
+
+    def parse(self, inventory, loader, path, cache=True):
+        super(InventoryModule, self).parse(inventory, loader, path)
+        self._read_config_data(path)
+        options = dict((key, self.get_option(key)) for key in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
+        connections = build_connections(options, self.get_option("connections"))
+
+        use_cache = self.get_option("cache")
+        cache_key = self.get_cache_key(path)
+        fingerprint = [c.fetch_fingerprint() for c in connections]
+        clusters = cache_util.read(self._cache, cache_key, fingerprint) if use_cache and cache else None
+        changed = clusters is None
+        apis = {}
+        if clusters is None:
+            clusters = [self._fetch(conn, apis) for conn in connections]
+
+        for conn, data in zip(connections, clusters):
+            if conn.base_domain is None and data.get("cluster_domain"):
+                conn.address.base_domain = data["cluster_domain"]
+            getter = None
+            if "guest_agent_hostname" in conn.address.strategies:
+                known = data.setdefault("guest_hostnames", {})
+                before = len(known)
+                getter = guest_hostname_getter(lambda c=conn: self._api(c, apis), known)
+            hosts = build_hosts(data, conn.populate, sanitize=self._sanitize_group_name, guest_hostname=getter)
+            if getter is not None and len(data["guest_hostnames"]) != before:
+                changed = True
+            self._add_hosts(hosts)
+
+        if use_cache and changed:
+            cache_util.write(self._cache, cache_key, fingerprint, clusters, self.get_option)
+
+    def _api(self, conn, apis):
+        if conn.index not in apis:
+            try:
+                apis[conn.index] = Api(client_from_options(conn.auth), page_size=conn.page_size)
+            except KubeVirtError as exc:
+                raise AnsibleError("%s%s" % ("connections[%d]: " % conn.index if conn.index is not None else "", exc.msg))
+        return apis[conn.index]
+
+    def _fetch(self, conn, apis):
+        api = self._api(conn, apis)
+        try:
+            data = ClusterFetcher(conn, api, self.display.warning).fetch()
+        except KubeVirtError as exc:
+            raise AnsibleError(exc.msg)
+        data["name"] = conn.name or default_cluster_name(api.client.host)
+        return data
+
+    def _add_hosts(self, hosts):
+        strict = self.get_option("strict")
+        compose = self.get_option("compose")
+        groups = self.get_option("groups")
+        keyed_groups = self.get_option("keyed_groups")
+        include = self.get_option("include_filters")
+        exclude = self.get_option("exclude_filters")
+        inventory = self.inventory
+        known_groups = set()
+        for entry in hosts:
+            variables = dict((k, _untemplatable(v)) for k, v in entry.variables.items())
+            if (include or exclude) and not self._wanted(entry.name, variables, include, exclude, strict):
+                continue
+            if entry.cluster_group not in known_groups:
+                inventory.add_group(entry.cluster_group)
+                known_groups.add(entry.cluster_group)
+            if entry.namespace_group not in known_groups:
+                inventory.add_group(entry.namespace_group)
+                inventory.add_child(entry.cluster_group, entry.namespace_group)
+                known_groups.add(entry.namespace_group)
+            inventory.add_host(entry.name, group=entry.namespace_group)
+            for key, value in variables.items():
+                inventory.set_variable(entry.name, key, value)
+            for group in entry.label_groups:
+                inventory.add_group(group)
+                inventory.add_child(group, entry.name)
+            if compose or groups or keyed_groups:
+                hostvars = inventory.get_host(entry.name).get_vars()
+                self._set_composite_vars(compose, hostvars, entry.name, strict=True)
+                self._add_host_to_composed_groups(groups, hostvars, entry.name, strict=strict)
+                self._add_host_to_keyed_groups(keyed_groups, hostvars, entry.name, strict=strict)
+
+    def _wanted(self, name, variables, include, exclude, strict):
+        variables = dict(variables, inventory_hostname=name)
+        for kind, expressions in (("include_filters", include), ("exclude_filters", exclude)):
+            for expression in expressions:
+                try:
+                    matched = bool(self._compose(expression, variables))
+                except AnsibleError as exc:
+                    if strict:
+                        raise AnsibleError("Could not evaluate %s entry %r for host %s: %s" % (kind, expression, name, exc))
+                    matched = False
+                if matched:
+                    if kind == "exclude_filters":
+                        return False
+                    break
+            else:
+                if kind == "include_filters" and expressions:
+                    return False
+        return True

@@ -1,0 +1,192 @@
+# -*- coding: utf-8 -*-
+# Copyright: virtfleet.kubevirt contributors
+# Apache License 2.0 (see LICENSE or http://www.apache.org/licenses/LICENSE-2.0)
+"""Fetch step of the inventory plugin: the few list calls one refresh needs.
+
+Request budget: one paginated list per kind (VMIs, VMs, and Services/Nodes only when an address
+strategy needs them), cluster-wide, so the cost does not grow with the number of VMs or
+namespaces. Per-namespace lists are used only for the namespaces the user names, or as the
+fallback when the token may not list a kind cluster-wide (403).
+
+Objects are trimmed to what the populate step reads before they are kept or cached: no spec
+beyond interface port names, so cloud-init user data and similar never reach the cache.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.errors import AnsibleError
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
+
+# Services and Nodes never take the user's VM label/field selectors.
+_SELECTABLE = ("vmis", "vms")
+_META_KEYS = ("name", "namespace", "uid", "labels", "annotations", "resourceVersion")
+
+
+def _trim_meta(obj):
+    meta = obj.get("metadata") or {}
+    return dict((k, meta[k]) for k in _META_KEYS if k in meta)
+
+
+def trim_vmi(obj):
+    interfaces = (((obj.get("spec") or {}).get("domain") or {}).get("devices") or {}).get("interfaces") or []
+    ports = [{"name": i.get("name"), "ports": [{"name": p.get("name"), "port": p.get("port")} for p in i.get("ports") or []]}
+             for i in interfaces if i.get("ports")]
+    out = {"metadata": _trim_meta(obj), "status": obj.get("status") or {}}
+    if ports:
+        out["spec"] = {"domain": {"devices": {"interfaces": ports}}}
+    return out
+
+
+def trim_vm(obj):
+    return {"metadata": _trim_meta(obj), "status": obj.get("status") or {}}
+
+
+def trim_service(obj):
+    spec = obj.get("spec") or {}
+    out = {"metadata": _trim_meta(obj),
+           "spec": {"type": spec.get("type"), "selector": spec.get("selector") or {}, "ports": spec.get("ports") or []}}
+    if obj.get("status"):
+        out["status"] = obj["status"]
+    return out
+
+
+def trim_node(obj):
+    return {"metadata": {"name": (obj.get("metadata") or {}).get("name")},
+            "status": {"addresses": (obj.get("status") or {}).get("addresses") or []}}
+
+
+class ClusterFetcher(object):
+    """Lists what one connection needs; ``api`` is an _api.Api-like object (list/get raising ApiError)."""
+
+    def __init__(self, conn, api, warn):
+        self.conn = conn
+        self.api = api
+        self.warn = warn
+        self._namespaces = None
+        vmi_kind = _kinds.VMI.with_api_version(conn.api_version)
+        self.kinds = [("vmis", vmi_kind, trim_vmi), ("vms", _kinds.VM.with_api_version(conn.api_version), trim_vm)]
+        if conn.address.needs_services:
+            self.kinds.append(("services", _kinds.SERVICE, trim_service))
+
+    def _list(self, kind, namespace, selectable):
+        items, _version = self.api.list(kind, namespace=namespace, limit=self.conn.page_size,
+                                        label_selectors=self.conn.label_selector if selectable else None,
+                                        field_selectors=self.conn.field_selector if selectable else None)
+        return items
+
+    def _all_namespaces(self, kind):
+        if self._namespaces is None:
+            items = None
+            try:
+                items = self._list(_kinds.NAMESPACE, None, False)
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+            if items is None:
+                raise AnsibleError(
+                    "%sThe credentials may neither list %s in all namespaces nor list namespaces (403 Forbidden); set the "
+                    "namespaces option to the namespaces they may read." % (self._label(), kind.describe()))
+            self._namespaces = [(n.get("metadata") or {}).get("name") for n in items]
+        return self._namespaces
+
+    def _label(self):
+        return "Cluster connection %s: " % (self.conn.name or self.conn.index) if self.conn.index is not None else ""
+
+    def list_kind(self, key, kind, trim):
+        """Return (trimmed items, namespaces the credentials may not read for this kind)."""
+        selectable = key in _SELECTABLE
+        if not self.conn.namespaces:
+            try:
+                return [trim(o) for o in self._list(kind, None, selectable)], set()
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+            namespaces = self._all_namespaces(kind)
+        else:
+            namespaces = self.conn.namespaces
+        items, forbidden = [], set()
+        for namespace in namespaces:
+            try:
+                items.extend(trim(o) for o in self._list(kind, namespace, selectable))
+            except ApiError as exc:
+                if exc.status != 403:
+                    raise
+                forbidden.add(namespace)
+        return items, forbidden
+
+    def fetch(self):
+        """Return the cluster's data dict for the populate step (and the cache)."""
+        data = {"vmis": [], "vms": [], "services": [], "nodes": [], "cluster_domain": None, "skipped_namespaces": []}
+        forbidden = {}
+        for key, kind, trim in self.kinds:
+            data[key], denied = self.list_kind(key, kind, trim)
+            for namespace in denied:
+                forbidden.setdefault(namespace, []).append(kind.plural)
+        if forbidden:
+            self._report_forbidden(forbidden)
+            skip = set(forbidden)
+            for key, _kind, _trim in self.kinds:
+                data[key] = [o for o in data[key] if o["metadata"].get("namespace") not in skip]
+            data["skipped_namespaces"] = sorted(skip)
+        if self.conn.address.needs_nodes:
+            data["nodes"] = self._nodes()
+        if self.conn.needs_base_domain_lookup:
+            data["cluster_domain"] = self._cluster_domain()
+        return data
+
+    def _report_forbidden(self, forbidden):
+        names = sorted(forbidden)
+        if self.conn.fail_on_forbidden:
+            raise AnsibleError(
+                "%sThe credentials may not list %s in namespace(s) %s (403 Forbidden); grant read access, remove them "
+                "from namespaces, or set fail_on_forbidden=false to skip them with a warning." % (
+                    self._label(), " and ".join(sorted(set(p for v in forbidden.values() for p in v))), ", ".join(names)))
+        for namespace in names:
+            self.warn("%sSkipping namespace %s: the credentials may not list %s there (403 Forbidden)." % (
+                self._label(), namespace, " and ".join(forbidden[namespace])))
+
+    def _nodes(self):
+        try:
+            return [trim_node(n) for n in self._list(_kinds.NODE, None, False)]
+        except ApiError as exc:
+            if exc.status != 403:
+                raise
+            self.warn("%sThe credentials may not list nodes (403 Forbidden), so node_address_types other than "
+                      "NodeName cannot be used; NodePort hosts fall back to the next address strategy." % self._label())
+            return []
+
+    def _cluster_domain(self):
+        # OpenShift publishes the cluster's base domain in config.openshift.io/v1 DNS "cluster"; elsewhere 404.
+        dns = _kinds.Kind("config.openshift.io", "v1", "dnses", "DNS", namespaced=False)
+        try:
+            obj = self.api.get(dns, "cluster")
+        except ApiError as exc:
+            if exc.status in (401, 403, 404):
+                return None
+            raise
+        return ((obj or {}).get("spec") or {}).get("baseDomain")
+
+
+def guest_hostname_getter(get_api, known):
+    """Callback for the guest_agent_hostname strategy: one GET per VMI that reaches it, memoised in ``known``.
+
+    ``known`` is stored with the fetched data, so an inventory cache hit costs no request; ``get_api``
+    opens the connection only when a request is really needed.
+    """
+    def get(vmi):
+        meta = vmi["metadata"]
+        key = "%s/%s" % (meta["namespace"], meta["name"])
+        if key not in known:
+            try:
+                info = get_api().subresource(_kinds.VMI_SUBRESOURCE, meta["name"], "guestosinfo", namespace=meta["namespace"],
+                                             method="GET", idempotent=True)
+                known[key] = (info or {}).get("hostname") or None
+            except ApiError:
+                # No agent connected (virt-api answers 4xx/5xx) means no name from it; the next strategy decides.
+                known[key] = None
+        return known[key]
+    return get

@@ -1,0 +1,161 @@
+"""Fetch step against a fake _api.Api: request plan, 403 fallback, forbidden namespaces, trimming."""
+import pytest
+
+from ansible.errors import AnsibleError
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import (
+    ClusterFetcher, guest_hostname_getter, trim_vmi,
+)
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import build_connections
+
+from .objects import node, service, vm, vmi
+
+
+class FakeApi(object):
+    """Objects by kind plural; ``denied`` holds (plural, namespace) pairs answering 403 (namespace None = cluster-wide)."""
+
+    def __init__(self, objects, denied=(), pages=1):
+        self.objects = objects
+        self.denied = set(denied)
+        self.calls = []
+
+    def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+        self.calls.append(("list", kind.plural, namespace, label_selectors, field_selectors, limit))
+        if (kind.plural, namespace) in self.denied or (kind.plural, "*") in self.denied:
+            raise ApiError("forbidden", 403)
+        items = [o for o in self.objects.get(kind.plural, []) if namespace is None or o["metadata"].get("namespace") == namespace]
+        return items, "1"
+
+    def get(self, kind, name, namespace=None):
+        self.calls.append(("get", kind.plural, namespace, name))
+        raise ApiError("not found", 404)
+
+    def subresource(self, kind, name, sub, namespace=None, method="PUT", body=None, idempotent=False):
+        self.calls.append(("sub", kind.plural, namespace, name, sub, method))
+        if name == "noagent":
+            raise ApiError("agent not connected", 409)
+        return {"hostname": name + ".guest"}
+
+
+OBJECTS = {
+    "virtualmachineinstances": [vmi("a", "ns1"), vmi("b", "ns2"), vmi("c", "ns3")],
+    "virtualmachines": [vm("a", "ns1"), vm("b", "ns2"), vm("c", "ns3")],
+    "services": [service("s", "ns1", selector={"app": "a"})],
+    "namespaces": [{"metadata": {"name": n}} for n in ("ns1", "ns2", "ns3")],
+    "nodes": [node("node01", [("InternalIP", "192.0.2.11")])],
+}
+
+
+def fetch(options=None, denied=(), connections=None):
+    warnings = []
+    (conn,) = build_connections(options or {}, connections)
+    api = FakeApi(OBJECTS, denied)
+    data = ClusterFetcher(conn, api, warnings.append).fetch()
+    return data, api.calls, warnings
+
+
+def test_default_plan_is_one_cluster_wide_list_per_needed_kind():
+    data, calls, warnings = fetch({"label_selector": "app=a", "page_size": 1000})
+    assert calls == [
+        ("list", "virtualmachineinstances", None, "app=a", None, 1000),
+        ("list", "virtualmachines", None, "app=a", None, 1000),
+        ("list", "services", None, None, None, 1000),  # selectors are about VMs, never Services
+    ]
+    assert len(data["vmis"]) == 3 and warnings == []
+
+
+def test_no_service_list_without_service_strategy_and_nodes_only_when_needed():
+    _, calls, _ = fetch({"use_service": False})
+    assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines"]
+    _, calls, _ = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]})
+    assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines", "services", "nodes"]
+
+
+def test_base_domain_lookup_only_when_a_name_would_use_it():
+    _, calls, _ = fetch({"network_name": "br", "kube_secondary_dns": True, "field_selector": "metadata.name!=x"})
+    assert calls[-1] == ("get", "dnses", None, "cluster")
+    assert calls[0][4] == "metadata.name!=x"
+    data, _, _ = fetch({"network_name": "br", "kube_secondary_dns": True})
+    assert data["cluster_domain"] is None
+
+
+def test_explicit_namespaces_list_each_and_skip_forbidden_with_one_warning_each():
+    data, calls, warnings = fetch({"namespaces": ["ns1", "ns2", "ns3"], "use_service": False},
+                                  denied=[("virtualmachineinstances", "ns2"), ("virtualmachines", "ns2"),
+                                          ("virtualmachines", "ns3")])
+    assert ("list", "virtualmachineinstances", None, None, None, 500) not in calls
+    assert [o["metadata"]["namespace"] for o in data["vmis"]] == ["ns1"]
+    assert [o["metadata"]["namespace"] for o in data["vms"]] == ["ns1"]
+    assert data["skipped_namespaces"] == ["ns2", "ns3"]
+    assert len(warnings) == 2
+    assert "ns2" in warnings[0] and "virtualmachineinstances and virtualmachines" in warnings[0]
+    assert "ns3" in warnings[1] and "virtualmachines" in warnings[1]
+
+
+def test_fail_on_forbidden_makes_it_fatal():
+    with pytest.raises(AnsibleError, match=r"may not list virtualmachineinstances in namespace\(s\) ns2.*fail_on_forbidden"):
+        fetch({"namespaces": ["ns1", "ns2"], "fail_on_forbidden": True, "use_service": False},
+              denied=[("virtualmachineinstances", "ns2")])
+
+
+def test_cluster_wide_403_falls_back_to_namespace_lists():
+    data, calls, warnings = fetch({"use_service": False}, denied=[("virtualmachineinstances", None),
+                                                                  ("virtualmachineinstances", "ns3")])
+    plan = [(c[1], c[2]) for c in calls]
+    assert plan == [("virtualmachineinstances", None), ("namespaces", None), ("virtualmachineinstances", "ns1"),
+                    ("virtualmachineinstances", "ns2"), ("virtualmachineinstances", "ns3"), ("virtualmachines", None)]
+    assert sorted(o["metadata"]["name"] for o in data["vmis"]) == ["a", "b"]
+    assert [o["metadata"]["name"] for o in data["vms"]] == ["a", "b"]  # VMs of the skipped namespace dropped too
+    assert len(warnings) == 1 and "ns3" in warnings[0]
+
+
+def test_cluster_wide_403_and_no_namespace_list_asks_for_namespaces_option():
+    with pytest.raises(AnsibleError, match="set the namespaces option"):
+        fetch(denied=[("virtualmachineinstances", None), ("namespaces", None)])
+
+
+def test_other_api_errors_propagate():
+    with pytest.raises(ApiError):
+        (conn,) = build_connections({})
+        api = FakeApi(OBJECTS)
+        api.list = lambda *a, **k: (_ for _ in ()).throw(ApiError("boom", 500))
+        ClusterFetcher(conn, api, print).fetch()
+
+
+def test_forbidden_nodes_warn_and_continue():
+    data, _, warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]},
+                              denied=[("nodes", None)])
+    assert data["nodes"] == [] and "may not list nodes" in warnings[0]
+
+
+def test_trim_drops_spec_and_managed_fields_keeps_port_names():
+    obj = vmi("a", ports=[{"name": "ssh", "port": 22}])
+    obj["spec"]["volumes"] = [{"name": "cloudinit", "cloudInitNoCloud": {"userData": "password: hunter2"}}]
+    obj["metadata"]["managedFields"] = [{"manager": "x"}]
+    trimmed = trim_vmi(obj)
+    assert "hunter2" not in repr(trimmed) and "managedFields" not in repr(trimmed)
+    assert trimmed["spec"]["domain"]["devices"]["interfaces"] == [{"name": "default", "ports": [{"name": "ssh", "port": 22}]}]
+    assert trimmed["status"] == obj["status"]
+
+
+def test_guest_hostname_getter_memoises_and_tolerates_errors():
+    api = FakeApi(OBJECTS)
+    opened = []
+
+    def get_api():
+        opened.append(1)
+        return api
+
+    known = {}
+    get = guest_hostname_getter(get_api, known)
+    assert get(vmi("web")) == "web.guest"
+    assert get(vmi("web")) == "web.guest"
+    assert get(vmi("noagent")) is None
+    assert known == {"default/web": "web.guest", "default/noagent": None}
+    assert [c for c in api.calls if c[0] == "sub"] == [
+        ("sub", "virtualmachineinstances", "default", "web", "guestosinfo", "GET"),
+        ("sub", "virtualmachineinstances", "default", "noagent", "guestosinfo", "GET")]
+    # a cache hit (known already filled) opens no connection
+    opened.clear()
+    assert guest_hostname_getter(get_api, dict(known))(vmi("web")) == "web.guest" and opened == []
