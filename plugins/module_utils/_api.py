@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet maintainers
+# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+"""Kubernetes REST verbs on top of ``_client.Client``, with paths from ``_kinds`` (no discovery).
+
+Objects are plain dicts, as the API sends them. Every method costs a known number of requests:
+``get`` one, ``list`` one per page, ``watch`` one per stream, writes one (plus retries).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import math
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, parse_status
+
+try:
+    import urllib3
+except ImportError:  # reported by _client / the module
+    urllib3 = None
+
+PATCH_TYPES = {
+    'merge': 'application/merge-patch+json',
+    'json': 'application/json-patch+json',
+    'strategic': 'application/strategic-merge-patch+json',
+    'apply': 'application/apply-patch+yaml',
+}
+
+
+def join_selectors(selectors):
+    """``['app=x', 'tier in (a,b)']`` or a string -> the query value, None when empty."""
+    if not selectors:
+        return None
+    if isinstance(selectors, str):
+        return selectors
+    return ','.join(s.strip() for s in selectors if s and s.strip()) or None
+
+
+def api_missing(err):
+    """True when a 404 means the resource type is not served (CRD not installed), not a missing object."""
+    if not isinstance(err, ApiError) or err.status != 404:
+        return False
+    status = parse_status(err.body)
+    return status is None or not (status.get('details') or {}).get('name')
+
+
+def _iter_lines(resp):
+    """Yield complete lines of a streamed response as they arrive (watch streams are chunked JSON lines)."""
+    buf = b''
+    if getattr(resp, 'chunked', False) and hasattr(resp, 'read_chunked'):
+        chunks = resp.read_chunked(decode_content=True)
+    else:
+        chunks = iter(lambda: resp.read1(65536) if hasattr(resp, 'read1') else resp.read(65536), b'')
+    for chunk in chunks:
+        if not chunk:
+            continue
+        buf += chunk
+        while b'\n' in buf:
+            line, buf = buf.split(b'\n', 1)
+            if line.strip():
+                yield line
+    if buf.strip():
+        yield buf
+
+
+class Api(object):
+    """REST verbs for known kinds; ``client`` is a ``_client.Client`` (or a test double with ``request``)."""
+
+    def __init__(self, client, page_size=500):
+        self.client = client
+        self.page_size = page_size
+
+    @property
+    def request_count(self):
+        return self.client.request_count
+
+    def _req(self, method, kind, namespace=None, name=None, subresource=None, verb=None, **kwargs):
+        return self.client.request(method, kind.path(namespace, name, subresource), what=kind.describe(namespace, name),
+                                   namespace=namespace if kind.namespaced else None, verb=verb, **kwargs)
+
+    def get(self, kind, name, namespace=None):
+        """The object, or None when it does not exist."""
+        try:
+            return self._req('GET', kind, namespace, name, verb='get')
+        except ApiError as err:
+            if err.status == 404 and not api_missing(err):
+                return None
+            raise
+
+    def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+        """All matching objects (following ``continue``) and the list's resourceVersion, for a watch to start from."""
+        query = {'labelSelector': join_selectors(label_selectors), 'fieldSelector': join_selectors(field_selectors),
+                 'limit': limit or self.page_size}
+        items = []
+        resource_version = None
+        while True:
+            page = self._req('GET', kind, namespace, verb='list', query=query) or {}
+            items.extend(page.get('items') or [])
+            meta = page.get('metadata') or {}
+            if resource_version is None:
+                # The first page's version is the snapshot all pages belong to.
+                resource_version = meta.get('resourceVersion')
+            token = meta.get('continue')
+            if not token:
+                break
+            query = dict(query, **{'continue': token})
+        # A list response omits kind/apiVersion on items; put them back so results look like single GETs.
+        for item in items:
+            item.setdefault('apiVersion', kind.api_version)
+            item.setdefault('kind', kind.kind)
+        return items, resource_version
+
+    def create(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
+        namespace = namespace or (obj.get('metadata') or {}).get('namespace')
+        query = {'dryRun': 'All' if dry_run else None, 'fieldManager': field_manager}
+        return self._req('POST', kind, namespace, verb='create', body=obj, query=query)
+
+    def replace(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
+        meta = obj.get('metadata') or {}
+        query = {'dryRun': 'All' if dry_run else None, 'fieldManager': field_manager}
+        return self._req('PUT', kind, namespace or meta.get('namespace'), meta['name'], verb='update', body=obj,
+                         query=query)
+
+    def patch(self, kind, name, patch, namespace=None, patch_type='merge', dry_run=False, field_manager=None,
+              force=None, subresource=None):
+        query = {'dryRun': 'All' if dry_run else None, 'fieldManager': field_manager,
+                 'force': ('true' if force else 'false') if force is not None else None}
+        # A JSON patch with "add" to a list is not idempotent; everything else re-applies to the same result.
+        return self._req('PATCH', kind, namespace, name, subresource, verb='patch', body=patch, query=query,
+                         content_type=PATCH_TYPES[patch_type], idempotent=patch_type != 'json')
+
+    def apply(self, kind, obj, field_manager, namespace=None, force=False, dry_run=False):
+        """Server-side apply (JSON is valid YAML, so the body is sent as JSON)."""
+        meta = obj.get('metadata') or {}
+        return self.patch(kind, meta['name'], obj, namespace or meta.get('namespace'), patch_type='apply',
+                          dry_run=dry_run, field_manager=field_manager, force=force)
+
+    def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None):
+        """The deleted (or terminating) object, or None when it was already gone."""
+        body = {'kind': 'DeleteOptions', 'apiVersion': 'v1'}
+        if propagation:
+            body['propagationPolicy'] = propagation
+        if grace_period is not None:
+            body['gracePeriodSeconds'] = grace_period
+        if dry_run:
+            body['dryRun'] = ['All']
+        try:
+            return self._req('DELETE', kind, namespace, name, verb='delete', body=body)
+        except ApiError as err:
+            if err.status == 404 and not api_missing(err):
+                return None
+            raise
+
+    def subresource(self, kind, name, sub, namespace=None, method='PUT', body=None, idempotent=False):
+        """Call ``.../name/<sub>`` (e.g. KubeVirt start/stop); actions are not retried blindly."""
+        return self._req(method, kind, namespace, name, sub, verb=sub, body=body, idempotent=idempotent)
+
+    def watch(self, kind, namespace=None, label_selectors=None, field_selectors=None, resource_version=None,
+              timeout=60.0):
+        """Yield ``(type, object)`` events of one watch stream until the server ends it or ``timeout`` passes.
+
+        A stream that the server ends early just stops the generator; the caller decides whether to
+        re-watch. An ``ERROR`` event (410 Gone when ``resource_version`` is too old) raises ApiError.
+        """
+        timeout = max(1.0, float(timeout))
+        query = {'watch': 'true', 'allowWatchBookmarks': 'true', 'resourceVersion': resource_version,
+                 'labelSelector': join_selectors(label_selectors), 'fieldSelector': join_selectors(field_selectors),
+                 'timeoutSeconds': int(math.ceil(timeout))}
+        connect = self.client.timeout[0] if hasattr(self.client, 'timeout') else 10.0
+        resp = self._req('GET', kind, namespace, verb='watch', query=query, stream=True,
+                         timeout=(connect, timeout + 2.0))
+        errors = (urllib3.exceptions.HTTPError, OSError) if urllib3 is not None else (OSError,)
+        try:
+            for line in _iter_lines(resp):
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                etype, obj = event.get('type'), event.get('object') or {}
+                if etype == 'ERROR':
+                    code = obj.get('code') or 500
+                    raise ApiError('The watch on %s failed (%s): %s' % (kind.describe(namespace), code, obj.get('message')),
+                                   code, reason=obj.get('reason'), body=json.dumps(obj), method='GET',
+                                   path=kind.path(namespace))
+                yield etype, obj
+        except errors:
+            # Read timeout or dropped stream: the caller re-watches from the last resourceVersion if time is left.
+            return
+        finally:
+            # An unfinished stream must not go back to the pool with unread bytes on the socket.
+            resp.close()
+            resp.release_conn()
