@@ -1,0 +1,537 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet.kubevirt contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Declare one or many VirtualMachines: read, decide, write, act, wait — with as few requests as possible.
+
+Request budget for N VMs in one namespace: one GET (N=1) or one list of VMs (plus one of VMIs when a
+lifecycle state or a wait needs them); one server-side apply per VM that needs a change (none on an
+idempotent re-run); one subresource call per VM that must start/stop/restart; the wait is one list and
+at most one watch per kind and namespace, all under a single deadline.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import describe_state
+
+RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
+LIFECYCLE_STATES = ("started", "stopped", "restarted")
+MAX_NAMED = 20
+
+
+def vmi_active(vmi):
+    """A VMI that exists and is not finished or being deleted."""
+    if not vmi:
+        return False
+    if (vmi.get("metadata") or {}).get("deletionTimestamp"):
+        return False
+    return (vmi.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def _key(ns, name):
+    return "%s/%s" % (ns, name)
+
+
+class VM(object):
+    """Everything the task knows and decides about one VM."""
+
+    def __init__(self, index, opts, state):
+        self.index = index
+        self.opts = opts
+        self.state = "restarted" if state == "restart" else state
+        self.namespace = opts.get("namespace")
+        self.name = opts.get("name") or (opts.get("definition") or {}).get("metadata", {}).get("name")
+        if not self.namespace:
+            self.namespace = (opts.get("definition") or {}).get("metadata", {}).get("namespace")
+        self.live = None
+        self.vmi = None
+        self.result = None
+        self.desired = None
+        self.changed = False
+        self.method = None
+        self.action = None
+        self.diff = None
+        self.error = None
+        self.restart_required = False
+        self.old_vmi_uid = None
+        self.target = None          # what the wait waits for: ready, restarted, stopped, gone or None
+
+    @property
+    def label(self):
+        if self.name:
+            return _key(self.namespace, self.name)
+        return "%s/%s* (vms[%d])" % (self.namespace, self.opts.get("generate_name"), self.index)
+
+    def fail(self, msg):
+        self.error = msg
+
+
+class VMTask(object):
+    """One kubevirt_vm task over one or more VMs.
+
+    ``api`` is a ``_api.Api``; ``items`` are resolved per-VM option dicts (see ``resolve_items``).
+    """
+
+    def __init__(self, api, items, api_version=vs.DEFAULT_API_VERSION, wait=False, wait_timeout=120, hidden_fields=None,
+                 delete_options=None, restart_if_required=False, grace_period_seconds=None, check_mode=False,
+                 diff_mode=False, clock=time.monotonic):
+        self.api = api
+        self.kind = _kinds.VM.with_api_version(api_version)
+        self.vmi_kind = _kinds.VMI.with_api_version(api_version)
+        self.api_version = api_version
+        self.vms = [VM(i, opts, state) for i, (opts, state) in enumerate(items)]
+        self.wait = wait
+        self.wait_timeout = wait_timeout
+        self.hidden = list(cmp.DEFAULT_HIDDEN_FIELDS if hidden_fields is None else hidden_fields)
+        self.delete_options = delete_options or {}
+        self.restart_if_required = restart_if_required
+        self.grace_period_seconds = grace_period_seconds
+        self.check_mode = check_mode
+        self.diff_mode = diff_mode
+        self.clock = clock
+        self.deadline = None
+        self.timeout_msg = None
+
+    # --- reading ------------------------------------------------------------------------------------------
+    def _namespaces(self):
+        out = []
+        for vm in self.vms:
+            if vm.namespace not in out:
+                out.append(vm.namespace)
+        return out
+
+    def _needs_vmis(self):
+        return any(vm.state in LIFECYCLE_STATES for vm in self.vms) or self.wait or self.restart_if_required
+
+    def read(self):
+        """Live VMs (and VMIs when needed): one GET per kind for a single VM, else one list per namespace."""
+        for ns in self._namespaces():
+            vms = [vm for vm in self.vms if vm.namespace == ns and vm.name]
+            if not vms:
+                continue
+            for kind, attr in ((self.kind, "live"), (self.vmi_kind, "vmi")):
+                if attr == "vmi" and not self._needs_vmis():
+                    continue
+                if len(vms) == 1:
+                    found = {vms[0].name: self.api.get(kind, vms[0].name, ns)}
+                else:
+                    items, _rv = self.api.list(kind, ns)
+                    found = dict(((o.get("metadata") or {}).get("name"), o) for o in items)
+                for vm in vms:
+                    setattr(vm, attr, found.get(vm.name))
+
+    # --- deciding and writing -----------------------------------------------------------------------------
+    def _desired(self, vm):
+        desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version)
+        # The digest covers what the user declared, not the create-time run strategy default.
+        declared = vs.build_vm(vm.opts, vm.state, live={}, api_version=self.api_version)
+        desired = cmp.with_digest(desired, cmp.digest(declared))
+        if vm.live is not None:
+            spec, live_spec = desired["spec"], vm.live.get("spec") or {}
+            if "runStrategy" not in spec and "running" not in spec:
+                # Not given on update: keep the live value in the applied config so that server-side apply
+                # does not remove a field this manager set at create time.
+                for field in ("runStrategy", "running"):
+                    if field in live_spec:
+                        spec[field] = live_spec[field]
+        return desired
+
+    def write(self, vm):
+        """Create/update/delete one VM as needed; records the outcome on `vm`, never raises ApiError."""
+        try:
+            if vm.state == "absent":
+                self._delete(vm)
+            else:
+                self._apply(vm)
+        except (ApiError, TransportError) as err:
+            vm.fail(err.msg)
+        except (vs.VMSpecError, cmp.HiddenFieldError) as err:
+            vm.fail(str(err))
+
+    def _delete(self, vm):
+        vm.method = "delete"
+        if vm.live is None:
+            vm.result = {}
+            return
+        opts = self.delete_options
+        body_extra = {}
+        if opts.get("preconditions"):
+            body_extra["preconditions"] = dict((k, v) for k, v in opts["preconditions"].items() if v is not None)
+        result = self._delete_call(vm, opts.get("propagationPolicy"), body_extra)
+        vm.changed = True
+        vm.result = {}
+        vm.diff = cmp.diff(vm.live, None, self.hidden)
+        if result is not None:
+            vm.target = "gone"
+
+    def _delete_call(self, vm, propagation, extra):
+        if not extra:
+            return self.api.delete(self.kind, vm.name, vm.namespace, propagation=propagation, dry_run=self.check_mode)
+        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if self.check_mode:
+            body["dryRun"] = ["All"]
+        body.update(extra)
+        try:
+            return self.api.client.request("DELETE", self.kind.path(vm.namespace, vm.name), body=body,
+                                           what=self.kind.describe(vm.namespace, vm.name), namespace=vm.namespace,
+                                           verb="delete")
+        except ApiError as err:
+            if err.status == 404:
+                return None
+            raise
+
+    def _apply(self, vm):
+        if vm.live is None and vm.state == "restarted" and not self._defines(vm):
+            raise vs.VMSpecError("VM %s does not exist, so it cannot be restarted; give its definition or use "
+                                 "state=present." % vm.label)
+        if vm.live is None and not self._defines(vm) and vm.state in ("started", "stopped"):
+            raise vs.VMSpecError("VM %s does not exist and no spec was given to create it; give spec, definition or "
+                                 "the VM options, or use state=present." % vm.label)
+        vm.desired = self._desired(vm)
+        vm.method = "update" if vm.live is not None else "create"
+        if vm.live is not None and not self._defines(vm) and vm.state in LIFECYCLE_STATES:
+            # A bare lifecycle request (name + state only) must not rewrite the VM.
+            vm.result = vm.live
+        else:
+            needed, _why = cmp.needs_apply(vm.desired, vm.live, self.hidden)
+            if needed:
+                if vm.desired["metadata"].get("name"):
+                    vm.result = self.api.apply(self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True,
+                                               dry_run=self.check_mode)
+                else:
+                    vm.result = self.api.create(self.kind, vm.desired, vm.namespace, dry_run=self.check_mode,
+                                                field_manager=cmp.FIELD_MANAGER)
+                    vm.name = (vm.result.get("metadata") or {}).get("name")
+                vm.changed = True
+                vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
+            else:
+                vm.result = vm.live
+        if vm.live is not None and vm.changed and self._running(vm) and cmp.template_changed(vm.live, vm.result):
+            vm.restart_required = True
+        self._plan_lifecycle(vm)
+
+    def _running(self, vm):
+        """Does the VM have an active VMI? From the VMI when it was read, else from the VM's status (no request)."""
+        if self._needs_vmis():
+            return vmi_active(vm.vmi)
+        status = (vm.live or {}).get("status") or {}
+        return bool(status.get("created")) or status.get("printableStatus") in ("Running", "Starting", "Migrating", "Paused")
+
+    @staticmethod
+    def _defines(vm):
+        o = vm.opts
+        return bool(o.get("definition") or o.get("spec") or o.get("instancetype") or o.get("preference")
+                    or o.get("data_volume_templates") or o.get("labels") or o.get("annotations")
+                    or o.get("running") is not None or o.get("run_strategy") or vs.uses_convenience(o))
+
+    def _plan_lifecycle(self, vm):
+        """Decide the subresource action and the wait target from the state and the VM after the write."""
+        strategy = vs.run_strategy_of((vm.result or {}).get("spec"))
+        running = vmi_active(vm.vmi)
+        if vm.state == "started":
+            if strategy not in RUNNING_STRATEGIES and not running:
+                vm.action = "start"
+            vm.target = "ready"
+        elif vm.state == "stopped":
+            if strategy == "Always" or (strategy != "Halted" and running):
+                vm.action = "stop"
+            vm.target = "stopped"
+        elif vm.state == "restarted":
+            if running:
+                vm.action = "restart"
+                vm.old_vmi_uid = (vm.vmi.get("metadata") or {}).get("uid")
+                vm.target = "restarted"
+            else:
+                if strategy not in RUNNING_STRATEGIES:
+                    vm.action = "start"
+                vm.target = "ready"
+        else:
+            if strategy in RUNNING_STRATEGIES:
+                vm.target = "ready"
+            elif strategy == "Halted":
+                vm.target = "stopped"
+
+    def act(self, vm):
+        """Call the start/stop/restart subresource (predicted in check mode); 409 "already so" is no change."""
+        if vm.error or not vm.action:
+            return
+        if self.check_mode:
+            vm.changed = True
+            return
+        body = {}
+        if vm.action == "restart" and self.grace_period_seconds is not None:
+            body["gracePeriodSeconds"] = self.grace_period_seconds
+        sub = _kinds.VM_SUBRESOURCE
+        try:
+            self.api.subresource(sub, vm.name, vm.action, vm.namespace, body=body)
+            vm.changed = True
+        except ApiError as err:
+            text = (err.msg or "").lower()
+            if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
+                return
+            vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, err.msg))
+        except TransportError as err:
+            vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, err.msg))
+
+    # --- waiting ------------------------------------------------------------------------------------------
+    def _satisfied(self, vm, vm_obj, vmi_obj):
+        target = vm.target
+        if target == "gone":
+            return vm_obj is None
+        if target == "stopped":
+            return vmi_obj is None
+        if vm_obj is None:
+            return False
+        if target == "ready":
+            return cmp.is_true(vm_obj, "Ready")
+        if target == "restarted":
+            uid = ((vmi_obj or {}).get("metadata") or {}).get("uid")
+            return bool(uid) and uid != vm.old_vmi_uid and cmp.is_true(vmi_obj, "Ready") and cmp.is_true(vm_obj, "Ready")
+        if target == "observed":
+            status = vm_obj.get("status") or {}
+            gen = (vm_obj.get("metadata") or {}).get("generation") or 0
+            return (status.get("observedGeneration") or 0) >= gen or cmp.condition(vm_obj, "RestartRequired") is not None
+        return True
+
+    def _watch_until(self, kind, ns, vms, store, check):
+        """List `kind` in `ns` into `store` and watch until `check()` is true or the deadline passes."""
+        names = set(vm.name for vm in vms)
+        if len(vms) == 1:
+            items, version = self.api.list(kind, ns, field_selectors=["metadata.name=%s" % vms[0].name])
+        else:
+            items, version = self.api.list(kind, ns)
+        for vm in vms:
+            store.pop(_key(ns, vm.name), None)
+        for obj in items:
+            name = (obj.get("metadata") or {}).get("name")
+            if name in names:
+                store[_key(ns, name)] = obj
+        fields = ["metadata.name=%s" % vms[0].name] if len(vms) == 1 else None
+        while not check():
+            remaining = self.deadline - self.clock()
+            if remaining <= 0:
+                return False
+            try:
+                for etype, obj in self.api.watch(kind, ns, field_selectors=fields, resource_version=version,
+                                                 timeout=remaining):
+                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                    name = (obj.get("metadata") or {}).get("name")
+                    if etype == "BOOKMARK" or name not in names:
+                        continue
+                    if etype == "DELETED":
+                        store.pop(_key(ns, name), None)
+                    else:
+                        store[_key(ns, name)] = obj
+                    if check() or self.clock() >= self.deadline:
+                        break
+            except ApiError as err:
+                if err.status != 410:
+                    raise
+                items, version = self.api.list(kind, ns)
+                for obj in items:
+                    name = (obj.get("metadata") or {}).get("name")
+                    if name in names:
+                        store[_key(ns, name)] = obj
+        return True
+
+    def wait_for(self, vms):
+        """Wait for each VM's target under the task deadline; VMIs first, then VMs (whose final objects we return)."""
+        vms = [vm for vm in vms if vm.target and not vm.error and vm.name]
+        if not vms:
+            return True
+        vm_store, vmi_store = {}, {}
+        for vm in vms:
+            vm_store[_key(vm.namespace, vm.name)] = vm.result
+            vmi_store[_key(vm.namespace, vm.name)] = vm.vmi
+
+        def check(group):
+            return all(self._satisfied(vm, vm_store.get(_key(vm.namespace, vm.name)),
+                                       vmi_store.get(_key(vm.namespace, vm.name))) for vm in group)
+
+        ok = True
+        for ns in self._namespaces():
+            group = [vm for vm in vms if vm.namespace == ns]
+            vmi_group = [vm for vm in group if vm.target in ("stopped", "restarted")]
+            if vmi_group:
+                def vmi_check(g=vmi_group):
+                    return all(vm.target != "stopped" or vmi_store.get(_key(vm.namespace, vm.name)) is None for vm in g) \
+                        and all(vm.target != "restarted" or self._vmi_restarted(vm, vmi_store) for vm in g)
+                ok = self._watch_until(self.vmi_kind, ns, vmi_group, vmi_store, vmi_check) and ok
+            if group:
+                ok = self._watch_until(self.kind, ns, group, vm_store, lambda g=group: check(g)) and ok
+        for vm in vms:
+            if vm.target != "gone":
+                vm.result = vm_store.get(_key(vm.namespace, vm.name)) or vm.result
+            vm.vmi = vmi_store.get(_key(vm.namespace, vm.name), vm.vmi)
+        return ok
+
+    def _vmi_restarted(self, vm, store):
+        vmi = store.get(_key(vm.namespace, vm.name))
+        uid = ((vmi or {}).get("metadata") or {}).get("uid")
+        return bool(uid) and uid != vm.old_vmi_uid and cmp.is_true(vmi, "Ready")
+
+    # --- the whole task -----------------------------------------------------------------------------------
+    def run(self):
+        started = self.clock()
+        self.deadline = started + float(self.wait_timeout)
+        self.read()
+        for vm in self.vms:
+            self.write(vm)
+        waiting = self.wait and not self.check_mode
+        # RestartRequired is written by the controller after it sees the new generation: wait for that first.
+        observe = [vm for vm in self.vms if vm.restart_required and not vm.error and (waiting or self.restart_if_required)
+                   and not self.check_mode]
+        if observe:
+            saved = dict((id(vm), vm.target) for vm in observe)
+            for vm in observe:
+                vm.target = "observed"
+            self.wait_for(observe)
+            for vm in observe:
+                vm.target = saved[id(vm)]
+                vm.restart_required = cmp.is_true(vm.result, "RestartRequired")
+        if self.restart_if_required:
+            for vm in self.vms:
+                if vm.restart_required and not vm.error and vm.state not in ("absent", "stopped") and vm.action is None:
+                    vm.action = "restart"
+                    vm.old_vmi_uid = ((vm.vmi or {}).get("metadata") or {}).get("uid")
+                    vm.target = "restarted"
+                    vm.restart_required = False
+        for vm in self.vms:
+            self.act(vm)
+        if waiting:
+            ok = self.wait_for(self.vms)
+            if not ok:
+                self.timeout_msg = self._timeout_message()
+        return self.clock() - started
+
+    def _timeout_message(self):
+        pending = []
+        for vm in self.vms:
+            if vm.error or not vm.target or not vm.name:
+                continue
+            if not self._satisfied(vm, None if vm.target == "gone" and not vm.result else vm.result, vm.vmi):
+                pending.append(vm)
+        if not pending:
+            return None
+        goal = {"ready": "Ready", "restarted": "Ready with a new VMI", "stopped": "stopped (VMI gone)",
+                "gone": "deleted", "observed": "observed by the controller"}
+        parts = []
+        for vm in pending[:MAX_NAMED]:
+            state = describe_state(vm.result) if vm.target != "gone" else "still exists"
+            vmi = "VMI %s" % ((vm.vmi.get("status") or {}).get("phase") or "without phase") if vm.vmi else "no VMI"
+            parts.append("%s waiting to be %s: %s, %s" % (vm.label, goal.get(vm.target, vm.target), state, vmi))
+        more = " and %d more" % (len(pending) - MAX_NAMED) if len(pending) > MAX_NAMED else ""
+        return ("Timed out after %ss waiting for %d of %d VMs: %s%s. Increase wait_timeout or check why they are not there."
+                % (self.wait_timeout, len(pending), len([v for v in self.vms if v.target]), "; ".join(parts), more))
+
+    def vm_result(self, vm, with_diff):
+        out = {
+            "name": vm.name, "namespace": vm.namespace, "changed": vm.changed, "method": vm.method,
+            "result": cmp.hide_fields(vm.result, self.hidden) if vm.result else {},
+            "restart_required": vm.restart_required,
+        }
+        if vm.action:
+            out["action"] = vm.action
+        if with_diff:
+            out["diff"] = vm.diff if (vm.changed and vm.diff) else {}
+        if vm.error:
+            out["failed"] = True
+            out["msg"] = vm.error
+        return out
+
+
+def resolve_items(params):
+    """Top-level options (+ `vms`) -> [(per-VM options, state)]; raises VMSpecError naming the item."""
+    top_state = params.get("state") or "present"
+    defaults = dict((k, params.get(k)) for k in vs.PER_VM_OPTIONS)
+    if params.get("vms") is None:
+        items = [(defaults, top_state)]
+        where = [""]
+    else:
+        if params.get("name") or params.get("generate_name"):
+            raise vs.VMSpecError("Options vms and name/generate_name are mutually exclusive: put each VM's name in its vms item.")
+        items, where = [], []
+        for i, item in enumerate(params["vms"]):
+            merged = vs.merge_item(defaults, item)
+            items.append((merged, item.get("state") or top_state))
+            where.append("vms[%d]%s: " % (i, " (%s)" % item["name"] if item.get("name") else ""))
+        if not items:
+            return []
+    seen = {}
+    for (opts, state), prefix in zip(items, where):
+        definition_meta = (opts.get("definition") or {}).get("metadata") or {}
+        ns = opts.get("namespace") or definition_meta.get("namespace")
+        name = opts.get("name") or definition_meta.get("name")
+        if not ns:
+            raise vs.VMSpecError("%sOption namespace is required (give it at the top level or in the item)." % prefix)
+        if not name and not (opts.get("generate_name") or definition_meta.get("generateName")):
+            raise vs.VMSpecError("%sOne of name or generate_name is required." % prefix)
+        if (opts.get("generate_name") or definition_meta.get("generateName")) and not name and state != "present":
+            raise vs.VMSpecError("%sgenerate_name only works with state=present; give name for state=%s." % (prefix, state))
+        if name:
+            if (ns, name) in seen:
+                raise vs.VMSpecError("%sVM %s/%s is declared twice (also %s); give each VM once."
+                                     % (prefix, ns, name, seen[(ns, name)].rstrip(": ") or "at the top level"))
+            seen[(ns, name)] = prefix
+        try:
+            vs.check_state(opts, state)
+        except vs.VMSpecError as err:
+            raise vs.VMSpecError(prefix + str(err))
+    return items
+
+
+def run_task(api, params, check_mode=False, diff_mode=False):
+    """Run a kubevirt_vm task; returns (failed, result dict). Raises KubeVirtError only for whole-task errors."""
+    try:
+        items = resolve_items(params)
+        for field in params.get("hidden_fields") or ():
+            cmp.parse_field_path(field)
+    except (vs.VMSpecError, cmp.HiddenFieldError) as err:
+        raise KubeVirtError(str(err))
+    task = VMTask(api, items, api_version=params.get("api_version") or vs.DEFAULT_API_VERSION,
+                  wait=bool(params.get("wait")), wait_timeout=params.get("wait_timeout") or 120,
+                  hidden_fields=params.get("hidden_fields"), delete_options=params.get("delete_options"),
+                  restart_if_required=bool(params.get("restart_if_required")),
+                  grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode)
+    duration = task.run()
+    failed_vms = [vm for vm in task.vms if vm.error]
+    changed = any(vm.changed for vm in task.vms)
+    if params.get("vms") is None:
+        vm = task.vms[0]
+        res = task.vm_result(vm, diff_mode)
+        res.pop("name")
+        res.pop("namespace")
+        res["duration"] = round(duration, 3)
+        if not diff_mode:
+            res.pop("diff", None)
+        if task.timeout_msg:
+            res["failed"] = True
+            res["msg"] = task.timeout_msg
+        return bool(res.get("failed")), res
+    results = [task.vm_result(vm, diff_mode) for vm in task.vms]
+    out = {"changed": changed, "results": results, "duration": round(duration, 3),
+           "restart_required": [r["namespace"] + "/" + r["name"] for r in results if r.get("restart_required")]}
+    msgs = []
+    if failed_vms:
+        named = ["%s: %s" % (vm.label, vm.error) for vm in failed_vms[:MAX_NAMED]]
+        msgs.append("%d of %d VMs failed (the others were applied): %s" % (len(failed_vms), len(task.vms), " | ".join(named)))
+    if task.timeout_msg:
+        msgs.append(task.timeout_msg)
+    if msgs:
+        out["msg"] = " ".join(msgs)
+        out["failed"] = True
+    if diff_mode:
+        out["diff"] = {"before": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("before", {}))
+                                      for r in results if r["changed"]),
+                       "after": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("after", {}))
+                                     for r in results if r["changed"])}
+    return bool(out.get("failed")), out

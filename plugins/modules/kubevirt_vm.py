@@ -1,0 +1,658 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, virtfleet.kubevirt contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: kubevirt_vm
+short_description: Declare KubeVirt VirtualMachines, one or many per task
+version_added: 0.1.0
+author:
+  - virtfleet.kubevirt contributors (@virtfleet)
+description:
+  - Create, update, delete, start, stop and restart KubeVirt C(VirtualMachines).
+  - Options and return values are those of C(kubevirt.core.kubevirt_vm) 2.x, so a playbook migrates by changing
+    the collection prefix. Beyond it, the module builds common VMs from a few options (O(cpu), O(memory),
+    O(boot_disk), O(cloud_init), O(networks), ...), declares many VMs in one task with O(vms), and waits exactly.
+  - Writes are server-side apply requests with the field manager C(virtfleet.kubevirt). The API server records
+    which fields this manager set, and removes a field that the module set before but no longer sends. A field
+    you drop from the options is therefore removed from the VM, while fields that webhooks and controllers add
+    (MAC addresses from kubemacpool, firmware UUID and serial, machine type, default disks, annotations) stay.
+  - The module writes the annotation C(virtfleet.kubevirt/applied-digest), a digest of what it applied. A re-run
+    compares the live VM with the desired one, tolerating fields others added, and compares the digest to see
+    whether an option was dropped. When nothing changed it sends no write request and reports C(changed=false).
+  - Unlike C(kubevirt.core), the deprecated C(spec.running) is never sent unless O(running) is set, the run
+    strategy is only defaulted (to C(Always)) when the VM is created and never changed on update unless
+    O(run_strategy) or O(running) is given, and check mode predicts lifecycle states from the VM's current state.
+options:
+  name:
+    description:
+      - Name of the C(VirtualMachine).
+      - Mutually exclusive with O(generate_name) and O(vms).
+    type: str
+  generate_name:
+    description:
+      - Prefix of the name; the API server adds random characters. Every run creates a new VM.
+      - Only with O(state=present). Mutually exclusive with O(name).
+    type: str
+  namespace:
+    description:
+      - Namespace of the C(VirtualMachine). Required, at the top level or in every O(vms) item.
+    type: str
+  api_version:
+    description:
+      - API version of KubeVirt's C(VirtualMachine).
+    type: str
+    default: kubevirt.io/v1
+  state:
+    description:
+      - V(present) creates the VM or updates it to match the options.
+      - V(absent) deletes it.
+      - V(started) makes sure it exists (when a spec is given) and runs. A VM that runs already is not touched.
+        Halted or C(Manual) VMs are started through the C(start) subresource.
+      - V(stopped) makes sure it exists and does not run, through the C(stop) subresource. On create the run
+        strategy defaults to C(Halted).
+      - V(restarted) restarts a running VM (C(restart) subresource) or starts a stopped one; it always reports a change.
+        V(restart) is accepted as in C(kubevirt.core) 2.3.
+      - With O(wait), V(started) waits for the VM's C(Ready) condition, V(stopped) until its C(VirtualMachineInstance)
+        is gone, V(restarted) until a new C(VirtualMachineInstance) (another uid) is Ready, V(absent) until the VM is gone.
+    type: str
+    default: present
+    choices: [present, absent, started, stopped, restarted, restart]
+  definition:
+    description:
+      - A complete C(VirtualMachine) manifest, used as given. O(name) and O(namespace) fill in missing metadata.
+      - Mutually exclusive with the options that build the VM (O(spec), O(labels), O(cpu), ...).
+    type: dict
+    aliases: [resource_definition]
+  labels:
+    description:
+      - Labels of the VM; like C(kubevirt.core) they are also set on the VMI template.
+    type: dict
+  annotations:
+    description:
+      - Annotations of the VM; like C(kubevirt.core) they are also set on the VMI template.
+    type: dict
+  instancetype:
+    description:
+      - Instancetype matcher (C(spec.instancetype)), for example C(name=u1.medium).
+      - Mutually exclusive with O(cpu) and O(memory).
+    type: dict
+  preference:
+    description:
+      - Preference matcher (C(spec.preference)), for example C(name=fedora).
+    type: dict
+  data_volume_templates:
+    description:
+      - C(spec.dataVolumeTemplates) of the VM.
+    type: list
+    elements: dict
+  spec:
+    description:
+      - The VMI template spec (C(spec.template.spec)). It is merged over what the convenience options build and wins
+        (dictionaries merge, lists replace).
+    type: dict
+  running:
+    description:
+      - Deprecated by KubeVirt in favour of O(run_strategy); sends C(spec.running) only when set.
+      - Mutually exclusive with O(run_strategy).
+    type: bool
+  run_strategy:
+    description:
+      - C(spec.runStrategy). When neither this nor O(running) is given, a new VM gets C(Always) (C(Halted) with
+        O(state=stopped)) and an existing VM keeps its run strategy.
+    type: str
+    choices: [Always, Halted, Manual, RerunOnFailure, Once]
+  cpu:
+    description:
+      - CPU topology, C(spec.template.spec.domain.cpu).
+    type: dict
+    suboptions:
+      cores:
+        description: Number of cores per socket.
+        type: int
+      sockets:
+        description: Number of sockets.
+        type: int
+      threads:
+        description: Number of threads per core.
+        type: int
+      model:
+        description: CPU model, for example C(host-passthrough).
+        type: str
+  memory:
+    description:
+      - Guest memory, for example C(2Gi) (C(spec.template.spec.domain.memory.guest)).
+    type: str
+  boot_disk:
+    description:
+      - The boot disk (volume and disk C(rootdisk)). Give exactly one source.
+      - O(boot_disk.url), O(boot_disk.registry) and O(boot_disk.clone_from) create a DataVolume template named
+        C(<name>-rootdisk) that CDI imports or clones.
+    type: dict
+    suboptions:
+      container_image:
+        description: An ephemeral C(containerDisk) from this image.
+        type: str
+      url:
+        description: Import this HTTP(S) URL into a DataVolume. Needs O(boot_disk.size).
+        type: str
+      registry:
+        description: Import this container image (C(docker://) is added when missing) into a DataVolume. Needs O(boot_disk.size).
+        type: str
+      clone_from:
+        description: Clone this PVC into a DataVolume.
+        type: dict
+        suboptions:
+          name:
+            description: Name of the PVC to clone.
+            type: str
+            required: true
+          namespace:
+            description: Namespace of that PVC; defaults to the VM's.
+            type: str
+      pvc:
+        description: Use this existing PVC.
+        type: str
+      size:
+        description: Size of the DataVolume, for example C(10Gi).
+        type: str
+      storage_class:
+        description: Storage class of the DataVolume.
+        type: str
+      access_modes:
+        description: Access modes of the DataVolume, for example C([ReadWriteMany]) for live migration.
+        type: list
+        elements: str
+      bus:
+        description: Disk bus.
+        type: str
+  cloud_init:
+    description:
+      - A C(cloudInitNoCloud) volume and disk C(cloudinit).
+      - Either O(cloud_init.user_data) or the options that generate a C(#cloud-config) (O(cloud_init.user),
+        O(cloud_init.password), O(cloud_init.ssh_authorized_keys)).
+    type: dict
+    suboptions:
+      user_data:
+        description: Raw user data.
+        type: str
+      network_data:
+        description: Raw network data (netplan v1/v2 YAML).
+        type: str
+      user:
+        description: Default user name of the image.
+        type: str
+      password:
+        description:
+          - Password of the default user. It is not logged, but it is stored in the VM's spec like any user data.
+        type: str
+      ssh_authorized_keys:
+        description: Public SSH keys for the default user.
+        type: list
+        elements: str
+  networks:
+    description:
+      - Networks and their interfaces. An entry without O(networks[].multus) is the pod network.
+      - When the VM is built from convenience options and neither this nor O(spec) defines networks, the VM gets
+        the pod network with C(masquerade) binding, named C(default).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the network and its interface.
+        type: str
+        required: true
+      multus:
+        description: A Multus C(NetworkAttachmentDefinition), C(<namespace>/<name>) or C(<name>).
+        type: str
+      binding:
+        description: Interface binding; default C(masquerade) on the pod network, C(bridge) on Multus.
+        type: str
+        choices: [masquerade, bridge]
+      mac_address:
+        description: Fixed MAC address of the interface.
+        type: str
+      model:
+        description: NIC model, for example C(virtio) or C(e1000e).
+        type: str
+  node_selector:
+    description: C(spec.template.spec.nodeSelector).
+    type: dict
+  tolerations:
+    description: C(spec.template.spec.tolerations).
+    type: list
+    elements: dict
+  eviction_strategy:
+    description: C(spec.template.spec.evictionStrategy).
+    type: str
+    choices: [None, LiveMigrate, LiveMigrateIfPossible, External]
+  vms:
+    description:
+      - Declare many VMs in one task. Each item takes the per-VM options (O(name), O(namespace), O(state),
+        O(definition), O(labels), O(annotations), O(instancetype), O(preference), O(data_volume_templates),
+        O(spec), O(running), O(run_strategy), O(cpu), O(memory), O(boot_disk), O(cloud_init), O(networks),
+        O(node_selector), O(tolerations), O(eviction_strategy)); the top-level values of these options are shared
+        defaults. An item's value replaces the default, except O(labels), O(annotations) and O(node_selector),
+        which are merged key by key.
+      - The module reads each namespace with one list request, writes only the VMs that need a change (one request
+        each) and waits for all of them under one deadline.
+      - A VM that fails (for example rejected by the API) is reported in RV(results) with its name and the reason;
+        the other VMs are still applied and reported, and the task fails.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: See O(name).
+        type: str
+      generate_name:
+        description: See O(generate_name).
+        type: str
+      namespace:
+        description: See O(namespace).
+        type: str
+      state:
+        description: See O(state); defaults to the top-level O(state).
+        type: str
+        choices: [present, absent, started, stopped, restarted, restart]
+      definition:
+        description: See O(definition).
+        type: dict
+        aliases: [resource_definition]
+      labels:
+        description: See O(labels).
+        type: dict
+      annotations:
+        description: See O(annotations).
+        type: dict
+      instancetype:
+        description: See O(instancetype).
+        type: dict
+      preference:
+        description: See O(preference).
+        type: dict
+      data_volume_templates:
+        description: See O(data_volume_templates).
+        type: list
+        elements: dict
+      spec:
+        description: See O(spec).
+        type: dict
+      running:
+        description: See O(running).
+        type: bool
+      run_strategy:
+        description: See O(run_strategy).
+        type: str
+        choices: [Always, Halted, Manual, RerunOnFailure, Once]
+      cpu:
+        description: See O(cpu).
+        type: dict
+        suboptions:
+          cores:
+            description: See O(cpu.cores).
+            type: int
+          sockets:
+            description: See O(cpu.sockets).
+            type: int
+          threads:
+            description: See O(cpu.threads).
+            type: int
+          model:
+            description: See O(cpu.model).
+            type: str
+      memory:
+        description: See O(memory).
+        type: str
+      boot_disk:
+        description: See O(boot_disk).
+        type: dict
+        suboptions:
+          container_image:
+            description: See O(boot_disk.container_image).
+            type: str
+          url:
+            description: See O(boot_disk.url).
+            type: str
+          registry:
+            description: See O(boot_disk.registry).
+            type: str
+          clone_from:
+            description: See O(boot_disk.clone_from).
+            type: dict
+            suboptions:
+              name:
+                description: See O(boot_disk.clone_from.name).
+                type: str
+                required: true
+              namespace:
+                description: See O(boot_disk.clone_from.namespace).
+                type: str
+          pvc:
+            description: See O(boot_disk.pvc).
+            type: str
+          size:
+            description: See O(boot_disk.size).
+            type: str
+          storage_class:
+            description: See O(boot_disk.storage_class).
+            type: str
+          access_modes:
+            description: See O(boot_disk.access_modes).
+            type: list
+            elements: str
+          bus:
+            description: See O(boot_disk.bus).
+            type: str
+      cloud_init:
+        description: See O(cloud_init).
+        type: dict
+        suboptions:
+          user_data:
+            description: See O(cloud_init.user_data).
+            type: str
+          network_data:
+            description: See O(cloud_init.network_data).
+            type: str
+          user:
+            description: See O(cloud_init.user).
+            type: str
+          password:
+            description: See O(cloud_init.password).
+            type: str
+          ssh_authorized_keys:
+            description: See O(cloud_init.ssh_authorized_keys).
+            type: list
+            elements: str
+      networks:
+        description: See O(networks).
+        type: list
+        elements: dict
+        suboptions:
+          name:
+            description: See O(networks[].name).
+            type: str
+            required: true
+          multus:
+            description: See O(networks[].multus).
+            type: str
+          binding:
+            description: See O(networks[].binding).
+            type: str
+            choices: [masquerade, bridge]
+          mac_address:
+            description: See O(networks[].mac_address).
+            type: str
+          model:
+            description: See O(networks[].model).
+            type: str
+      node_selector:
+        description: See O(node_selector).
+        type: dict
+      tolerations:
+        description: See O(tolerations).
+        type: list
+        elements: dict
+      eviction_strategy:
+        description: See O(eviction_strategy).
+        type: str
+        choices: [None, LiveMigrate, LiveMigrateIfPossible, External]
+  restart_if_required:
+    description:
+      - When a running VM's new spec only takes effect after a restart (condition C(RestartRequired)), restart it.
+      - Without this the result reports RV(restart_required) and the VM keeps running with its old spec.
+    type: bool
+    default: false
+  grace_period_seconds:
+    description:
+      - Grace period of a restart; KubeVirt only accepts V(0) (restart immediately) or none (the VM's default).
+    type: int
+  delete_options:
+    description:
+      - How to delete, with O(state=absent).
+    type: dict
+    suboptions:
+      propagationPolicy:
+        description: How dependents (the VMI, DataVolumes) are deleted.
+        type: str
+        choices: [Foreground, Background, Orphan]
+      preconditions:
+        description: Delete only when the object still matches.
+        type: dict
+        suboptions:
+          resourceVersion:
+            description: Expected resource version.
+            type: str
+          uid:
+            description: Expected uid.
+            type: str
+  hidden_fields:
+    description:
+      - Fields removed from the returned objects and the diff, and ignored when comparing, for example
+        C(metadata.managedFields) or C(metadata.annotations[kubemacpool.io/transaction-timestamp]).
+    type: list
+    elements: str
+    default: ['metadata.annotations[kubemacpool.io/transaction-timestamp]', metadata.managedFields]
+extends_documentation_fragment:
+  - virtfleet.kubevirt._auth
+  - virtfleet.kubevirt._wait
+  - virtfleet.kubevirt._attributes
+  - virtfleet.kubevirt._attributes.WRITE_MODULE
+requirements:
+  - python >= 3.9
+  - kubernetes >= 28.1.0
+notes:
+  - Check mode sends every write as a server-side dry run (C(dryRun=All)), so admission webhooks and validation run
+    and RV(diff) shows what the server would store. Start, stop and restart are predicted from the current state.
+  - When a spec change of a running VM needs a restart, RV(restart_required) is true. With O(wait) the module first
+    waits until the controller has seen the change and reports its C(RestartRequired) condition; without O(wait)
+    the value is predicted (the VMI template changed while the VM runs).
+'''
+
+EXAMPLES = r'''
+- name: A Fedora VM from a container disk, with cloud-init, started and waited for
+  virtfleet.kubevirt.kubevirt_vm:
+    name: web1
+    namespace: vms
+    cpu: {cores: 2}
+    memory: 2Gi
+    boot_disk:
+      container_image: quay.io/containerdisks/fedora:latest
+    cloud_init:
+      user: fedora
+      ssh_authorized_keys: ["{{ lookup('file', '~/.ssh/id_ed25519.pub') }}"]
+    state: started
+    wait: true
+
+- name: kubevirt.core style, unchanged (runStrategy Always instead of spec.running)
+  virtfleet.kubevirt.kubevirt_vm:
+    name: testvm
+    namespace: default
+    instancetype: {name: u1.medium}
+    preference: {name: fedora}
+    spec:
+      domain:
+        devices: {}
+      volumes:
+        - name: containerdisk
+          containerDisk: {image: quay.io/containerdisks/fedora:latest}
+
+- name: One hundred VMs in one task, waited for together
+  virtfleet.kubevirt.kubevirt_vm:
+    namespace: fleet
+    labels: {app: fleet}
+    memory: 1Gi
+    boot_disk:
+      container_image: quay.io/containerdisks/fedora:latest
+    vms: "{{ fleet }}"    # [{name: vm-000}, {name: vm-001, memory: 4Gi}, ...]
+    wait: true
+    wait_timeout: 600
+
+- name: A VM booting from an imported DataVolume on a Multus bridge network
+  virtfleet.kubevirt.kubevirt_vm:
+    name: db1
+    namespace: vms
+    boot_disk:
+      registry: quay.io/containerdisks/centos-stream:9
+      size: 20Gi
+      storage_class: fast
+    networks:
+      - name: default
+      - name: storage
+        multus: vms/storage-net
+    eviction_strategy: LiveMigrate
+
+- name: Apply a spec change and restart the VM when KubeVirt says it needs it
+  virtfleet.kubevirt.kubevirt_vm:
+    name: web1
+    namespace: vms
+    memory: 4Gi
+    restart_if_required: true
+    wait: true
+
+- name: Stop a VM
+  virtfleet.kubevirt.kubevirt_vm:
+    name: web1
+    namespace: vms
+    state: stopped
+    wait: true
+
+- name: Delete a VM
+  virtfleet.kubevirt.kubevirt_vm:
+    name: web1
+    namespace: vms
+    state: absent
+    wait: true
+'''
+
+RETURN = r'''
+changed:
+  description: Whether any VM was changed (or would be, in check mode).
+  returned: always
+  type: bool
+method:
+  description: What was done to the VM on the API (C(create), C(update) or C(delete)); without O(vms).
+  returned: success, without O(vms)
+  type: str
+  sample: create
+action:
+  description: The lifecycle subresource called (or predicted in check mode), C(start), C(stop) or C(restart).
+  returned: when one was needed, without O(vms)
+  type: str
+  sample: start
+result:
+  description:
+    - The VM as the API returned it (after the wait, when waiting), without O(hidden_fields). Empty after a deletion.
+  returned: success, without O(vms)
+  type: dict
+diff:
+  description: The VM before and after (per VM name with O(vms)), without O(hidden_fields).
+  returned: in diff mode
+  type: dict
+duration:
+  description: Seconds the task took, waiting included.
+  returned: always
+  type: float
+  sample: 4.2
+restart_required:
+  description:
+    - Without O(vms), whether the running VM needs a restart to run its new spec.
+    - With O(vms), the C(namespace/name) of every such VM.
+  returned: always
+  type: raw
+  sample: false
+results:
+  description: One entry per O(vms) item, in order.
+  returned: with O(vms)
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: Name of the VM.
+      type: str
+    namespace:
+      description: Namespace of the VM.
+      type: str
+    changed:
+      description: Whether this VM changed.
+      type: bool
+    method:
+      description: C(create), C(update) or C(delete).
+      type: str
+    action:
+      description: C(start), C(stop) or C(restart), when called.
+      type: str
+    result:
+      description: The VM object.
+      type: dict
+    diff:
+      description: Before and after, in diff mode.
+      type: dict
+    restart_required:
+      description: Whether the running VM needs a restart to run its new spec.
+      type: bool
+    failed:
+      description: True when this VM failed.
+      type: bool
+    msg:
+      description: Why this VM failed.
+      type: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import DEFAULT_HIDDEN_FIELDS
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_apply import run_task
+
+
+def argument_spec():
+    spec = _args.argument_spec(_args.AUTH_ARG_SPEC, _args.WAIT_ARG_SPEC, **vs.vm_option_spec())
+    spec.update(
+        api_version=dict(type="str", default=vs.DEFAULT_API_VERSION),
+        state=dict(type="str", default="present", choices=vs.STATES),
+        vms=dict(type="list", elements="dict", options=vs.vm_option_spec(for_item=True),
+                 mutually_exclusive=vs.vm_option_rules()),
+        restart_if_required=dict(type="bool", default=False),
+        grace_period_seconds=dict(type="int"),
+        delete_options=dict(type="dict", options=dict(
+            propagationPolicy=dict(type="str", choices=["Foreground", "Background", "Orphan"]),
+            preconditions=dict(type="dict", options=dict(
+                resourceVersion=dict(type="str"),
+                uid=dict(type="str"),
+            )),
+        )),
+        hidden_fields=dict(type="list", elements="str", default=list(DEFAULT_HIDDEN_FIELDS)),
+    )
+    return spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=argument_spec(),
+        mutually_exclusive=vs.vm_option_rules() + [["vms", "name"], ["vms", "generate_name"]],
+        required_one_of=[["name", "generate_name", "vms", "definition"]],
+        supports_check_mode=True,
+    )
+    if _client.IMPORT_ERROR is not None:
+        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_client.IMPORT_ERROR))
+    try:
+        client = _client.client_from_options(_args.auth_options(module.params))
+        failed, result = run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff)
+    except KubeVirtError as err:
+        module.fail_json(msg=err.msg, **err.result)
+    if failed:
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
