@@ -14,3 +14,37 @@ COLLECTIONS = REPO / ".build" / "collections"
 if str(COLLECTIONS) not in sys.path:
     sys.path.insert(0, str(COLLECTIONS))
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
+
+
+# --- Kubernetes API emulator (tests/kubeapi; interface in /work/notes/emulator-contract.md) ---------------------
+@pytest.fixture(scope="session")
+def kubeapi(tmp_path_factory):
+    """A started emulator (TLS, virt controller, fast timing), or a real cluster when VIRTFLEET_TEST_KUBECONFIG
+    is set (its hook methods then skip the calling test)."""
+    from tests.kubeapi.harness import Emulator, RealCluster
+
+    real = os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
+    if real:
+        yield RealCluster(real)
+        return
+    emu = Emulator(tmp_path_factory.mktemp("kubeapi"), tls=True, controllers=("virt",), timing="fast")
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+def kubeapi_env(kubeapi, base=None):
+    """Environment for subprocesses (ansible-playbook, kubectl) that should talk to `kubeapi`."""
+    env = dict(os.environ if base is None else base)
+    env["K8S_AUTH_KUBECONFIG"] = str(kubeapi.kubeconfig)
+    env["KUBECONFIG"] = str(kubeapi.kubeconfig)
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
+    return env
+
+
+@pytest.fixture
+def ansible_env(kubeapi):
+    """kubeapi_env() as a fixture."""
+    return kubeapi_env(kubeapi)

@@ -1,0 +1,534 @@
+"""Simulated virt-controller/virt-handler and the virt-api subresources (start/stop/restart/migrate/pause).
+
+VM: runStrategy (or legacy spec.running) decides whether a VMI should exist; VM status mirrors the VMI
+(printableStatus, ready, created, Ready condition). VMI: Pending -> Scheduling -> Scheduled -> Running, one
+step per timer tick, then interfaces with IPs, node name, guest OS info; deletion goes through Succeeded.
+State changes are timer-driven and deterministic (node round-robin, IPs and MACs from counters).
+"""
+import itertools
+
+from .. import errors
+from ..api import Options, now
+from . import Controller
+from ..util import clone
+
+VM = ("kubevirt.io", "virtualmachines")
+VMI = ("kubevirt.io", "virtualmachineinstances")
+VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
+NODES = ("", "nodes")
+FINALIZER = "kubevirt.io/virtualMachineControllerFinalize"
+NEXT_PHASE = {"": "Pending", "Pending": "Scheduling", "Scheduling": "Scheduled", "Scheduled": "Running"}
+GUESTS = {
+    "fedora": {"id": "fedora", "name": "Fedora Linux", "prettyName": "Fedora Linux 41 (Cloud Edition)",
+               "version": "41 (Cloud Edition)", "versionId": "41", "kernelRelease": "6.11.4-301.fc41.x86_64"},
+    "cirros": {"id": "cirros", "name": "CirrOS", "prettyName": "CirrOS 0.6.2", "version": "0.6.2",
+               "versionId": "0.6.2", "kernelRelease": "5.15.0-71-generic"},
+    "alpine": {"id": "alpine", "name": "Alpine Linux", "prettyName": "Alpine Linux v3.20", "version": "3.20.3",
+               "versionId": "3.20.3", "kernelRelease": "6.6.58-0-virt"},
+    "ubuntu": {"id": "ubuntu", "name": "Ubuntu", "prettyName": "Ubuntu 24.04.1 LTS", "version": "24.04.1 LTS "
+               "(Noble Numbat)", "versionId": "24.04", "kernelRelease": "6.8.0-48-generic"},
+    "debian": {"id": "debian", "name": "Debian GNU/Linux", "prettyName": "Debian GNU/Linux 13 (trixie)",
+               "version": "13 (trixie)", "versionId": "13", "kernelRelease": "6.12.9-amd64"},
+}
+
+
+def run_strategy(vm):
+    spec = vm.get("spec") or {}
+    if spec.get("runStrategy"):
+        return spec["runStrategy"]
+    return "Always" if spec.get("running") else "Halted"
+
+
+RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once", "WaitAsReceiver")
+
+
+def admit_vm(rtype, new, old):
+    """runStrategy checks of virt-api's VM validating webhook (the rest lives in webhooks.py)."""
+    if rtype.key != VM:
+        return
+    spec = new.get("spec") or {}
+    causes = []
+    if spec.get("running") is not None and spec.get("runStrategy"):
+        return   # mutually exclusive: reported by webhooks.py with the real message
+    if spec.get("running") is None and not spec.get("runStrategy"):
+        causes.append({"reason": "FieldValueRequired", "field": "spec.runStrategy",
+                       "message": "RunStrategy must be specified"})
+    elif spec.get("runStrategy") and spec["runStrategy"] not in RUN_STRATEGIES:
+        causes.append({"reason": "FieldValueInvalid", "field": "spec.runStrategy",
+                       "message": "Invalid RunStrategy (%s)" % spec["runStrategy"]})
+    if causes:
+        raise errors.ApiError(422, "Invalid", 'admission webhook "virtualmachine-validator.kubevirt.io" denied the '
+                              'request: ' + ", ".join(c["message"] for c in causes),
+                              {"name": new["metadata"].get("name", ""), "group": "kubevirt.io",
+                               "kind": "VirtualMachine", "causes": causes})
+
+
+def _cond(ctype, status, reason="", message=""):
+    c = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": now()}
+    if reason:
+        c["reason"] = reason
+    if message:
+        c["message"] = message
+    return c
+
+
+def _set_cond(conds, new):
+    for i, c in enumerate(conds):
+        if c.get("type") == new["type"]:
+            if c.get("status") == new["status"] and c.get("reason") == new.get("reason"):
+                return
+            conds[i] = new
+            return
+    conds.append(new)
+
+
+def _vm_conflict(name, message):
+    return errors.ApiError(409, "Conflict", 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "%s": %s'
+                           % (name, message), {"name": name, "group": "kubevirt.io", "kind": "virtualmachine"})
+
+
+def _vmi_conflict(name, message):
+    return errors.ApiError(409, "Conflict", 'Operation cannot be fulfilled on virtualmachineinstance.kubevirt.io '
+                           '"%s": %s' % (name, message), {"name": name, "group": "kubevirt.io",
+                                                          "kind": "virtualmachineinstance"})
+
+
+class VirtController(Controller):
+    name = "virt-controller"
+    watches = (VM, VMI, NODES)
+
+    def setup(self):
+        self._ip = itertools.count(10)
+        self._node_rr = itertools.count(0)
+        self._pending = set()
+        self.api.admission_hooks.append(admit_vm)
+        handlers = self.app.subresource_handlers
+        handlers[("virtualmachines", "start")] = self.sub_start
+        handlers[("virtualmachines", "stop")] = self.sub_stop
+        handlers[("virtualmachines", "restart")] = self.sub_restart
+        handlers[("virtualmachines", "migrate")] = self.sub_migrate
+        handlers[("virtualmachineinstances", "pause")] = self.sub_pause
+        handlers[("virtualmachineinstances", "unpause")] = self.sub_unpause
+        handlers[("virtualmachineinstances", "guestosinfo")] = self.sub_guestosinfo
+
+    def _rt(self, key):
+        return self.app.registry.get(*key)
+
+    def _opts(self, manager="virt-controller"):
+        return Options(validation="Ignore", manager=manager)
+
+    # --- event dispatch ----------------------------------------------------------------------------------
+    def reconcile(self, rkey, ns, name, etype, obj):
+        if rkey == VM:
+            self.sync_vm(ns, name)
+        elif rkey == VMI:
+            self.sync_vmi(ns, name)
+            if self.store.get(VM, ns, name) is not None:
+                self.sync_vm(ns, name)
+
+    def _later(self, key, fn, *args):
+        """Schedule one pending step per key (ns, name, what)."""
+        if key in self._pending:
+            return
+        self._pending.add(key)
+
+        def run():
+            self._pending.discard(key)
+            fn(*args)
+        self.after(self.step, run)
+
+    # --- VM ----------------------------------------------------------------------------------------------
+    def sync_vm(self, ns, name):
+        vm = self.store.get(VM, ns, name)
+        if vm is None or vm["metadata"].get("deletionTimestamp"):
+            return
+        strategy = run_strategy(vm)
+        vmi = self.store.get(VMI, ns, name)
+        status = vm.get("status") or {}
+        requests = status.get("stateChangeRequests") or []
+        if requests:
+            self._handle_state_requests(vm, vmi, requests)
+            return
+        want = strategy in ("Always", "RerunOnFailure") or (strategy == "Once" and not status.get("created"))
+        if strategy == "RerunOnFailure" and vmi is not None and (vmi.get("status") or {}).get("phase") == "Succeeded":
+            want = False
+        if strategy in ("Manual", "Once"):
+            want = vmi is not None and not vmi["metadata"].get("deletionTimestamp") or (
+                strategy == "Once" and not status.get("created") and vmi is None)
+        if want and vmi is None:
+            self._create_vmi(vm)
+        elif not want and vmi is not None and strategy in ("Halted",) and not vmi["metadata"].get("deletionTimestamp"):
+            self._delete_vmi(ns, name)
+        elif want and vmi is not None and vmi["metadata"].get("deletionTimestamp") is None and \
+                (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed") and strategy == "Always":
+            self._delete_vmi(ns, name)
+        self._update_vm_status(ns, name)
+
+    def _handle_state_requests(self, vm, vmi, requests):
+        ns, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
+        first = requests[0]
+        if first.get("action") == "Stop":
+            if vmi is not None:
+                if not vmi["metadata"].get("deletionTimestamp"):
+                    self._delete_vmi(ns, name)
+                self._update_vm_status(ns, name)
+                return
+        elif first.get("action") == "Start":
+            if vmi is not None:
+                if vmi["metadata"].get("deletionTimestamp"):
+                    return   # wait for the old VMI to go away first
+            else:
+                self._create_vmi(vm)
+
+        def pop(o):
+            reqs = (o.get("status") or {}).get("stateChangeRequests") or []
+            if not reqs:
+                return False
+            o["status"]["stateChangeRequests"] = reqs[1:] or None
+            if not reqs[1:]:
+                del o["status"]["stateChangeRequests"]
+        self.api.write_status(self._rt(VM), ns, name, pop, "virt-controller")
+
+    def _create_vmi(self, vm):
+        meta = vm["metadata"]
+        tmpl = (vm.get("spec") or {}).get("template") or {}
+        tmeta = tmpl.get("metadata") or {}
+        labels = dict(tmeta.get("labels") or {})
+        vmi = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+               "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels,
+                            "annotations": dict(tmeta.get("annotations") or {}),
+                            "finalizers": [FINALIZER],
+                            "ownerReferences": [{"apiVersion": vm["apiVersion"], "kind": "VirtualMachine",
+                                                 "name": meta["name"], "uid": meta["uid"], "controller": True,
+                                                 "blockOwnerDeletion": True}]},
+               "spec": clone(tmpl.get("spec") or {})}
+        if not vmi["metadata"]["annotations"]:
+            del vmi["metadata"]["annotations"]
+        try:
+            self.api.create(self._rt(VMI), "v1", meta["namespace"], vmi, self._opts())
+        except errors.ApiError as exc:
+            if exc.code != 409:
+                print("kubeapi: virt-controller could not create VMI %s/%s: %s" % (
+                    meta["namespace"], meta["name"], exc.message), flush=True)
+
+        def created(o):
+            o.setdefault("status", {})["created"] = True
+        self.api.write_status(self._rt(VM), meta["namespace"], meta["name"], created, "virt-controller")
+
+    def _delete_vmi(self, ns, name):
+        try:
+            self.api.delete(self._rt(VMI), "v1", ns, name, self._opts())
+        except errors.ApiError:
+            pass
+
+    def _update_vm_status(self, ns, name):
+        vm = self.store.get(VM, ns, name)
+        if vm is None:
+            return
+        vmi = self.store.get(VMI, ns, name)
+        strategy = run_strategy(vm)
+
+        def mutate(o):
+            st = o.setdefault("status", {})
+            before = clone(st)
+            conds = st.setdefault("conditions", [])
+            vst = (vmi or {}).get("status") or {}
+            phase = vst.get("phase", "")
+            if vmi is None:
+                st["printableStatus"] = "Stopped"
+                st["ready"] = False
+                st["created"] = False
+                _set_cond(conds, _cond("Ready", "False", "VMINotExists", "VMI does not exist"))
+                conds[:] = [c for c in conds if c["type"] in ("Ready", "Failure", "RestartRequired")]
+            else:
+                st["created"] = True
+                deleting = bool(vmi["metadata"].get("deletionTimestamp"))
+                paused = any(c.get("type") == "Paused" and c.get("status") == "True"
+                             for c in vst.get("conditions") or [])
+                if deleting or (strategy == "Halted" and phase != "Succeeded"):
+                    st["printableStatus"] = "Stopping"
+                elif phase == "Running":
+                    st["printableStatus"] = "Paused" if paused else "Running"
+                elif phase in ("Succeeded", "Failed"):
+                    st["printableStatus"] = "Stopped" if phase == "Succeeded" else "CrashLoopBackOff"
+                elif phase in ("", "Pending", "Scheduling", "Scheduled"):
+                    st["printableStatus"] = "Starting" if phase else "Provisioning"
+                ready = phase == "Running" and not deleting and any(
+                    c.get("type") == "Ready" and c.get("status") == "True" for c in vst.get("conditions") or [])
+                st["ready"] = ready
+                if ready:
+                    _set_cond(conds, _cond("Ready", "True"))
+                else:
+                    _set_cond(conds, _cond("Ready", "False", "GuestNotRunning" if phase else "PodNotExists",
+                                           "Guest VM is not reported as running"))
+                for c in vst.get("conditions") or []:
+                    if c.get("type") not in ("Ready", "Failure", "RestartRequired"):
+                        _set_cond(conds, clone(c))
+                if not paused:
+                    conds[:] = [c for c in conds if c["type"] != "Paused"]
+            st["runStrategy"] = strategy
+            gen = o["metadata"].get("generation", 1)
+            st["desiredGeneration"] = gen
+            st["observedGeneration"] = gen
+            if st == before:
+                return False
+        self.api.write_status(self._rt(VM), ns, name, mutate, "virt-controller")
+
+    # --- VMI ---------------------------------------------------------------------------------------------
+    def sync_vmi(self, ns, name):
+        vmi = self.store.get(VMI, ns, name)
+        if vmi is None:
+            return
+        uid = vmi["metadata"]["uid"]
+        phase = (vmi.get("status") or {}).get("phase", "")
+        if vmi["metadata"].get("deletionTimestamp"):
+            if phase in ("Succeeded", "Failed"):
+                self._later((ns, name, "final"), self._finalize, ns, name, uid)
+            else:
+                self._later((ns, name, "stop"), self._set_phase, ns, name, uid, "Succeeded")
+            return
+        nxt = NEXT_PHASE.get(phase)
+        if nxt == "Pending":
+            self._set_phase(ns, name, uid, "Pending")
+        elif nxt:
+            self._later((ns, name, nxt), self._set_phase, ns, name, uid, nxt)
+
+    def _pick_node(self, vmi):
+        nodes = [n for n in self.store.items(NODES) if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (n.get("status") or {}).get("conditions") or [])
+            and not (n.get("spec") or {}).get("unschedulable")]
+        selector = (vmi.get("spec") or {}).get("nodeSelector") or {}
+        nodes = [n for n in nodes if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+        if not nodes:
+            return None
+        return nodes[next(self._node_rr) % len(nodes)]
+
+    def _set_phase(self, ns, name, uid, phase):
+        vmi = self.store.get(VMI, ns, name)
+        if vmi is None or vmi["metadata"]["uid"] != uid:
+            return
+        extra = {}
+        if phase == "Scheduled":
+            node = self._pick_node(vmi)
+            if node is None:
+                def unschedulable(o):
+                    _set_cond(o.setdefault("status", {}).setdefault("conditions", []), _cond(
+                        "PodScheduled", "False", "Unschedulable", "0/%d nodes are available" % len(
+                            self.store.items(NODES))))
+                self.api.write_status(self._rt(VMI), ns, name, unschedulable, "virt-controller")
+                self._later((ns, name, "Scheduled"), self._set_phase, ns, name, uid, "Scheduled")
+                return
+            extra["node"] = node["metadata"]["name"]
+        if phase == "Running":
+            n = next(self._ip)
+            extra["ip"] = "10.244.%d.%d" % (n // 250, n % 250 + 2)
+            extra["mac"] = "02:00:00:%02x:%02x:%02x" % ((n >> 16) & 255, (n >> 8) & 255, n & 255)
+
+        def mutate(o):
+            st = o.setdefault("status", {})
+            st["phase"] = phase
+            st.setdefault("phaseTransitionTimestamps", []).append({"phase": phase,
+                                                                   "phaseTransitionTimestamp": now()})
+            conds = st.setdefault("conditions", [])
+            if phase == "Pending":
+                if FINALIZER not in (o["metadata"].get("finalizers") or []):
+                    o["metadata"].setdefault("finalizers", []).append(FINALIZER)
+                st.setdefault("guestOSInfo", {})
+                st["qosClass"] = "Burstable"
+            elif phase == "Scheduling":
+                _set_cond(conds, _cond("Ready", "False", "GuestNotRunning", "Guest VM is not reported as running"))
+            elif phase == "Scheduled":
+                st["nodeName"] = extra["node"]
+                o["metadata"].setdefault("labels", {})["kubevirt.io/nodeName"] = extra["node"]
+                st["activePods"] = {o["metadata"]["uid"][:8] + "-pod": extra["node"]}
+                conds[:] = [c for c in conds if c.get("type") != "PodScheduled"]
+            elif phase == "Running":
+                st["interfaces"] = self._interfaces(o, extra["ip"], extra["mac"])
+                st["guestOSInfo"] = self._guest_os(o)
+                st["launcherContainerImageVersion"] = "quay.io/kubevirt/virt-launcher:v1.9.0"
+                st["migrationMethod"] = "BlockMigration"
+                st["migrationTransport"] = "Unix"
+                _set_cond(conds, _cond("Ready", "True"))
+                _set_cond(conds, _cond("LiveMigratable", "True"))
+                _set_cond(conds, _cond("AgentConnected", "True"))
+            elif phase == "Succeeded":
+                _set_cond(conds, _cond("Ready", "False", "PodTerminating", "virt-launcher pod is terminating"))
+                conds[:] = [c for c in conds if c.get("type") not in ("AgentConnected", "Paused")]
+        self.api.write_status(self._rt(VMI), ns, name, mutate, "virt-handler")
+
+    def _interfaces(self, vmi, ip, mac):
+        devices = (((vmi.get("spec") or {}).get("domain") or {}).get("devices") or {})
+        ifaces = devices.get("interfaces")
+        networks = (vmi.get("spec") or {}).get("networks")
+        if ifaces is None and networks is None:
+            ifaces = [{"name": "default"}]
+        ifaces = ifaces or []
+        out = []
+        for i, iface in enumerate(ifaces):
+            entry = {"name": iface.get("name"), "interfaceName": "eth%d" % i,
+                     "mac": iface.get("macAddress") or mac[:-2] + "%02x" % ((int(mac[-2:], 16) + i * 16) % 256),
+                     "infoSource": "domain, guest-agent", "queueCount": 1, "linkState": "up"}
+            if i == 0:
+                entry["ipAddress"] = ip
+                entry["ipAddresses"] = [ip]
+                entry["podInterfaceName"] = "eth0"
+            out.append(entry)
+        return out
+
+    def _guest_os(self, vmi):
+        text = str((vmi.get("spec") or {}).get("volumes") or "").lower() + vmi["metadata"]["name"].lower()
+        for key in ("fedora", "cirros", "alpine", "ubuntu", "debian"):
+            if key in text:
+                return dict(GUESTS[key])
+        return dict(GUESTS["fedora"])
+
+    def _finalize(self, ns, name, uid):
+        vmi = self.store.get(VMI, ns, name)
+        if vmi is None or vmi["metadata"]["uid"] != uid:
+            return
+
+        def drop(o):
+            o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or [] if f != FINALIZER]
+        self.api.write_status(self._rt(VMI), ns, name, drop, "virt-controller")
+
+    # --- subresources (virt-api) -------------------------------------------------------------------------
+    def _get_vm(self, ns, name):
+        vm = self.store.get(VM, ns, name)
+        if vm is None:
+            raise errors.not_found(self._rt(VM), name)
+        return vm
+
+    def _running_vmi(self, ns, name):
+        vmi = self.store.get(VMI, ns, name)
+        if vmi is None or vmi["metadata"].get("deletionTimestamp") or \
+                (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return None
+        return vmi
+
+    def _patch_spec(self, vm, dry, **changes):
+        if dry:
+            return
+        ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": vm["metadata"]["resourceVersion"]}]
+        spec = vm.get("spec") or {}
+        for k, v in changes.items():
+            ops.append({"op": "replace" if k in spec else "add", "path": "/spec/" + k, "value": v})
+        self.api.patch(self._rt(VM), "v1", vm["metadata"]["namespace"], vm["metadata"]["name"],
+                       "application/json-patch+json", ops, self._opts("virt-api"))
+
+    def _state_request(self, vm, dry, *reqs):
+        if dry:
+            return
+
+        def add(o):
+            st = o.setdefault("status", {})
+            st["stateChangeRequests"] = (st.get("stateChangeRequests") or []) + list(reqs)
+        self.api.write_status(self._rt(VM), vm["metadata"]["namespace"], vm["metadata"]["name"], add, "virt-api")
+
+    def _flip_running(self, vm, dry, running):
+        if "running" in (vm.get("spec") or {}) and not (vm.get("spec") or {}).get("runStrategy"):
+            self._patch_spec(vm, dry, running=running)
+        else:
+            self._patch_spec(vm, dry, runStrategy="Always" if running else "Halted")
+
+    def sub_start(self, ns, name, body, dry):
+        vm = self._get_vm(ns, name)
+        strategy = run_strategy(vm)
+        vmi = self._running_vmi(ns, name)
+        if strategy in ("Always", "Once"):
+            raise _vm_conflict(name, "%s does not support manual start requests" % strategy)
+        if vmi is not None:
+            raise _vm_conflict(name, "VM is already running")
+        if strategy == "Halted":
+            self._flip_running(vm, dry, True)
+        else:
+            self._state_request(vm, dry, {"action": "Start"})
+        return 202, None
+
+    def sub_stop(self, ns, name, body, dry):
+        vm = self._get_vm(ns, name)
+        strategy = run_strategy(vm)
+        vmi = self.store.get(VMI, ns, name)
+        if strategy == "Halted" and body.get("gracePeriod") is None:
+            raise _vm_conflict(name, "VM is not running")
+        if vmi is None and strategy in ("Manual", "RerunOnFailure"):
+            raise _vm_conflict(name, "VM is not running")
+        if strategy in ("Always", "Once"):
+            self._flip_running(vm, dry, False)
+        elif strategy in ("Manual", "RerunOnFailure"):
+            self._state_request(vm, dry, {"action": "Stop", "uid": vmi["metadata"]["uid"]})
+        elif vmi is not None and not dry:
+            self._delete_vmi(ns, name)
+        return 202, None
+
+    def sub_restart(self, ns, name, body, dry):
+        vm = self._get_vm(ns, name)
+        strategy = run_strategy(vm)
+        if strategy in ("Halted", "Once"):
+            raise _vm_conflict(name, "RunStategy %s does not support manual restart requests" % strategy)
+        if body.get("gracePeriodSeconds") not in (None, 0):
+            raise errors.bad_request("For force restart, only gracePeriod=0 is supported for now")
+        vmi = self._running_vmi(ns, name)
+        if vmi is None:
+            raise _vm_conflict(name, "VM is not running")
+        if dry:
+            return 202, None
+        if strategy == "Manual":
+            self._state_request(vm, dry, {"action": "Stop", "uid": vmi["metadata"]["uid"]}, {"action": "Start"})
+        else:
+            self._delete_vmi(ns, name)
+        return 202, None
+
+    def sub_migrate(self, ns, name, body, dry):
+        self._get_vm(ns, name)
+        vmi = self._running_vmi(ns, name)
+        if vmi is None or (vmi.get("status") or {}).get("phase") != "Running":
+            raise _vm_conflict(name, "VM is not running")
+        if not dry:
+            mig = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceMigration",
+                   "metadata": {"generateName": "kubevirt-migrate-vm-", "namespace": ns},
+                   "spec": {"vmiName": name}}
+            if body.get("addedNodeSelector"):
+                mig["spec"]["addedNodeSelector"] = body["addedNodeSelector"]
+            self.api.create(self._rt(VMIM), "v1", ns, mig, self._opts("virt-api"))
+        return 202, None
+
+    def _get_vmi(self, ns, name):
+        vmi = self.store.get(VMI, ns, name)
+        if vmi is None:
+            raise errors.not_found(self._rt(VMI), name)
+        return vmi
+
+    def _paused(self, vmi):
+        return any(c.get("type") == "Paused" and c.get("status") == "True"
+                   for c in (vmi.get("status") or {}).get("conditions") or [])
+
+    def sub_pause(self, ns, name, body, dry):
+        vmi = self._get_vmi(ns, name)
+        if (vmi.get("status") or {}).get("phase") != "Running":
+            raise _vmi_conflict(name, "VMI is not running")
+        if self._paused(vmi):
+            raise _vmi_conflict(name, "VMI is already paused")
+        if not dry:
+            def pause(o):
+                _set_cond(o["status"].setdefault("conditions", []), _cond("Paused", "True", "PausedByUser",
+                                                                          "VMI was paused by user"))
+            self.api.write_status(self._rt(VMI), ns, name, pause, "virt-handler")
+        return 200, None
+
+    def sub_unpause(self, ns, name, body, dry):
+        vmi = self._get_vmi(ns, name)
+        if not self._paused(vmi):
+            raise _vmi_conflict(name, "VMI is not paused")
+        if not dry:
+            def unpause(o):
+                o["status"]["conditions"] = [c for c in o["status"].get("conditions") or [] if c["type"] != "Paused"]
+            self.api.write_status(self._rt(VMI), ns, name, unpause, "virt-handler")
+        return 200, None
+
+    def sub_guestosinfo(self, ns, name, body, dry):
+        vmi = self._get_vmi(ns, name)
+        if (vmi.get("status") or {}).get("phase") != "Running":
+            raise _vmi_conflict(name, "VMI is not running")
+        return 200, {"guestAgentVersion": "9.0.0", "hostname": name, "os": vmi["status"].get("guestOSInfo", {}),
+                     "timezone": "UTC, 0"}

@@ -1,0 +1,48 @@
+"""Injected faults: latency, HTTP 500/429 Status replies and dropped connections, chosen by a seeded RNG."""
+import random
+import re
+import threading
+
+
+class Faults:
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self):
+        with self._lock:
+            self.config = {"rate": 0.0, "statuses": [], "reset": False, "latency_ms": 0, "path_regex": None,
+                           "methods": None, "count": None, "seed": 1}
+            self._rng = random.Random(1)
+            self._regex = None
+            self.injected = 0
+
+    def configure(self, rate=0.0, statuses=(500, 429), reset=False, latency_ms=0, path_regex=None, count=None,
+                  seed=1, methods=None):
+        with self._lock:
+            self.config = {"rate": float(rate), "statuses": [int(s) for s in statuses or []], "reset": bool(reset),
+                           "latency_ms": int(latency_ms or 0), "path_regex": path_regex,
+                           "methods": [m.upper() for m in methods] if methods else None,
+                           "count": count, "seed": seed}
+            self._rng = random.Random(seed)
+            self._regex = re.compile(path_regex) if path_regex else None
+            self.injected = 0
+
+    def decide(self, method, path):
+        """(latency_seconds, outcome) where outcome is None, an int status, or "reset"."""
+        with self._lock:
+            cfg = self.config
+            if self._regex is not None and not self._regex.search(path):
+                return 0.0, None
+            if cfg["methods"] and method not in cfg["methods"]:
+                return 0.0, None
+            latency = cfg["latency_ms"] / 1000.0
+            outcomes = list(cfg["statuses"]) + (["reset"] if cfg["reset"] else [])
+            if not outcomes or cfg["rate"] <= 0:
+                return latency, None
+            if cfg["count"] is not None and self.injected >= cfg["count"]:
+                return latency, None
+            if self._rng.random() >= cfg["rate"]:
+                return latency, None
+            self.injected += 1
+            return latency, self._rng.choice(outcomes)

@@ -1,0 +1,257 @@
+"""Start/stop the emulator as a subprocess and talk to its /_emulator hooks (see the emulator contract).
+
+    emu = Emulator(workdir, tls=True, controllers=("virt",), timing="fast")
+    emu.start(); emu.url; emu.kubeconfig; emu.ca_file; emu.admin_token
+    emu.add_token("t1", namespaces=["ns1"]); emu.client_cert("alice") -> (cert_path, key_path)
+    emu.requests(since=emu.mark()); emu.set_faults(rate=1, statuses=(500,)); emu.clear_faults()
+    emu.apply_object(obj); emu.get_object(path); emu.delete_object(path); emu.stop()
+"""
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class EmulatorError(RuntimeError):
+    pass
+
+
+class Emulator:
+    def __init__(self, workdir, tls=True, controllers=("virt",), timing="fast", rbac=None, extra_args=(),
+                 nodes=None, api_dir=None):
+        self.workdir = Path(workdir)
+        self.tls = tls
+        self.controllers = tuple(controllers or ())
+        self.timing = timing
+        self.rbac = rbac
+        self.extra_args = list(extra_args)
+        self.nodes = nodes
+        self.api_dir = api_dir
+        self.proc = None
+        self.url = None
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self.ca_file = self.workdir / "ca.crt"
+        self.admin_token = None
+        self._ssl = None
+        self._log = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def start(self, timeout=30):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubeconfig", str(self.kubeconfig),
+               "--timing", self.timing, "--controllers", ",".join(self.controllers) or "none"]
+        if not self.tls:
+            cmd.append("--no-tls")
+        if self.api_dir:
+            cmd += ["--api-dir", str(self.api_dir)]
+        if self.nodes:
+            cmd += ["--nodes", str(self.nodes)]
+        if self.rbac:
+            rbac_file = self.workdir / "rbac.yaml"
+            rbac_file.write_text(yaml.safe_dump(list(self.rbac)))
+            cmd += ["--rbac", str(rbac_file)]
+        cmd += self.extra_args
+        self._log = open(self.workdir / "kubeapi.log", "w")
+        self.proc = subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.PIPE, stderr=self._log, text=True)
+        ready = {}
+
+        def reader():
+            for line in self.proc.stdout:
+                if line.startswith("kubeapi ready on ") and "url" not in ready:
+                    ready["url"] = line.split()[-1]
+                self._log.write(line)
+                self._log.flush()
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        deadline = time.monotonic() + timeout
+        while "url" not in ready:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise EmulatorError("kubeapi emulator did not start; see %s" % (self.workdir / "kubeapi.log"))
+            time.sleep(0.05)
+        self.url = ready["url"]
+        kc = yaml.safe_load(self.kubeconfig.read_text())
+        self.admin_token = kc["users"][0]["user"]["token"]
+        if self.tls:
+            self._ssl = ssl.create_default_context(cafile=str(self.ca_file))
+        return self
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # --- raw HTTP ------------------------------------------------------------------------------------------
+    def http(self, method, path, body=None, token=None, content_type="application/json", headers=None):
+        """(status, parsed JSON body or text, headers) for one request; no exception on HTTP errors."""
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", "Bearer " + (token or self.admin_token))
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        try:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=30) as resp:
+                raw, status, hdrs = resp.read(), resp.status, resp.headers
+        except urllib.error.HTTPError as exc:
+            raw, status, hdrs = exc.read(), exc.code, exc.headers
+        try:
+            parsed = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode(errors="replace")
+        return status, parsed, hdrs
+
+    def _hook(self, method, path, body=None):
+        status, doc, _ = self.http(method, "/_emulator/" + path, body)
+        if status != 200:
+            raise EmulatorError("hook %s %s failed: %s %s" % (method, path, status, doc))
+        return doc
+
+    # --- hooks ---------------------------------------------------------------------------------------------
+    def requests(self, since=None):
+        q = "?since=%d" % since if since else ""
+        return self._hook("GET", "requests" + q)["items"]
+
+    def mark(self):
+        return self._hook("GET", "mark")["mark"]
+
+    def reset_requests(self):
+        self._hook("DELETE", "requests")
+
+    def set_faults(self, rate=0.1, statuses=(500, 429), reset=False, latency_ms=0, path_regex=None, count=None,
+                   seed=1, methods=None):
+        return self._hook("PUT", "faults", {"rate": rate, "statuses": list(statuses), "reset": reset,
+                                            "latency_ms": latency_ms, "path_regex": path_regex, "count": count,
+                                            "seed": seed, "methods": methods})
+
+    def clear_faults(self):
+        self._hook("DELETE", "faults")
+
+    def add_token(self, token, namespaces=(), verbs=None, cluster_wide_read=False, user=None, resources=None):
+        spec = {"token": token, "user": user or token, "namespaces": list(namespaces),
+                "verbs": list(verbs) if verbs else None, "cluster_wide_read": cluster_wide_read,
+                "resources": list(resources) if resources else None}
+        return self._hook("PUT", "tokens", spec)
+
+    def client_cert(self, user, groups=()):
+        doc = self._hook("POST", "client-certs", {"user": user, "groups": list(groups)})
+        safe = "".join(c if c.isalnum() else "_" for c in user)
+        cert, key = self.workdir / ("client-%s.crt" % safe), self.workdir / ("client-%s.key" % safe)
+        cert.write_text(doc["cert"])
+        key.write_text(doc["key"])
+        os.chmod(key, 0o600)
+        return cert, key
+
+    def compact(self):
+        return self._hook("POST", "compact")
+
+    def kubeconfig_for(self, token, path=None):
+        """A kubeconfig like the admin one but authenticating with `token`."""
+        kc = yaml.safe_load(self.kubeconfig.read_text())
+        kc["users"][0]["user"] = {"token": token}
+        path = Path(path or self.workdir / ("kubeconfig-%s" % "".join(c for c in token if c.isalnum())))
+        path.write_text(yaml.safe_dump(kc))
+        return path
+
+    # --- admin shortcuts -----------------------------------------------------------------------------------
+    def api_path(self, obj):
+        api_version, kind = obj["apiVersion"], obj["kind"]
+        meta = obj.get("metadata") or {}
+        group, _, version = api_version.rpartition("/")
+        base = "/apis/%s/%s" % (group, version) if group else "/api/" + version
+        status, doc, _ = self.http("GET", base)
+        if status != 200:
+            raise EmulatorError("unknown apiVersion %s" % api_version)
+        res = next((r for r in doc["resources"] if r["kind"] == kind and "/" not in r["name"]), None)
+        if res is None:
+            raise EmulatorError("unknown kind %s in %s" % (kind, api_version))
+        path = base
+        if res["namespaced"]:
+            path += "/namespaces/" + (meta.get("namespace") or "default")
+        return path + "/" + res["name"]
+
+    def apply_object(self, obj, field_manager="kubeapi-harness", force=True):
+        """Server-side apply as admin; returns the stored object."""
+        path = self.api_path(obj) + "/" + obj["metadata"]["name"]
+        q = "?fieldManager=%s&force=%s" % (urllib.parse.quote(field_manager), "true" if force else "false")
+        status, doc, _ = self.http("PATCH", path + q, obj, content_type="application/apply-patch+yaml")
+        if status not in (200, 201):
+            raise EmulatorError("apply failed: %s %s" % (status, doc))
+        return doc
+
+    def get_object(self, api_path):
+        status, doc, _ = self.http("GET", api_path)
+        if status == 404:
+            return None
+        if status != 200:
+            raise EmulatorError("GET %s failed: %s %s" % (api_path, status, doc))
+        return doc
+
+    def delete_object(self, api_path):
+        status, doc, _ = self.http("DELETE", api_path)
+        if status not in (200, 202, 404):
+            raise EmulatorError("DELETE %s failed: %s %s" % (api_path, status, doc))
+        return doc if status != 404 else None
+
+    def wait_for(self, api_path, predicate, timeout=15, interval=0.05):
+        """Poll GET api_path until predicate(obj) is true; returns the object (None obj allowed)."""
+        deadline = time.monotonic() + timeout
+        obj = None
+        while time.monotonic() < deadline:
+            obj = self.get_object(api_path)
+            if predicate(obj):
+                return obj
+            time.sleep(interval)
+        raise EmulatorError("timed out waiting on %s; last state: %s" % (api_path, json.dumps(obj)[:2000]))
+
+
+class RealCluster:
+    """Stands in for Emulator when tests run against a real cluster: hooks skip the calling test."""
+
+    HOOKS = {"requests", "mark", "reset_requests", "set_faults", "clear_faults", "add_token", "client_cert",
+             "compact", "kubeconfig_for", "apply_object", "get_object", "delete_object", "wait_for", "http"}
+
+    def __init__(self, kubeconfig):
+        self.kubeconfig = Path(kubeconfig)
+        kc = yaml.safe_load(self.kubeconfig.read_text())
+        ctx = next(c for c in kc["contexts"] if c["name"] == kc["current-context"])["context"]
+        self.url = next(c for c in kc["clusters"] if c["name"] == ctx["cluster"])["cluster"]["server"]
+        self.ca_file = None
+        self.admin_token = None
+
+    def __getattr__(self, name):
+        if name in self.HOOKS:
+            import pytest
+            pytest.skip("needs the kubeapi emulator's test hooks (%s); running against a real cluster" % name)
+        raise AttributeError(name)
+
+    def stop(self):
+        pass
