@@ -173,12 +173,18 @@ class Emulator:
     def compact(self):
         return self._hook("POST", "compact")
 
-    def kubeconfig_for(self, token, path=None):
-        """A kubeconfig like the admin one but authenticating with `token`."""
+    def kubeconfig_for(self, token=None, cert=None, path=None):
+        """A kubeconfig like the admin one but authenticating with `token` or a (cert, key) pair."""
         kc = yaml.safe_load(self.kubeconfig.read_text())
-        kc["users"][0]["user"] = {"token": token}
-        path = Path(path or self.workdir / ("kubeconfig-%s" % "".join(c for c in token if c.isalnum())))
+        if cert is not None:
+            kc["users"][0]["user"] = {"client-certificate": str(cert[0]), "client-key": str(cert[1])}
+            tag = "cert-" + Path(cert[0]).stem
+        else:
+            kc["users"][0]["user"] = {"token": token}
+            tag = "".join(c for c in token if c.isalnum())[:40]
+        path = Path(path or self.workdir / ("kubeconfig-%s" % tag))
         path.write_text(yaml.safe_dump(kc))
+        os.chmod(path, 0o600)
         return path
 
     # --- admin shortcuts -----------------------------------------------------------------------------------
