@@ -187,11 +187,15 @@ def main():
     if _client.IMPORT_ERROR is not None:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=str(_client.IMPORT_ERROR))
     predicate, goal = _info.vm_goal(module.params['running'])
+    error = None
     try:
         client = _client.client_from_options(auth_options(module.params))
         result = _info.run_info(client, _kinds.VM, module.params, predicate=predicate, goal=goal)
     except KubeVirtError as exc:
-        module.fail_json(msg=exc.msg, **exc.result)
+        error = exc
+    if error is not None:
+        # Outside the except block: the sentence is the whole report, no exception context attached.
+        module.fail_json(msg=error.msg, **error.result)
     module.exit_json(**result)
 
 
