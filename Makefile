@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv collection test test-newest test-floor sanity lint demo clean
+.PHONY: venv collection test test-newest test-floor sanity lint demo clean sanity-newest sanity-floor
 
 venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp collection
 
@@ -42,5 +42,48 @@ test-newest: venv
 test-floor: venv
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
 
+# ---- Quality gates: `make sanity` = ansible-test sanity on both ansible-core lines + `make lint` ----
+VENV_LINT    ?= .venv-lint
+SANITY_VENVS ?= $(VENV) $(VENV_FLOOR)
+# ansible-test only works inside .../ansible_collections/<namespace>/<name>/. It accepts our
+# `collection` symlink when ANSIBLE_TEST_CONTENT_ROOT names it (without it, os.getcwd() resolves the
+# link to the real checkout and ansible-test refuses it), so no copy of the tree is needed: git decides
+# what is tested (tracked and untracked files, minus .gitignore), exactly as in the checkout.
+SANITY_ROOT  := $(CURDIR)/$(COLL_LINK)
+# --python 3.11: the only Python we support; otherwise compile/import run for every Python known.
+# --skip-test pslint: no PowerShell in the collection and no pwsh here.
+# --exclude tests/kubeapi/: the Kubernetes API emulator is test-support code (an HTTP server, Python
+#   3.11 only, never loaded by Ansible); pytest runs its conformance tests. ansible-test's pylint/pep8
+#   rules (e.g. no variable named `_`, Python 2-era boilerplate) target code Ansible loads, so we apply
+#   them to plugins/, tests/unit/, tests/integration/ and the rest, not to the emulator.
+# No test needs skipping for being offline: every sanity virtualenv installs from PyPI, and the one
+# download from elsewhere (pip's bootstrap script) is provided by tests/sanity/pip_bootstrap.py.
+SANITY_ARGS  ?= --python 3.11 --skip-test pslint --exclude tests/kubeapi/
+
+# -k: report the findings of every gate, not just the first one that fails.
+sanity: venv
+	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_VENVS)) lint
+
+# One ansible-test per virtualenv (= per ansible-core line): each pins its own pip bootstrap version.
+sanity-%: venv
+	$*/bin/python tests/sanity/pip_bootstrap.py
+	cd $(SANITY_ROOT) && ANSIBLE_TEST_CONTENT_ROOT=$(SANITY_ROOT) $(CURDIR)/$*/bin/ansible-test sanity $(SANITY_ARGS)
+
+sanity-newest: sanity-$(VENV)
+sanity-floor: sanity-$(VENV_FLOOR)
+
+# ansible-lint lives in its own virtualenv: it would otherwise pick the ansible-core of .venv.
+$(VENV_LINT)/.stamp: tests/sanity/requirements-lint.txt
+	rm -rf $(VENV_LINT) && $(PYTHON) -m venv $(VENV_LINT)
+	$(VENV_LINT)/bin/pip install -q --disable-pip-version-check -r tests/sanity/requirements-lint.txt
+	touch $@
+
+# ansible-lint (production profile, .ansible-lint) finds this collection through the exported
+# ANSIBLE_COLLECTIONS_PATH; shellcheck covers .ci/run, which ansible-test skips (it only checks *.sh).
+lint: $(VENV_LINT)/.stamp collection
+	PATH=$(CURDIR)/$(VENV_LINT)/bin:$$PATH ansible-lint --nocolor
+	@if command -v shellcheck >/dev/null; then shellcheck .ci/run && echo "shellcheck .ci/run: ok"; \
+	else echo "shellcheck not installed (apt-get install shellcheck): .ci/run not checked"; fi
+
 clean:
-	rm -rf $(VENV) $(VENV_FLOOR) .build tests/output .pytest_cache
+	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) .build tests/output .pytest_cache
