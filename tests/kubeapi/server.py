@@ -262,10 +262,14 @@ class Handler(BaseHTTPRequestHandler):
             options = self._decode(body) if body else {}
             if _q(query, "propagationPolicy"):
                 options["propagationPolicy"] = _q(query, "propagationPolicy")
+            if "All" in (options.get("dryRun") or []):   # kubectl sends dryRun in the DeleteOptions body
+                opts.dry_run = True
             obj = api.delete(rtype, version, ns, name, opts, options)
             return self._reply(200, rtype, version, obj, warnings, single=True)
         if verb == "deletecollection":
             options = self._decode(body) if body else {}
+            if "All" in (options.get("dryRun") or []):
+                opts.dry_run = True
             lst = api.delete_collection(rtype, version, ns or None, opts, _q(query, "labelSelector"),
                                         _q(query, "fieldSelector"), options)
             return self._reply(200, rtype, version, lst, warnings)
