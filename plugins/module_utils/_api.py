@@ -147,7 +147,9 @@ class Api(object):
         if dry_run:
             body['dryRun'] = ['All']
         try:
-            return self._req('DELETE', kind, namespace, name, verb='delete', body=body)
+            # dryRun goes in the query too: not every server reads it from the DeleteOptions body.
+            return self._req('DELETE', kind, namespace, name, verb='delete', body=body,
+                             query={'dryRun': 'All'} if dry_run else None)
         except ApiError as err:
             if err.status == 404 and not api_missing(err):
                 return None

@@ -60,6 +60,7 @@ class VM(object):
         self.diff = None
         self.error = None
         self.restart_required = False
+        self.observe = False        # a template change on a running VM: wait for the controller's verdict
         self.old_vmi_uid = None
         self.target = None          # what the wait waits for: ready, restarted, stopped, gone or None
 
@@ -182,6 +183,7 @@ class VMTask(object):
         body.update(extra)
         try:
             return self.api.client.request("DELETE", self.kind.path(vm.namespace, vm.name), body=body,
+                                           query={"dryRun": "All"} if self.check_mode else None,
                                            what=self.kind.describe(vm.namespace, vm.name), namespace=vm.namespace,
                                            verb="delete")
         except ApiError as err:
@@ -215,8 +217,10 @@ class VMTask(object):
                 vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
             else:
                 vm.result = vm.live
-        if vm.live is not None and vm.changed and self._running(vm) and cmp.template_changed(vm.live, vm.result):
-            vm.restart_required = True
+        if vm.live is not None and self._running(vm):
+            # Predicted from this write, or already flagged by the controller after an earlier one.
+            vm.observe = vm.changed and cmp.template_changed(vm.live, vm.result)
+            vm.restart_required = vm.observe or cmp.is_true(vm.live, "RestartRequired")
         self._plan_lifecycle(vm)
 
     def _running(self, vm):
@@ -388,7 +392,7 @@ class VMTask(object):
             self.write(vm)
         waiting = self.wait and not self.check_mode
         # RestartRequired is written by the controller after it sees the new generation: wait for that first.
-        observe = [vm for vm in self.vms if vm.restart_required and not vm.error and (waiting or self.restart_if_required)
+        observe = [vm for vm in self.vms if vm.observe and not vm.error and (waiting or self.restart_if_required)
                    and not self.check_mode]
         if observe:
             saved = dict((id(vm), vm.target) for vm in observe)
