@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-from . import discovery, errors, table
+from . import discovery, errors, protobuf, table
 from .api import APPLY_PATCH, APPLY_PATCH_CBOR, Options
 from .selectors import SelectorError, match_fields, match_labels, parse_field_selector, parse_label_selector
 from .store import Gone
@@ -246,10 +246,10 @@ class Handler(BaseHTTPRequestHandler):
                            _int(_q(query, "limit")), _q(query, "continue"))
             return self._reply(200, rtype, version, lst, warnings)
         if verb == "create":
-            obj = api.create(rtype, version, ns, self._decode(body), opts)
+            obj = api.create(rtype, version, ns, self._decode(body, rtype=rtype), opts)
             return self._reply(201, rtype, version, obj, warnings + opts.warnings, single=True)
         if verb == "update":
-            obj = api.update(rtype, version, ns, name, self._decode(body), opts, sub)
+            obj = api.update(rtype, version, ns, name, self._decode(body, rtype=rtype), opts, sub)
             return self._reply(200, rtype, version, obj, warnings + opts.warnings, single=True)
         if verb in ("patch", "apply"):
             ctype = self.headers.get("Content-Type") or ""
@@ -313,8 +313,13 @@ class Handler(BaseHTTPRequestHandler):
         return Options(dry_run=bool(dry), validation=validation, manager=manager,
                        force=_q(query, "force") in ("true", "1"), user=user)
 
-    def _decode(self, body, yaml_ok=False):
+    def _decode(self, body, yaml_ok=False, rtype=None):
         ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf" and rtype is not None and body:
+            try:
+                return protobuf.decode(body, rtype)
+            except protobuf.ProtobufError:
+                raise errors.unsupported_media(ctype, ["application/json", "application/yaml"])
         if "protobuf" in ctype or "cbor" in ctype:
             raise errors.unsupported_media(ctype, ["application/json", "application/yaml"])
         if not body:
