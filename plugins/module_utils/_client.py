@@ -48,7 +48,9 @@ try:
         from urllib3._collections import HTTPHeaderDict as _HeaderDict
 except ImportError as _exc:  # the modules report it through missing_required_lib
     IMPORT_ERROR = _exc
-    ConfigException = ValueError
+
+    class ConfigException(Exception):  # type: ignore[no-redef]
+        pass
 
 try:
     import yaml
@@ -372,7 +374,7 @@ class Client(object):
         self.request_count += 1
         entry = [method, path, None]
         self.request_log.append(entry)
-        resp = self.pool.urlopen(method, url, body=body, headers=headers, timeout=timeout, retries=False,
+        resp = self.pool.request(method, url, body=body, headers=headers, timeout=timeout, retries=False,
                                  redirect=False, preload_content=False)
         entry[2] = resp.status
         return resp

@@ -84,8 +84,9 @@ class Waiter(object):
         field_selectors = list(field_selectors or [])
         if name:
             field_selectors.append('metadata.name=%s' % name)
-        items, version = initial if initial is not None else self.api.list(kind, namespace, label_selectors,
-                                                                            field_selectors)
+        if initial is None:
+            initial = self.api.list(kind, namespace, label_selectors, field_selectors)
+        items, version = initial
         order = [object_key(o) for o in items]
         state = dict((object_key(o), o) for o in items)
         expected = None if name else set(order)

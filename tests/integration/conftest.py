@@ -7,7 +7,6 @@ Registered results are written to a JSON file by an `always:` task, so failed ta
 `ignore_errors: true`) can be inspected too. No callback plugin outside ansible-core is needed.
 """
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -56,7 +55,8 @@ def run_playbook(workdir, env, tasks, register=(), module_defaults=None, timeout
     env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_LOCALHOST_WARNING": "0",
                 "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"), "ANSIBLE_REMOTE_TEMP": str(workdir / "tmp"),
                 "ANSIBLE_DEPRECATION_WARNINGS": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
-    proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     vars_ = json.loads(out.read_text()) if out.exists() else {}
     return PlaybookResult(proc, vars_)
 

@@ -65,7 +65,7 @@ class Request:
 
 
 class FakePool:
-    """Answers ``urlopen`` from a queue of handlers per (method, path); unmatched requests get 404 page-not-found.
+    """Answers ``request`` (urllib3's PoolManager.request) from a queue of handlers per (method, path); unmatched requests get 404 page-not-found.
 
     A handler is a response, an exception instance (raised, like a refused connection), or a callable taking
     the Request and returning either.
@@ -79,7 +79,7 @@ class FakePool:
         self.routes.setdefault((method, path), []).extend(handlers)
         return self
 
-    def urlopen(self, method, url, body=None, headers=None, timeout=None, **kwargs):
+    def request(self, method, url, body=None, headers=None, timeout=None, **kwargs):
         assert kwargs.get('retries') is False, 'the client must own retries'
         req = Request(method, url, body, headers, timeout)
         self.requests.append(req)
