@@ -58,4 +58,8 @@ class Authorizer:
             return verb_ok
         if spec.get("cluster_wide_read") and verb in READ_VERBS:
             return True
+        # "cluster_read_resources": [plural, ...] reads only those kinds in every namespace (e.g. a token that may
+        # list namespaces but not VirtualMachineInstances cluster-wide, as with a namespaced RoleBinding).
+        if verb in READ_VERBS and resource in (spec.get("cluster_read_resources") or ()):
+            return True
         return False
