@@ -65,9 +65,12 @@ sanity: venv
 	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_VENVS)) lint
 
 # One ansible-test per virtualenv (= per ansible-core line): each pins its own pip bootstrap version.
+# flock: all checkouts share ansible-test's virtualenvs in ~/.ansible/test, and two runs creating the
+# same one at once break each other's pip installs.
 sanity-%: venv
 	$*/bin/python tests/sanity/pip_bootstrap.py
-	cd $(SANITY_ROOT) && ANSIBLE_TEST_CONTENT_ROOT=$(SANITY_ROOT) $(CURDIR)/$*/bin/ansible-test sanity $(SANITY_ARGS)
+	cd $(SANITY_ROOT) && ANSIBLE_TEST_CONTENT_ROOT=$(SANITY_ROOT) \
+	  flock $(HOME)/.ansible/test/sanity.lock $(CURDIR)/$*/bin/ansible-test sanity $(SANITY_ARGS)
 
 sanity-newest: sanity-$(VENV)
 sanity-floor: sanity-$(VENV_FLOOR)
