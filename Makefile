@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv collection test test-newest test-floor sanity lint demo clean sanity-newest sanity-floor
+.PHONY: bench bench-venv venv collection test test-newest test-floor sanity lint demo clean sanity-newest sanity-floor
 
 venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp collection
 
@@ -87,6 +87,22 @@ lint: $(VENV_LINT)/.stamp collection
 	PATH=$(CURDIR)/$(VENV_LINT)/bin:$$PATH ansible-lint --nocolor
 	@if command -v shellcheck >/dev/null; then shellcheck .ci/run && echo "shellcheck .ci/run: ok"; \
 	else echo "shellcheck not installed (apt-get install shellcheck): .ci/run not checked"; fi
+
+# ---- Benchmarks against kubevirt.core (bench/README.md) ----
+# The reference collection (kubevirt.core + kubernetes.core) comes from the `ansible` package on PyPI, in
+# its own virtualenv: never in .venv, whose ansible-core must only see this collection.
+BENCH_VENV ?= bench/.venv-ref
+bench-venv: $(BENCH_VENV)/.stamp
+
+$(BENCH_VENV)/.stamp:
+	rm -rf $(BENCH_VENV) && $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check ansible kubernetes
+	touch $@
+
+# Prints ratios and request counts; never fails on wall time.
+bench: venv bench-venv
+	$(VENV)/bin/python bench/vm_bench.py --json bench/results/vm_bench.json
+	@if [ -f bench/inventory_bench.py ]; then $(VENV)/bin/python bench/inventory_bench.py; fi
 
 clean:
 	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) .build tests/output .pytest_cache

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""VM benchmark: declare N VMs and wait for them Ready — one virtfleet.kubevirt.kubevirt_vm task (option ``vms``)
+versus kubevirt.core.kubevirt_vm in a loop — then the idempotent re-run of both.
+
+Both run through ansible-playbook against the same Kubernetes API emulator (tests/kubeapi with the simulated
+virt-controller, fast timing), each in its own namespace, with the same VM spec. kubevirt.core comes from the
+``ansible`` package installed in its own virtualenv (bench/.venv-ref, made by ``make bench-venv``). The script
+times each ansible-playbook command and counts the HTTP requests the emulator logged (all of them: discovery,
+reads, writes, watches). It prints wall-time ratios and request counts; it never passes or fails on time.
+
+    make bench-venv && .venv/bin/python bench/vm_bench.py              # 100 VMs
+    .venv/bin/python bench/vm_bench.py --vms 20 --ours-only           # smoke run, no reference needed
+
+kubevirt.core polls every ``wait_sleep`` seconds (default 5) per VM; the reference runs with
+``--ref-wait-sleep`` (default 1), which favours it.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from tests.kubeapi.harness import Emulator  # noqa: E402  (the repo root must be on sys.path first)
+
+OURS_BIN = REPO / ".venv" / "bin"
+REF_BIN = REPO / "bench" / ".venv-ref" / "bin"
+COLLECTIONS = REPO / ".build" / "collections"
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def vm_template_spec():
+    """The same VMI template spec for both modules (what a hand-written kubevirt.core spec looks like)."""
+    return {
+        "domain": {"cpu": {"cores": 1}, "memory": {"guest": "256Mi"},
+                   "devices": {"disks": [{"name": "rootdisk", "disk": {"bus": "virtio"}}],
+                               "interfaces": [{"name": "default", "masquerade": {}}]}},
+        "networks": [{"name": "default", "pod": {}}],
+        "volumes": [{"name": "rootdisk", "containerDisk": {"image": "quay.io/containerdisks/fedora:41"}}],
+    }
+
+
+def ours_playbook(ns, names, timeout):
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "declare %d VMs in one task" % len(names),
+        "virtfleet.kubevirt.kubevirt_vm": {
+            "namespace": ns, "labels": {"app": "bench"}, "spec": vm_template_spec(),
+            "vms": [{"name": n} for n in names], "wait": True, "wait_timeout": timeout}}]}]
+
+
+def ref_playbook(ns, names, timeout, wait_sleep):
+    return [{"hosts": "localhost", "gather_facts": False, "tasks": [{
+        "name": "declare %d VMs in a loop" % len(names),
+        "kubevirt.core.kubevirt_vm": {
+            "name": "{{ item }}", "namespace": ns, "labels": {"app": "bench"}, "spec": vm_template_spec(),
+            "wait": True, "wait_sleep": wait_sleep, "wait_timeout": timeout},
+        "loop": names}]}]
+
+
+class Runner(object):
+    def __init__(self, emu, workdir):
+        self.emu = emu
+        self.workdir = Path(workdir)
+
+    def env(self, reference):
+        env = dict(os.environ)
+        env["K8S_AUTH_KUBECONFIG"] = str(self.emu.kubeconfig)
+        env["KUBECONFIG"] = str(self.emu.kubeconfig)
+        env["ANSIBLE_LOCAL_TEMP"] = str(self.workdir / "tmp")
+        env["ANSIBLE_NOCOLOR"] = "1"
+        if reference:
+            # kubevirt.core and kubernetes.core come from the reference venv's site-packages.
+            env.pop("ANSIBLE_COLLECTIONS_PATH", None)
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(self.workdir / "no-collections")
+        else:
+            env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
+        return env
+
+    def run(self, label, playbook, reference):
+        binary = REF_BIN if reference else OURS_BIN
+        path = self.workdir / ("%s.yml" % label)
+        path.write_text(yaml.safe_dump(playbook, sort_keys=False))
+        cmd = [str(binary / "ansible-playbook"), "-i", "localhost,", "-c", "local",
+               "-e", "ansible_python_interpreter=%s" % (binary / "python"), str(path)]
+        mark = self.emu.mark()
+        started = time.monotonic()
+        proc = subprocess.run(cmd, env=self.env(reference), capture_output=True, text=True)
+        seconds = time.monotonic() - started
+        entries = self.emu.requests(since=mark)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-2000:])
+            raise SystemExit("%s failed (exit %s)" % (label, proc.returncode))
+        recap = [line for line in proc.stdout.splitlines() if "changed=" in line]
+        return {"label": label, "seconds": round(seconds, 2), "requests": len(entries),
+                "writes": len([e for e in entries if e["method"] in WRITES]),
+                "watches": len([e for e in entries if e.get("verb") == "watch"]), "recap": recap[-1].strip() if recap else ""}
+
+
+def all_ready(emu, ns, names):
+    items = emu.http("GET", "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines" % ns)[1]["items"]
+    ready = {i["metadata"]["name"] for i in items if (i.get("status") or {}).get("ready")}
+    return set(names) <= ready
+
+
+def ratio(ref, ours):
+    if not ours:
+        return "n/a" if not ref else "inf"
+    return "%.1fx" % (float(ref) / ours)
+
+
+def report(rows, n):
+    print()
+    print("kubevirt_vm benchmark: %d VMs, create + wait Ready, then the idempotent re-run" % n)
+    print("%-22s %-9s %12s %12s %9s" % ("scenario", "metric", "virtfleet", "kubevirt.core", "ratio"))
+    for scenario, ours, ref in rows:
+        for metric in ("seconds", "requests", "writes"):
+            o = ours[metric]
+            r = ref[metric] if ref else None
+            print("%-22s %-9s %12s %12s %9s" % (scenario if metric == "seconds" else "", metric, o,
+                                                "-" if r is None else r, "-" if r is None else ratio(r, o)))
+    for scenario, ours, ref in rows:
+        per_vm = float(ours["requests"]) / n
+        print("%s: virtfleet %.2f requests per VM (%d watches)%s" % (
+            scenario, per_vm, ours["watches"], "" if not ref else "; kubevirt.core %.2f" % (float(ref["requests"]) / n)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--vms", type=int, default=100)
+    parser.add_argument("--ours-only", action="store_true", help="skip kubevirt.core (no reference venv needed)")
+    parser.add_argument("--ref-wait-sleep", type=int, default=1, help="kubevirt.core wait_sleep (its default is 5)")
+    parser.add_argument("--timeout", type=int, default=900, help="wait_timeout of both")
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    if not args.ours_only and not (REF_BIN / "ansible-playbook").exists():
+        raise SystemExit("reference virtualenv missing (%s): run `make bench-venv` or pass --ours-only" % REF_BIN)
+    if not (COLLECTIONS / "ansible_collections" / "virtfleet" / "kubevirt").exists():
+        raise SystemExit("collection link missing: run `make collection`")
+    names = ["vm-%03d" % i for i in range(args.vms)]
+    with tempfile.TemporaryDirectory(prefix="vm-bench-") as tmp:
+        emu = Emulator(Path(tmp) / "emu", tls=True, controllers=("virt",), timing="fast", nodes=4)
+        emu.start()
+        try:
+            for ns in ("bench-ours", "bench-ref"):
+                emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            runner = Runner(emu, tmp)
+            rows = []
+            ours = runner.run("ours-create", ours_playbook("bench-ours", names, args.timeout), False)
+            assert all_ready(emu, "bench-ours", names), "virtfleet: not all VMs are Ready"
+            ref = None
+            if not args.ours_only:
+                ref = runner.run("ref-create", ref_playbook("bench-ref", names, args.timeout, args.ref_wait_sleep), True)
+                assert all_ready(emu, "bench-ref", names), "kubevirt.core: not all VMs are Ready"
+            rows.append(("create + wait Ready", ours, ref))
+            ours2 = runner.run("ours-rerun", ours_playbook("bench-ours", names, args.timeout), False)
+            ref2 = None
+            if not args.ours_only:
+                ref2 = runner.run("ref-rerun", ref_playbook("bench-ref", names, args.timeout, args.ref_wait_sleep), True)
+            rows.append(("idempotent re-run", ours2, ref2))
+        finally:
+            emu.stop()
+    report(rows, args.vms)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"vms": args.vms, "ref_wait_sleep": args.ref_wait_sleep,
+                                               "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
