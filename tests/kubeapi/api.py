@@ -49,6 +49,8 @@ class Api:
         # Admission webhooks registered by controllers: hook(rtype, obj, old) may mutate obj or raise ApiError.
         # Called under the store lock for creates, updates, patches and applies (dry runs too), not for /status.
         self.admission_hooks = []
+        # Validating webhooks on DELETE (e.g. virt-operator's uninstall guard): hook(rtype, obj, opts) may raise.
+        self.delete_hooks = []
 
     # --- helpers -----------------------------------------------------------------------------------------
     def serve(self, rtype, version, obj):
@@ -486,6 +488,8 @@ class Api:
                 raise errors.conflict(rtype, name, "Precondition failed: ResourceVersion in precondition: %s, "
                                       "ResourceVersion in object meta: %s" % (
                                           pre["resourceVersion"], old["metadata"]["resourceVersion"]))
+            for hook in list(self.delete_hooks):
+                hook(rtype, old, opts)
             new = clone(old)
             meta = new["metadata"]
             orphan = options.get("propagationPolicy") == "Orphan" or options.get("orphanDependents") is True
@@ -499,7 +503,12 @@ class Api:
                     meta["resourceVersion"] = str(self.store.next_rv())
                     self.store.put(rtype.key, new, "MODIFIED")
                 return self.serve(rtype, version, new)
-            if meta.get("finalizers") or (options.get("propagationPolicy") == "Foreground" and False):
+            foreground = options.get("propagationPolicy") == "Foreground"
+            if foreground and "foregroundDeletion" not in (meta.get("finalizers") or []) and \
+                    not meta.get("deletionTimestamp"):
+                # The garbage collector deletes the dependents, then drops this finalizer (controllers/gc.py).
+                meta.setdefault("finalizers", []).append("foregroundDeletion")
+            if meta.get("finalizers"):
                 if not meta.get("deletionTimestamp"):
                     meta["deletionTimestamp"] = now()
                     meta["deletionGracePeriodSeconds"] = 0

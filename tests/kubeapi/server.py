@@ -16,6 +16,8 @@ from .selectors import SelectorError, match_fields, match_labels, parse_field_se
 from .store import Gone
 
 MAX_WATCH_SECONDS = 1800
+# Real apiservers bookmark about once a minute; the emulator does it after 1 s idle so clients' handling is exercised.
+BOOKMARK_IDLE_SECONDS = 1.0
 
 
 class RequestLog:
@@ -360,6 +362,7 @@ class Handler(BaseHTTPRequestHandler):
         rv = _q(query, "resourceVersion")
         timeout = min(_int(_q(query, "timeoutSeconds")) or MAX_WATCH_SECONDS, MAX_WATCH_SECONDS)
         table_out = self._wants_table()
+        bookmarks = _q(query, "allowWatchBookmarks") in ("true", "1") and not table_out
         initial = []
         gone = False
         key_ns = ns if rtype.namespaced else ""
@@ -404,14 +407,21 @@ class Handler(BaseHTTPRequestHandler):
                 if matches(o):
                     self._chunk(fmt("ADDED", o))
             deadline = time.monotonic() + timeout
+            last_sent = time.monotonic()
             while not emu.stopping.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    if bookmarks:
+                        self._bookmark(rtype, version, watcher)
                     break
                 try:
                     etype, obj, _ns, prev, _rv = watcher.queue.get(timeout=min(remaining, 0.5))
                 except Exception:   # queue.Empty
+                    if bookmarks and time.monotonic() - last_sent >= BOOKMARK_IDLE_SECONDS:
+                        if self._bookmark(rtype, version, watcher):
+                            last_sent = time.monotonic()
                     continue
+                last_sent = time.monotonic()
                 now_match = matches(obj)
                 was = prev is not None and matches(prev)
                 if etype == "DELETED":
@@ -427,6 +437,16 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if watcher is not None:
                 emu.store.unwatch(watcher)
+
+    def _bookmark(self, rtype, version, watcher):
+        """Send a BOOKMARK with the current resourceVersion if no event is pending (consistent under the lock)."""
+        with self.emu.store.lock:
+            if not watcher.queue.empty():
+                return False
+            rv = self.emu.store.rv
+        self._chunk(_dumps({"type": "BOOKMARK", "object": {"kind": rtype.kind, "apiVersion": rtype.api_version(
+            version), "metadata": {"resourceVersion": str(rv)}}}) + b"\n")
+        return True
 
     def _chunk(self, data):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))

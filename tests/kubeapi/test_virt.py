@@ -202,3 +202,31 @@ def test_vm_webhook_rejects_bad_run_strategy(api_client, ns):
     assert exc.value.status == 422
     assert msg(exc) == ('admission webhook "virtualmachine-validator.kubevirt.io" denied the request: Invalid '
                         'RunStrategy (Sometimes)')
+
+
+def test_delete_propagation_foreground_and_orphan(api_client, ns):
+    api = custom(api_client)
+    for name in ("fg", "orph"):
+        api.create_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines",
+                                            vm_body(name, run_strategy="Always"))
+    wait(lambda: vm_ready(api_client, ns, "fg") and vm_ready(api_client, ns, "orph"), what="both running")
+    out = api.delete_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines", "fg",
+                                              body={"propagationPolicy": "Foreground"})
+    assert out["metadata"]["deletionTimestamp"] and "foregroundDeletion" in out["metadata"]["finalizers"]
+    # The VM stays (with its finalizer) until its VMI is gone, then disappears itself.
+    wait(lambda: get_vmi(api_client, ns, "fg") is None, what="VMI deleted first")
+    wait(lambda: _gone(api, ns, "fg"), what="VM removed after its dependents")
+    api.delete_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines", "orph",
+                                        body={"propagationPolicy": "Orphan"})
+    wait(lambda: _gone(api, ns, "orph"), what="orphaning delete")
+    time.sleep(0.5)
+    vmi = get_vmi(api_client, ns, "orph")
+    assert vmi is not None and not vmi["metadata"].get("ownerReferences")
+
+
+def _gone(api, ns, name):
+    try:
+        api.get_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines", name)
+    except client.ApiException as exc:
+        return exc.status == 404
+    return False

@@ -14,6 +14,7 @@ class GarbageCollector(Controller):
         super().__init__(app)
         self._dependents = collections.defaultdict(set)   # owner uid -> {(rkey, ns, name)}
         self._terminating = set()
+        self._fg_pending = set()
 
     def start(self):
         def listener(rkey, event):
@@ -39,6 +40,11 @@ class GarbageCollector(Controller):
                 self._dependents[ref.get("uid")].add(ident)
                 if etype == "ADDED" and ref.get("uid") and not self._owner_exists(ref, ns):
                     self.after(0, self._cascade, ref.get("uid"))
+        if etype != "DELETED" and meta.get("deletionTimestamp") and "foregroundDeletion" in (meta.get("finalizers")
+                                                                                            or []):
+            if meta.get("uid") not in self._fg_pending:
+                self._fg_pending.add(meta.get("uid"))
+                self._foreground(rkey, ns, meta["name"], meta.get("uid"))
         if rkey == ("", "namespaces") and etype != "DELETED" and meta.get("deletionTimestamp"):
             if meta["name"] not in self._terminating:
                 self._terminating.add(meta["name"])
@@ -71,6 +77,31 @@ class GarbageCollector(Controller):
                     self.api.delete(rt, rt.storage_version, ns, name, self._opts())
             except ApiError:
                 pass
+
+    def _foreground(self, rkey, ns, name, uid):
+        """Foreground deletion: delete dependents; drop the finalizer once none is left."""
+        deps = [d for d in self._dependents.get(uid, set()) if self.store.get(d[0], d[1], d[2]) is not None]
+        for drk, dns, dname in sorted(deps):
+            rt = self.app.registry.get(*drk)
+            obj = self.store.get(drk, dns, dname)
+            if rt is None or obj is None or obj["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                self.api.delete(rt, rt.storage_version, dns, dname, self._opts(), {"propagationPolicy": "Foreground"})
+            except ApiError:
+                pass
+        if deps:
+            self.after(self.step, self._foreground, rkey, ns, name, uid)
+            return
+        self._fg_pending.discard(uid)
+        rt = self.app.registry.get(*rkey)
+        cur = self.store.get(rkey, ns, name)
+        if rt is None or cur is None or cur["metadata"].get("uid") != uid:
+            return
+
+        def drop(o):
+            o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or [] if f != "foregroundDeletion"]
+        self._update_meta(rt, ns, name, drop)
 
     def _update_meta(self, rt, ns, name, fn):
         cur = self.store.get(rt.key, ns, name)
