@@ -31,7 +31,7 @@ def play(env, tmp_path, tasks, check=False, diff=False, name="play"):
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     if not out.exists():
         raise AssertionError("ansible-playbook failed (%s):\n%s\n%s" % (proc.returncode, proc.stdout[-6000:], proc.stderr[-3000:]))
     return json.loads(out.read_text())

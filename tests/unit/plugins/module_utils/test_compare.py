@@ -114,8 +114,8 @@ def test_parse_field_path_rejects_unclosed_bracket():
 
 def test_hide_fields_default_and_list_index_without_touching_input():
     live = live_from(DESIRED)
-    hidden = cmp.hide_fields(live, cmp.DEFAULT_HIDDEN_FIELDS + ["spec.template.spec.domain.devices.interfaces[0].macAddress",
-                                                               "does.not.exist"])
+    extra = ["spec.template.spec.domain.devices.interfaces[0].macAddress", "does.not.exist"]
+    hidden = cmp.hide_fields(live, cmp.DEFAULT_HIDDEN_FIELDS + extra)
     assert "managedFields" not in hidden["metadata"]
     assert "kubemacpool.io/transaction-timestamp" not in hidden["metadata"]["annotations"]
     assert "macAddress" not in hidden["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]

@@ -186,6 +186,12 @@ FLEET = [{"name": "vm-%d" % i} for i in range(5)]
 COMMON = dict(namespace="ns", memory="1Gi", boot_disk={"container_image": "img"}, labels={"app": "fleet"})
 
 
+def common(**kw):
+    out = dict(COMMON)
+    out.update(kw)
+    return out
+
+
 def run(api, check_mode=False, diff_mode=False, **kw):
     api.calls.clear()
     return va.run_task(api, params(**kw), check_mode=check_mode, diff_mode=diff_mode)
@@ -223,7 +229,7 @@ def test_update_never_touches_run_strategy_unless_given():
     api = FakeApi()
     run(api, name="a", **COMMON)
     api.vm("ns", "a")["spec"]["runStrategy"] = "Manual"      # changed by someone else
-    failed, res = run(api, name="a", **dict(COMMON, memory="2Gi"))
+    failed, res = run(api, name="a", **common(memory="2Gi"))
     assert res["changed"]
     assert api.vm("ns", "a")["spec"]["runStrategy"] == "Manual"
     applied = [c for c in api.calls if c[0] == "apply"]
@@ -326,9 +332,9 @@ def test_restart_required_is_predicted_and_opt_in_restart():
     api = FakeApi()
     run(api, name="a", **COMMON)
     api._make_vmi("ns", "a")
-    failed, res = run(api, name="a", **dict(COMMON, memory="2Gi"))
+    failed, res = run(api, name="a", **common(memory="2Gi"))
     assert res["restart_required"] is True and "action" not in res
-    failed, res = run(api, name="a", restart_if_required=True, **dict(COMMON, memory="3Gi"))
+    failed, res = run(api, name="a", restart_if_required=True, **common(memory="3Gi"))
     assert res["action"] == "restart" and res["restart_required"] is False
 
 
