@@ -242,3 +242,45 @@ def test_wait_timeout_reports_pending_objects(error_results):
     pending = error_results.vars["wait_timeout"]["pending"]
     assert pending == [{"namespace": error_results.ns, "name": "halted", "state": pending[0]["state"]}]
     assert "Stopped" in pending[0]["state"]
+
+
+# ------------------------------------------------------------------------------ connection options
+
+@pytest.fixture(scope="module")
+def auth_results(kubeapi, tmp_path_factory):
+    """One playbook, one task per way of connecting; each variant must read the same VM."""
+    from .conftest import run_playbook
+    work = tmp_path_factory.mktemp("auth")
+    ns = running_ns(kubeapi, prefix="auth")
+    user = "cert-%s" % uuid.uuid4().hex[:8]
+    token = "tok-%s" % uuid.uuid4().hex[:8]
+    kubeapi.add_token(token, namespaces=[ns], user=user)
+    cert, key = kubeapi.client_cert(user)
+    one_vm = {"name": "vm0", "namespace": ns}
+    variants = {
+        "host_token_ca": {"host": kubeapi.url, "api_key": token, "ca_cert": str(kubeapi.ca_file)},
+        "host_token_insecure": {"host": kubeapi.url, "api_key": token, "validate_certs": False},
+        "client_cert": {"host": kubeapi.url, "client_cert": str(cert), "client_key": str(key),
+                        "ca_cert": str(kubeapi.ca_file)},
+        "kubeconfig_dict": {"kubeconfig": yaml.safe_load(kubeapi.kubeconfig.read_text())},
+        "aliases": {"host": kubeapi.url, "api_key": token, "ssl_ca_cert": str(kubeapi.ca_file), "verify_ssl": True},
+    }
+    tasks = [{"name": name, VM_INFO: dict(opts, **one_vm), "register": name, "ignore_errors": True}
+             for name, opts in variants.items()]
+    env = clean_env(kubeapi, work / "home")
+    res = run_playbook(work, env, tasks, register=list(variants))
+    # AWX-style: nothing in the task, everything from K8S_AUTH_* (kubernetes.core's names).
+    env_only = dict(env, K8S_AUTH_HOST=kubeapi.url, K8S_AUTH_API_KEY=token, K8S_AUTH_SSL_CA_CERT=str(kubeapi.ca_file),
+                    K8S_AUTH_VERIFY_SSL="yes")
+    res_env = run_playbook(work, env_only, [{"name": "env", VM_INFO: one_vm, "register": "env", "ignore_errors": True}],
+                           register=["env"])
+    res.vars.update(res_env.vars)
+    return res
+
+
+@pytest.mark.parametrize("variant", ["host_token_ca", "host_token_insecure", "client_cert", "kubeconfig_dict",
+                                     "aliases", "env"])
+def test_connection_variants(auth_results, variant):
+    result = auth_results.vars[variant]
+    assert not result.get("failed"), result.get("msg")
+    assert [r["metadata"]["name"] for r in result["resources"]] == ["vm0"]
