@@ -428,14 +428,31 @@ class VMTask(object):
             return None
         goal = {"ready": "Ready", "restarted": "Ready with a new VMI", "stopped": "stopped (VMI gone)",
                 "gone": "deleted", "observed": "observed by the controller"}
+        dvs = self._data_volumes(pending)
         parts = []
         for vm in pending[:MAX_NAMED]:
             state = describe_state(vm.result) if vm.target != "gone" else "still exists"
             vmi = "VMI %s" % ((vm.vmi.get("status") or {}).get("phase") or "without phase") if vm.vmi else "no VMI"
-            parts.append("%s waiting to be %s: %s, %s" % (vm.label, goal.get(vm.target, vm.target), state, vmi))
+            words = ["%s waiting to be %s: %s, %s" % (vm.label, goal.get(vm.target, vm.target), state, vmi)]
+            for tmpl in ((vm.result or {}).get("spec") or {}).get("dataVolumeTemplates") or []:
+                dv_name = (tmpl.get("metadata") or {}).get("name")
+                words.append("DataVolume %s: %s" % (dv_name, _dv_state(dvs.get((vm.namespace, dv_name)))))
+            parts.append(", ".join(words))
         more = " and %d more" % (len(pending) - MAX_NAMED) if len(pending) > MAX_NAMED else ""
         return ("Timed out after %ss waiting for %d of %d VMs: %s%s. Increase wait_timeout or check why they are not there."
                 % (self.wait_timeout, len(pending), len([v for v in self.vms if v.target]), "; ".join(parts), more))
+
+    def _data_volumes(self, pending):
+        """DataVolumes of VMs that time out: one list per namespace, only on this failure path."""
+        out = {}
+        for ns in set(vm.namespace for vm in pending if ((vm.result or {}).get("spec") or {}).get("dataVolumeTemplates")):
+            try:
+                items, _rv = self.api.list(_kinds.DATAVOLUME, ns)
+            except (ApiError, TransportError):
+                continue
+            for dv in items:
+                out[(ns, (dv.get("metadata") or {}).get("name"))] = dv
+        return out
 
     def vm_result(self, vm, with_diff):
         out = {
@@ -451,6 +468,19 @@ class VMTask(object):
             out["failed"] = True
             out["msg"] = vm.error
         return out
+
+
+def _dv_state(dv):
+    if dv is None:
+        return "not created"
+    status = dv.get("status") or {}
+    text = status.get("phase") or "no phase"
+    if status.get("progress") and status.get("progress") != "N/A":
+        text += " " + status["progress"]
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "Running" and cond.get("reason") == "Error":
+            text += " (%s)" % (cond.get("message") or "Error")
+    return text
 
 
 def resolve_items(params):
