@@ -28,6 +28,8 @@ import copy
 import hashlib
 import json
 
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _fields
+
 FIELD_MANAGER = "virtfleet.kubevirt"
 DIGEST_ANNOTATION = "virtfleet.kubevirt/applied-digest"
 DEFAULT_HIDDEN_FIELDS = ["metadata.annotations[kubemacpool.io/transaction-timestamp]", "metadata.managedFields"]
@@ -38,7 +40,10 @@ class HiddenFieldError(ValueError):
 
 
 def parse_field_path(text):
-    """`a.b[c.d].e[0]` -> ['a', 'b', 'c.d', 'e', 0] (kubernetes.core hidden_fields syntax)."""
+    """`a.b[c.d].e[0]` -> ['a', 'b', 'c.d', 'e', 0] (kubernetes.core hidden_fields syntax).
+
+    Used to reject a malformed hidden_fields entry up front; removal itself is `_fields.hide_fields`.
+    """
     parts = []
     buf = ""
     i = 0
@@ -68,32 +73,11 @@ def parse_field_path(text):
     return parts
 
 
-def _remove_path(obj, parts):
-    node = obj
-    for part in parts[:-1]:
-        if isinstance(node, dict) and not isinstance(part, int):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            node = node[part]
-        else:
-            return
-        if node is None:
-            return
-    last = parts[-1]
-    if isinstance(node, dict):
-        node.pop(str(last) if isinstance(last, int) and str(last) in node else last, None)
-    elif isinstance(node, list) and isinstance(last, int) and last < len(node):
-        node.pop(last)
-
-
 def hide_fields(obj, hidden_fields):
     """A copy of `obj` without the hidden fields (missing paths are ignored)."""
     if obj is None:
         return None
-    out = copy.deepcopy(obj)
-    for field in hidden_fields or ():
-        _remove_path(out, parse_field_path(field))
-    return out
+    return _fields.hide_fields(copy.deepcopy(obj), list(hidden_fields or ()))
 
 
 def _named(items):
