@@ -3,10 +3,15 @@
 Request costs are read from the emulator's request log, filtered by a token made for each test, so the
 harness' own setup requests never count.
 """
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -284,3 +289,22 @@ def test_connection_variants(auth_results, variant):
     result = auth_results.vars[variant]
     assert not result.get("failed"), result.get("msg")
     assert [r["metadata"]["name"] for r in result["resources"]] == ["vm0"]
+
+
+# ------------------------------------------------------------------------------------------- docs
+
+@pytest.mark.parametrize("module", [VM_INFO, VMI_INFO])
+def test_ansible_doc_renders(module, tmp_path):
+    env = os.environ.copy()
+    proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "--json", module], capture_output=True,
+                          text=True, env=env, cwd=str(tmp_path), check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)[module]["doc"]
+    for option in ("kubeconfig", "context", "host", "api_key", "validate_certs", "ca_cert", "wait", "wait_timeout",
+                   "label_selectors", "field_selectors", "hidden_fields"):
+        assert option in doc["options"], option
+    assert doc["attributes"]["check_mode"]["support"] == "full"
+    assert doc["attributes"]["action_group"]["membership"] == ["virtfleet.kubevirt.kubevirt"]
+    text = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), module], capture_output=True, text=True,
+                          env=env, cwd=str(tmp_path), check=False, timeout=120)
+    assert text.returncode == 0 and "K8S_AUTH_KUBECONFIG" in text.stdout
