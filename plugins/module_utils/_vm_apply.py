@@ -24,6 +24,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
 LIFECYCLE_STATES = ("started", "stopped", "restarted")
 MAX_NAMED = 20
+REOPEN_PAUSE = 0.5
 
 
 def vmi_active(vmi):
@@ -82,7 +83,7 @@ class VMTask(object):
 
     def __init__(self, api, items, api_version=vs.DEFAULT_API_VERSION, wait=False, wait_timeout=120, hidden_fields=None,
                  delete_options=None, restart_if_required=False, grace_period_seconds=None, check_mode=False,
-                 diff_mode=False, clock=time.monotonic):
+                 diff_mode=False, clock=time.monotonic, sleep=time.sleep):
         self.api = api
         self.kind = _kinds.VM.with_api_version(api_version)
         self.vmi_kind = _kinds.VMI.with_api_version(api_version)
@@ -97,6 +98,7 @@ class VMTask(object):
         self.check_mode = check_mode
         self.diff_mode = diff_mode
         self.clock = clock
+        self.sleep = sleep
         self.deadline = None
         self.timeout_msg = None
 
@@ -136,6 +138,9 @@ class VMTask(object):
         desired = cmp.with_digest(desired, cmp.digest(declared))
         if vm.live is not None:
             spec, live_spec = desired["spec"], vm.live.get("spec") or {}
+            if "running" in spec and "runStrategy" in live_spec and "running" not in live_spec:
+                # KubeVirt rejects both fields together; a VM that uses runStrategy gets `running` as one.
+                spec["runStrategy"] = "Always" if spec.pop("running") else "Halted"
             if "runStrategy" not in spec and "running" not in spec:
                 # Not given on update: keep the live value in the applied config so that server-side apply
                 # does not remove a field this manager set at create time.
@@ -206,6 +211,15 @@ class VMTask(object):
         else:
             needed, _why = cmp.needs_apply(vm.desired, vm.live, self.hidden)
             if needed:
+                live_spec = (vm.live or {}).get("spec") or {}
+                if "running" in live_spec and "runStrategy" in vm.desired["spec"]:
+                    vm.result = self._drop_running(vm, live_spec["running"])
+                    if self.check_mode:
+                        # The dry-run apply would still see spec.running; the patch's dry run is the answer.
+                        vm.changed = True
+                        vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
+                        self._plan_lifecycle(vm)
+                        return
                 if vm.desired["metadata"].get("name"):
                     vm.result = self.api.apply(self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True,
                                                dry_run=self.check_mode)
@@ -222,6 +236,18 @@ class VMTask(object):
             vm.observe = vm.changed and cmp.template_changed(vm.live, vm.result)
             vm.restart_required = vm.observe or cmp.is_true(vm.live, "RestartRequired")
         self._plan_lifecycle(vm)
+
+    def _drop_running(self, vm, value):
+        """Move a VM from the deprecated spec.running (set by another tool) to runStrategy.
+
+        Server-side apply cannot remove a field another manager owns, and KubeVirt rejects both fields
+        together, so one guarded JSON patch swaps them first (only on this migration path).
+        """
+        ops = [{"op": "test", "path": "/spec/running", "value": value},
+               {"op": "remove", "path": "/spec/running"},
+               {"op": "add", "path": "/spec/runStrategy", "value": vm.desired["spec"]["runStrategy"]}]
+        return self.api.patch(self.kind, vm.name, ops, vm.namespace, patch_type="json", dry_run=self.check_mode,
+                              field_manager=cmp.FIELD_MANAGER)
 
     def _running(self, vm):
         """Does the VM have an active VMI? From the VMI when it was read, else from the VM's status (no request)."""
@@ -324,9 +350,11 @@ class VMTask(object):
             remaining = self.deadline - self.clock()
             if remaining <= 0:
                 return False
+            opened, events = self.clock(), 0
             try:
                 for etype, obj in self.api.watch(kind, ns, field_selectors=fields, resource_version=version,
                                                  timeout=remaining):
+                    events += 1
                     version = (obj.get("metadata") or {}).get("resourceVersion") or version
                     name = (obj.get("metadata") or {}).get("name")
                     if etype == "BOOKMARK" or name not in names:
@@ -345,6 +373,10 @@ class VMTask(object):
                     name = (obj.get("metadata") or {}).get("name")
                     if name in names:
                         store[_key(ns, name)] = obj
+                continue
+            if not events and not check() and self.clock() - opened < REOPEN_PAUSE:
+                # The server closed the watch at once: do not hammer it with new ones.
+                self.sleep(min(REOPEN_PAUSE, max(0.0, self.deadline - self.clock())))
         return True
 
     def wait_for(self, vms):

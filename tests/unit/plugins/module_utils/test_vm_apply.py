@@ -35,9 +35,6 @@ class FakeApi:
     def vmi(self, ns, name):
         return self.objs["virtualmachineinstances"].get((ns, name))
 
-    def writes(self):
-        return [c for c in self.calls if c[0] in ("apply", "create", "delete", "subresource")]
-
     def _webhooks(self, obj):
         t = obj["spec"]["template"]["spec"]
         for i, iface in enumerate(t.get("domain", {}).get("devices", {}).get("interfaces", [])):
@@ -102,6 +99,26 @@ class FakeApi:
         self._bump(new)
         self.objs["virtualmachines"][(namespace, name)] = new
         return copy.deepcopy(new)
+
+    def patch(self, kind, name, patch, namespace=None, patch_type="merge", dry_run=False, field_manager=None,
+              force=None, subresource=None):
+        self.calls.append(("patch", name, patch_type, dry_run))
+        vm = copy.deepcopy(self.objs["virtualmachines"][(namespace, name)])
+        for op in patch:
+            field = op["path"].rsplit("/", 1)[1]
+            if op["op"] == "test":
+                assert vm["spec"][field] == op["value"]
+            elif op["op"] == "remove":
+                del vm["spec"][field]
+            elif op["op"] == "add":
+                vm["spec"][field] = op["value"]
+        if not dry_run:
+            self._bump(vm)
+            self.objs["virtualmachines"][(namespace, name)] = vm
+        return copy.deepcopy(vm)
+
+    def writes(self):
+        return [c for c in self.calls if c[0] in ("apply", "create", "delete", "subresource", "patch")]
 
     def create(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
         obj = copy.deepcopy(obj)
@@ -322,7 +339,7 @@ def test_timeout_names_each_vm_and_its_state():
     ticks = itertools.count(0, 0.5)
     task_params = params(vms=FLEET[:2], wait=True, wait_timeout=3, **COMMON)
     items = va.resolve_items(task_params)
-    task = va.VMTask(api, items, wait=True, wait_timeout=3, clock=lambda: next(ticks))
+    task = va.VMTask(api, items, wait=True, wait_timeout=3, clock=lambda: next(ticks), sleep=lambda s: None)
     task.run()
     assert task.timeout_msg.startswith("Timed out after 3s waiting for 2 of 2 VMs")
     assert "ns/vm-0 waiting to be Ready" in task.timeout_msg and "no Ready condition yet" in task.timeout_msg
@@ -376,3 +393,25 @@ def test_whole_task_errors_before_any_request(kw, msg):
         run(api, **kw)
     assert msg in err.value.msg
     assert api.calls == []
+
+
+def test_running_on_a_vm_that_uses_run_strategy_is_sent_as_run_strategy():
+    api = FakeApi()
+    run(api, name="a", **COMMON)
+    failed, res = run(api, name="a", running=False, **COMMON)
+    spec = api.vm("ns", "a")["spec"]
+    assert spec["runStrategy"] == "Halted" and "running" not in spec
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_run_strategy_replaces_running_set_by_another_tool(check_mode):
+    api = FakeApi()
+    run(api, name="a", running=True, **COMMON)           # like a VM kubevirt.core created
+    failed, res = run(api, check_mode=check_mode, name="a", run_strategy="Manual", **COMMON)
+    assert not failed and res["changed"]
+    assert [c[0] for c in api.writes()] == (["patch"] if check_mode else ["patch", "apply"])
+    spec = api.vm("ns", "a")["spec"]
+    if check_mode:
+        assert spec["running"] is True
+    else:
+        assert spec["runStrategy"] == "Manual" and "running" not in spec
