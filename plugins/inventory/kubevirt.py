@@ -164,9 +164,11 @@ options:
     type: bool
     default: false
   page_size:
-    description: Objects per list request (C(limit)); larger pages mean fewer requests for big clusters.
+    description:
+      - Objects per list request (C(limit)). An inventory refresh reads every VM anyway, so large pages save round
+        trips; lower it if the API server or a proxy limits response sizes.
     type: int
-    default: 500
+    default: 5000
   connections:
     description:
       - Several clusters in one source, as kubevirt.core's C(connections) list. Each entry takes the connection

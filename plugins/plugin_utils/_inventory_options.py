@@ -54,7 +54,7 @@ CLUSTER_OPTIONS = {
     "winrm_ports": ("intlist", [5986, 5985]),
     "node_address_types": ("list", ["NodeName"]),
     "fail_on_forbidden": ("bool", False),
-    "page_size": ("int", 500),
+    "page_size": ("int", 5000),
 }
 
 _API_VERSION = re.compile(r"^kubevirt\.io/v[0-9]+((alpha|beta)[0-9]+)?$")

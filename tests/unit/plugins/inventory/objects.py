@@ -57,8 +57,8 @@ def service(name, namespace="default", type_="NodePort", selector=None, ports=No
                  "ports": copy.deepcopy(ports) if ports is not None else [
                      {"name": "ssh", "port": 22, "targetPort": 22, "nodePort": 30022, "protocol": "TCP"}]},
     }
-    if ingress is not None:
-        obj["status"] = {"loadBalancer": {"ingress": ingress}}
+    # the API server always returns a status for Services (empty loadBalancer unless one was provisioned)
+    obj["status"] = {"loadBalancer": {"ingress": ingress} if ingress is not None else {}}
     return obj
 
 
