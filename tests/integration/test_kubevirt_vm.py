@@ -254,3 +254,21 @@ def test_invalid_option_combination_fails_at_validation(kubeapi, ansible_env, tm
                                              run_strategy="Halted")])
     assert r["bad"]["failed"] and "mutually exclusive: running|run_strategy" in r["bad"]["msg"]
     assert kubeapi.requests(since=mark) == []
+
+
+def test_vm_from_another_tool_with_spec_running_moves_to_run_strategy(kubeapi, ansible_env, tmp_path, ns):
+    # What kubevirt.core 2.x creates by default: spec.running=true, owned by another field manager.
+    kubeapi.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                          "metadata": {"name": "old", "namespace": ns},
+                          "spec": {"running": True, "template": {"spec": {"domain": {"devices": {}}}}}},
+                         field_manager="OpenAPI-Generator")
+    r = play(ansible_env, tmp_path, [
+        vm_task("same", name="old", namespace=ns, spec={"domain": {"devices": {}}}),
+        vm_task("same_again", name="old", namespace=ns, spec={"domain": {"devices": {}}}),
+        vm_task("manual", name="old", namespace=ns, run_strategy="Manual", spec={"domain": {"devices": {}}}),
+    ])
+    assert r["same"]["changed"] is True            # first run takes ownership (digest annotation)
+    assert r["same"]["result"]["spec"]["running"] is True and "runStrategy" not in r["same"]["result"]["spec"]
+    assert r["same_again"]["changed"] is False
+    spec = kubeapi.get_object(VMS % ns + "/old")["spec"]
+    assert spec["runStrategy"] == "Manual" and "running" not in spec
