@@ -122,7 +122,7 @@ def resolve_auth(options, environ=None):
 
 
 def _kubeconfig_paths(value):
-    return [p for p in str(value).split(os.pathsep) if p]
+    return [os.path.expanduser(p) for p in str(value).split(os.pathsep) if p]
 
 
 def _read_contexts(kubeconfig):
@@ -337,7 +337,7 @@ class Client(object):
             kwargs['ca_cert_data'] = cfg.ca_cert_data
         if getattr(cfg, 'tls_server_name', None):
             kwargs['server_hostname'] = cfg.tls_server_name
-        if cfg.assert_hostname is not None:
+        if getattr(cfg, 'assert_hostname', None) is not None:
             kwargs['assert_hostname'] = cfg.assert_hostname
         # An environment proxy picked up by newer kubernetes clients is ignored on purpose: the documented
         # behaviour (shared with kubernetes.core) is that only proxy / K8S_AUTH_PROXY / proxy-url apply.

@@ -308,3 +308,37 @@ def test_ansible_doc_renders(module, tmp_path):
     text = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), module], capture_output=True, text=True,
                           env=env, cwd=str(tmp_path), check=False, timeout=120)
     assert text.returncode == 0 and "K8S_AUTH_KUBECONFIG" in text.stdout
+
+
+# ------------------------------------------------------------------------------------------ retries
+
+@pytest.mark.parametrize("statuses, reset", [((503,), False), ((429,), False), ((), True)])
+def test_transient_faults_are_retried(kubeapi, playbook, statuses, reset):
+    ns = running_ns(kubeapi, prefix="flaky")
+    token, kubeconfig = reader(kubeapi, [ns])
+    mark = kubeapi.mark()
+    kubeapi.set_faults(rate=1.0, statuses=statuses, reset=reset, count=2, path_regex="/namespaces/%s/" % ns)
+    try:
+        res = playbook([{VM_INFO: {"name": "vm0", "namespace": ns, "kubeconfig": str(kubeconfig)}, "register": "r"}],
+                       register=["r"])
+    finally:
+        kubeapi.clear_faults()
+    assert res.rc == 0, res
+    assert res.vars["r"]["resources"][0]["metadata"]["name"] == "vm0"
+    log = requests_of(kubeapi, token, mark, settle=0)
+    assert [(r["verb"], r["fault"] is not None) for r in log] == [("get", True), ("get", True), ("get", False)]
+
+
+def test_persistent_server_errors_give_up_with_a_sentence(kubeapi, playbook):
+    ns = running_ns(kubeapi, prefix="broken")
+    token, kubeconfig = reader(kubeapi, [ns])
+    mark = kubeapi.mark()
+    kubeapi.set_faults(rate=1.0, statuses=(500,), path_regex="/namespaces/%s/" % ns)
+    try:
+        res = playbook([{VM_INFO: {"name": "vm0", "namespace": ns, "kubeconfig": str(kubeconfig)}, "register": "r",
+                         "ignore_errors": True}], register=["r"])
+    finally:
+        kubeapi.clear_faults()
+    assert res.vars["r"]["failed"] is True
+    assert "(500)" in res.vars["r"]["msg"] and "retries did not help" in res.vars["r"]["msg"]
+    assert len(requests_of(kubeapi, token, mark, settle=0)) == 4   # the retry cap

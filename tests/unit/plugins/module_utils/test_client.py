@@ -308,3 +308,15 @@ def test_real_socket_connection_refused():
     assert '127.0.0.1:%d' % port in exc.value.msg
     assert client.request_count == client.retry.attempts
     json.dumps(exc.value.result)
+
+
+def test_kubeconfig_path_with_tilde(tmp_path, monkeypatch, kubeconfig_file):
+    monkeypatch.setenv('HOME', str(kubeconfig_file.parent))
+    cfg = _client.build_configuration(_client.resolve_auth({'kubeconfig': '~/config', 'context': 'dev'}, {}), {})
+    assert cfg.host == 'https://k8s.example:6443'
+
+
+def test_kubeconfig_path_list(tmp_path, kubeconfig_file):
+    paths = '%s:%s' % (tmp_path / 'absent', kubeconfig_file)
+    cfg = _client.build_configuration(_client.resolve_auth({'kubeconfig': paths, 'context': 'prod'}, {}), {})
+    assert cfg.host == 'https://k8s.example:6443'
