@@ -93,7 +93,12 @@ class Api:
                 opts.warnings.extend('unknown field "%s"' % f for f in res.unknown)
         causes = list(res.errors)
         meta = obj.get("metadata") or {}
-        if meta.get("name"):
+        if meta.get("name") and rtype.group == "rbac.authorization.k8s.io":
+            # RBAC objects only need a valid path segment ("kubevirt.io:operator" is a real ClusterRole name).
+            if meta["name"] in (".", "..") or "/" in meta["name"] or "%" in meta["name"]:
+                causes.append({"reason": "FieldValueInvalid", "field": "metadata.name",
+                               "message": 'Invalid value: "%s": may not contain \'/\' or \'%%\'' % meta["name"]})
+        elif meta.get("name"):
             causes.extend(schemamod.validate_name(meta["name"], label=rtype.key == ("", "namespaces")))
         if causes:
             raise errors.invalid(rtype, name, causes)

@@ -106,8 +106,11 @@ def start_controllers(app, names):
             except ImportError:
                 raise SystemExit("kubeapi: controller 'cdi' is not implemented yet")
             controllers.append(CdiController(app))
+        elif n == "operators":   # simulated virt-operator + cdi-operator (kubevirt_install issue)
+            from .operator import OperatorController
+            controllers.append(OperatorController(app))
         else:
-            raise SystemExit("kubeapi: unknown controller %r (known: virt, cdi, none)" % n)
+            raise SystemExit("kubeapi: unknown controller %r (known: virt, cdi, operators, none)" % n)
     for c in controllers:
         c.start()
         app.controllers.append(c)
