@@ -38,8 +38,15 @@ MESSAGES = {
                        3: ("imagePullSecrets", "listmsg:LocalObjectReference"),
                        4: ("automountServiceAccountToken", "bool")},
     "Time": {1: ("seconds", "int"), 2: ("nanos", "int")},
+    "SelfSubjectAccessReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:SelfSubjectAccessReviewSpec")},
+    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "msg:ResourceAttributes")},
+    "ResourceAttributes": {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
+                           4: ("version", "string"), 5: ("resource", "string"), 6: ("subresource", "string"),
+                           7: ("name", "string")},
+    "SelfSubjectReview": {1: ("metadata", "msg:ObjectMeta")},
 }
-KINDS = {("", "Namespace"), ("", "ConfigMap"), ("", "Secret"), ("", "ServiceAccount")}
+KINDS = {("", "Namespace"), ("", "ConfigMap"), ("", "Secret"), ("", "ServiceAccount"),
+         ("authorization.k8s.io", "SelfSubjectAccessReview"), ("authentication.k8s.io", "SelfSubjectReview")}
 
 
 class ProtobufError(ValueError):

@@ -125,6 +125,11 @@ def builtin_types():
               schemas={"v1": s(spec="object")}),
         _core(["v1"], "Lease", "leases", group="coordination.k8s.io", schemas={"v1": s(spec="object")},
               generation=False),
+        # Virtual (never stored) review resources for `kubectl auth can-i` / `kubectl auth whoami`.
+        _core(["v1"], "SelfSubjectAccessReview", "selfsubjectaccessreviews", group="authorization.k8s.io",
+              namespaced=False, schemas={"v1": s(spec="object", status="object")}, verbs=["create"]),
+        _core(["v1"], "SelfSubjectReview", "selfsubjectreviews", group="authentication.k8s.io",
+              namespaced=False, schemas={"v1": s(status="object")}, verbs=["create"]),
         _core(["v1"], "NetworkAttachmentDefinition", "network-attachment-definitions", group="k8s.cni.cncf.io",
               short_names=["net-attach-def"], schemas={"v1": s(spec="object")}, singular="network-attachment-definition"),
     ]

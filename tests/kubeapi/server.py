@@ -16,6 +16,7 @@ from .selectors import SelectorError, match_fields, match_labels, parse_field_se
 from .store import Gone
 
 MAX_WATCH_SECONDS = 1800
+REVIEWS = {("authorization.k8s.io", "selfsubjectaccessreviews"), ("authentication.k8s.io", "selfsubjectreviews")}
 # Real apiservers bookmark about once a minute; the emulator does it after 1 s idle so clients' handling is exercised.
 BOOKMARK_IDLE_SECONDS = 1.0
 
@@ -230,7 +231,8 @@ class Handler(BaseHTTPRequestHandler):
         verb = self._verb(method, name, query)
         entry["verb"] = verb
         rbac_verb = "patch" if verb == "apply" else verb
-        if not emu.authz.allowed(user, rbac_verb, ns, plural, sub):
+        # Self reviews are open to every authenticated user (system:basic-user), as in a real cluster.
+        if rtype.key not in REVIEWS and not emu.authz.allowed(user, rbac_verb, ns, plural, sub):
             raise errors.forbidden(rtype, name, user, rbac_verb, ns, sub)
         warnings = []
         if version in rtype.deprecated:
@@ -247,6 +249,10 @@ class Handler(BaseHTTPRequestHandler):
             lst = api.list(rtype, version, ns or None, _q(query, "labelSelector"), _q(query, "fieldSelector"),
                            _int(_q(query, "limit")), _q(query, "continue"))
             return self._reply(200, rtype, version, lst, warnings)
+        if verb == "create" and rtype.key in REVIEWS:
+            return self._review(rtype, version, self._decode(body, rtype=rtype), user)
+        if verb not in rtype.verbs and not (verb == "apply" and "patch" in rtype.verbs):
+            raise errors.method_not_allowed()
         if verb == "create":
             obj = api.create(rtype, version, ns, self._decode(body, rtype=rtype), opts)
             return self._reply(201, rtype, version, obj, warnings + opts.warnings, single=True)
@@ -276,6 +282,20 @@ class Handler(BaseHTTPRequestHandler):
                                         _q(query, "fieldSelector"), options)
             return self._reply(200, rtype, version, lst, warnings)
         raise errors.method_not_allowed()
+
+    def _review(self, rtype, version, body, user):
+        """SelfSubjectAccessReview / SelfSubjectReview answered from the token RBAC, never stored."""
+        out = dict(body or {}, apiVersion=rtype.api_version(version), kind=rtype.kind)
+        out["metadata"] = {"creationTimestamp": None}
+        if rtype.key == ("authentication.k8s.io", "selfsubjectreviews"):
+            groups = ["system:masters", "system:authenticated"] if user == "admin" else ["system:authenticated"]
+            out["status"] = {"userInfo": {"username": user, "groups": groups}}
+            return self._send(201, out)
+        attrs = ((body or {}).get("spec") or {}).get("resourceAttributes") or {}
+        allowed = self.emu.authz.allowed(user, attrs.get("verb", ""), attrs.get("namespace") or None,
+                                         attrs.get("resource", ""), attrs.get("subresource") or None)
+        out["status"] = {"allowed": bool(allowed)}
+        return self._send(201, out)
 
     def _verb(self, method, name, query):
         if method == "GET":
@@ -366,10 +386,18 @@ class Handler(BaseHTTPRequestHandler):
         initial = []
         gone = False
         key_ns = ns if rtype.namespaced else ""
+        send_initial = _q(query, "sendInitialEvents") in ("true", "1")
+        if send_initial and not bookmarks:
+            raise errors.invalid(rtype, "", [{"reason": "FieldValueForbidden", "field": "allowWatchBookmarks",
+                                              "message": "Forbidden: sendInitialEvents requires setting "
+                                              "allowWatchBookmarks to true"}])
+        snapshot_rv = None
         with emu.store.lock:
-            if rv in (None, "", "0"):
+            if rv in (None, "", "0") or send_initial:
+                # Watch-list (sendInitialEvents) and plain watches without a resourceVersion start with the state.
                 initial = emu.store.items(rtype.key, key_ns if key_ns else None)
                 watcher = emu.store.watch(rtype.key, key_ns, None)
+                snapshot_rv = emu.store.rv
             else:
                 try:
                     watcher = emu.store.watch(rtype.key, key_ns, int(rv))
@@ -406,6 +434,11 @@ class Handler(BaseHTTPRequestHandler):
             for o in initial:
                 if matches(o):
                     self._chunk(fmt("ADDED", o))
+            if send_initial:
+                self._chunk(_dumps({"type": "BOOKMARK", "object": {
+                    "kind": rtype.kind, "apiVersion": rtype.api_version(version),
+                    "metadata": {"resourceVersion": str(snapshot_rv),
+                                 "annotations": {"k8s.io/initial-events-end": "true"}}}}) + b"\n")
             deadline = time.monotonic() + timeout
             last_sent = time.monotonic()
             while not emu.stopping.is_set():

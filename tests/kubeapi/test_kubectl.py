@@ -252,3 +252,23 @@ def test_create_generators_send_protobuf(kubectl, kns):
         assert out.returncode == 1 and "unknown format" in out.stderr   # protobuf only for the kinds above
     finally:
         kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_wait_for_ready_and_delete(kubectl, kns):
+    """kubectl wait uses watch-list (sendInitialEvents + the initial-events-end bookmark)."""
+    kubectl("apply", "-n", kns, "-f", "-", input=vm_yaml("wt", run_strategy="Always"))
+    out = kubectl("wait", "-n", kns, "--for=condition=Ready", "vm/wt", "--timeout=20s")
+    assert "condition met" in out.stdout
+    kubectl("wait", "-n", kns, "--for=jsonpath={.status.printableStatus}=Running", "vm/wt", "--timeout=5s")
+    kubectl("delete", "vm", "wt", "-n", kns)
+    kubectl("wait", "-n", kns, "--for=delete", "vmi/wt", "--timeout=20s")
+
+
+def test_auth_can_i_and_whoami(kubeapi, kubectl, kns):
+    kubeapi.add_token("kubectl-cani", namespaces=[kns], user="cani", verbs=["get", "list"])
+    kc = kubeapi.kubeconfig_for(token="kubectl-cani")
+    assert kubectl("auth", "can-i", "list", "vm", "-n", kns, kubeconfig=kc).stdout.strip() == "yes"
+    out = kubectl("auth", "can-i", "delete", "vm", "-n", kns, kubeconfig=kc, check=False)
+    assert out.returncode == 1 and out.stdout.strip() == "no"
+    assert kubectl("auth", "can-i", "list", "vm", "-n", "default", kubeconfig=kc, check=False).stdout.strip() == "no"
+    assert "cani" in kubectl("auth", "whoami", kubeconfig=kc).stdout
