@@ -95,8 +95,8 @@ def describe_http_error(status, body, method, path, host=None, verb=None, resour
         return ('The API server %srejected the credentials (401 Unauthorized): check api_key, or the user of the '
                 'kubeconfig context (kubeconfig / context), or refresh an expired token.' % ('at %s ' % host if host else ''))
     if status == 403:
-        return ('Access denied (403 Forbidden): the credentials may not %s %s in %s%s; use a namespace they may '
-                'access, or grant the RBAC permission, or use other credentials (api_key / kubeconfig / context).'
+        return ('Access denied (403 Forbidden): the credentials may not %s %s in %s%s; set namespace to one they may '
+                'access, grant them that RBAC permission, or use other credentials (api_key / kubeconfig / context).'
                 % (verb, what, _where(namespace), (' (server: %s)' % server_msg.rstrip('.')) if server_msg else ''))
     if status == 404:
         return '%s was not found (404)%s.' % (what, (': %s' % server_msg) if server_msg else '')

@@ -212,6 +212,10 @@ def error_results(kubeapi, tmp_path_factory):
     for case, opts in cases.items():
         args = dict(opts, name="halted", namespace=ns)
         tasks.append({"name": case, VM_INFO: args, "register": case, "ignore_errors": True})
+    # Listing all namespaces with a token that may only read one.
+    cases["forbidden_cluster"] = {}
+    tasks.append({"name": "forbidden_cluster", VM_INFO: {"kubeconfig": str(work / "kc-limited")},
+                  "register": "forbidden_cluster", "ignore_errors": True})
     env = kubeapi_env(kubeapi)
     env.pop("K8S_AUTH_KUBECONFIG")
     started = time.monotonic()
@@ -225,6 +229,7 @@ def error_results(kubeapi, tmp_path_factory):
     ("unreachable", ["Cannot connect to the API server at https://127.0.0.1:", "connection refused", "host"]),
     ("bad_token", ["rejected the credentials (401 Unauthorized)", "api_key"]),
     ("forbidden", ["403 Forbidden", "may not get VirtualMachine", "namespace \"err-"]),
+    ("forbidden_cluster", ["403 Forbidden", "may not list VirtualMachines in all namespaces", "set namespace"]),
     ("tls", ["TLS verification of the API server", "ca_cert", "validate_certs=false"]),
     ("missing_kubeconfig", ["does-not-exist.yaml does not exist", "set kubeconfig"]),
     ("missing_context", ['"no-such-context" is not in', "set context"]),
