@@ -4,6 +4,7 @@ import socket
 import ssl
 import threading
 import time
+import traceback
 import types
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -161,6 +162,12 @@ class Handler(BaseHTTPRequestHandler):
                 pass
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+        except Exception as exc:   # an emulator bug: answer 500 and keep serving, with the traceback on stderr
+            traceback.print_exc()
+            try:
+                self._send_error(errors.ApiError(500, "InternalError", "kubeapi emulator bug: %r" % exc))
+            except OSError:
+                pass
         finally:
             if not hook:
                 entry["status"] = self._status or None
