@@ -347,3 +347,15 @@ def test_persistent_server_errors_give_up_with_a_sentence(kubeapi, playbook):
     assert res.vars["r"]["failed"] is True
     assert "(500)" in res.vars["r"]["msg"] and "retries did not help" in res.vars["r"]["msg"]
     assert len(requests_of(kubeapi, token, mark, settle=0)) == 4   # the retry cap
+
+
+def test_unserved_api_version_sets_api_found_false(kubeapi, playbook):
+    ns = running_ns(kubeapi, prefix="apiv")
+    res = playbook([{VM_INFO: {"namespace": ns, "api_version": "kubevirt.io/v9"}, "register": "list"},
+                    {VM_INFO: {"namespace": ns, "name": "vm0", "api_version": "kubevirt.io/v9"}, "register": "get"},
+                    {VM_INFO: {"namespace": ns, "name": "absent"}, "register": "absent"}],
+                   register=["list", "get", "absent"])
+    assert res.rc == 0, res
+    for key in ("list", "get"):
+        assert res.vars[key]["api_found"] is False and res.vars[key]["resources"] == []
+    assert res.vars["absent"]["api_found"] is True and res.vars["absent"]["resources"] == []
