@@ -21,10 +21,10 @@ class ApplyConflict(Exception):
 
 
 def _list_sem(schema, name):
+    # A list typed by a CRD schema is atomic unless marked; built-in kinds (shallow schemas here) fall back to
+    # their patchMergeKey, which is what their OpenAPI list-map keys are.
     if schema is not None and (schema.get("x-kubernetes-list-type") or schema.get("items") is not None):
-        sem, keys = schemamod.list_semantics(schema)
-        if sem != "atomic" or schema.get("x-kubernetes-list-type") == "atomic":
-            return sem, keys
+        return schemamod.list_semantics(schema)
     key = MERGE_KEYS.get(name)
     if key:
         return "map", [key]
@@ -265,10 +265,15 @@ def apply(current, applied, manager, force, api_version, now, rtype_schema, has_
     others = set()
     for _, paths in entries:
         others |= paths
-    for p in sorted(previous - set(a_fields), key=len, reverse=True):
-        if any(o[:len(p)] == p for o in others):
+    deleted = []
+    for p in sorted(previous - set(a_fields), key=len):
+        # Parents first: a removed list item or map goes as a whole unless another manager owns something in it.
+        if any(p[:len(d)] == d for d in deleted) or any(o[:len(p)] == p for o in others):
             continue
-        _delete_path(result, p)
+        if p in a_fields or any(a[:len(p)] == p for a in a_fields):
+            continue
+        if _delete_path(result, p):
+            deleted.append(p)
     new_entries = [e if paths == from_fields_v1(e.get("fieldsV1") or {}) else dict(e, fieldsV1=to_fields_v1(paths))
                    for e, paths in entries if paths]
     mine = {"manager": manager, "operation": "Apply", "apiVersion": api_version, "time": now,

@@ -356,7 +356,7 @@ def test_secret_string_data_and_request_log(kubeapi, api_client, ns):
 def test_watch_bookmarks(kubeapi, ns):
     rv = kubeapi.http("GET", "/api/v1/namespaces/%s/configmaps" % ns)[1]["metadata"]["resourceVersion"]
     status, body, _ = kubeapi.http("GET", "/api/v1/namespaces/%s/configmaps?watch=true&allowWatchBookmarks=true&"
-                                   "timeoutSeconds=2&resourceVersion=%s" % (ns, rv))
+                                   "timeoutSeconds=1&resourceVersion=%s" % (ns, rv))
     assert status == 200
     events = [json.loads(line) for line in body.splitlines()] if isinstance(body, str) else [body]
     assert events and all(e["type"] == "BOOKMARK" and e["object"]["kind"] == "ConfigMap" for e in events)
