@@ -230,3 +230,22 @@ def _gone(api, ns, name):
     except client.ApiException as exc:
         return exc.status == 404
     return False
+
+
+def test_migrate_moves_vmi_to_another_node(dyn, api_client, ns):
+    custom(api_client).create_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines",
+                                                       vm_body("mv", run_strategy="Always"))
+    wait(lambda: vm_ready(api_client, ns, "mv"))
+    source = get_vmi(api_client, ns, "mv")["status"]["nodeName"]
+    put_sub(dyn, ns, "virtualmachines", "mv", "migrate")
+    migs = custom(api_client).list_namespaced_custom_object("kubevirt.io", "v1", ns,
+                                                            "virtualmachineinstancemigrations")["items"]
+    assert len(migs) == 1 and migs[0]["metadata"]["name"].startswith("kubevirt-migrate-vm-")
+    assert migs[0]["spec"]["vmiName"] == "mv"
+    name = migs[0]["metadata"]["name"]
+    wait(lambda: (custom(api_client).get_namespaced_custom_object(
+        "kubevirt.io", "v1", ns, "virtualmachineinstancemigrations", name).get("status") or {}).get(
+        "phase") == "Succeeded", what="migration succeeded")
+    vmi = get_vmi(api_client, ns, "mv")
+    assert vmi["status"]["nodeName"] != source and vmi["status"]["migrationState"]["sourceNode"] == source
+    assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == vmi["status"]["nodeName"]

@@ -95,7 +95,7 @@ def _vmi_conflict(name, message):
 
 class VirtController(Controller):
     name = "virt-controller"
-    watches = (VM, VMI, NODES)
+    watches = (VM, VMI, NODES, VMIM)
 
     def setup(self):
         self._ip = itertools.count(10)
@@ -119,6 +119,10 @@ class VirtController(Controller):
 
     # --- event dispatch ----------------------------------------------------------------------------------
     def reconcile(self, rkey, ns, name, etype, obj):
+        if rkey == VMIM:
+            if etype != "DELETED":
+                self.sync_migration(ns, name)
+            return
         if rkey == VM:
             self.sync_vm(ns, name)
         elif rkey == VMI:
@@ -391,6 +395,64 @@ class VirtController(Controller):
         def drop(o):
             o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or [] if f != FINALIZER]
         self.api.write_status(self._rt(VMI), ns, name, drop, "virt-controller")
+
+    # --- migrations ----------------------------------------------------------------------------------------
+    MIGRATION_PHASES = ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running",
+                        "Succeeded"]
+
+    def sync_migration(self, ns, name):
+        mig = self.store.get(VMIM, ns, name)
+        if mig is None or mig["metadata"].get("deletionTimestamp"):
+            return
+        phase = (mig.get("status") or {}).get("phase", "")
+        if phase in ("Succeeded", "Failed"):
+            return
+        vmi = self.store.get(VMI, ns, (mig.get("spec") or {}).get("vmiName", ""))
+        if vmi is None or (vmi.get("status") or {}).get("phase") != "Running":
+            self._set_migration_phase(ns, name, mig["metadata"]["uid"], "Failed")
+            return
+        nxt = self.MIGRATION_PHASES[self.MIGRATION_PHASES.index(phase) + 1] if phase else "Pending"
+        if nxt == "Pending":
+            self._set_migration_phase(ns, name, mig["metadata"]["uid"], nxt)
+        else:
+            self._later((ns, name, "vmim-" + nxt), self._set_migration_phase, ns, name, mig["metadata"]["uid"], nxt)
+
+    def _set_migration_phase(self, ns, name, uid, phase):
+        mig = self.store.get(VMIM, ns, name)
+        if mig is None or mig["metadata"]["uid"] != uid:
+            return
+        vmi_name = (mig.get("spec") or {}).get("vmiName", "")
+        vmi = self.store.get(VMI, ns, vmi_name)
+        source = ((vmi or {}).get("status") or {}).get("nodeName")
+        target = None
+        if phase == "Succeeded" and vmi is not None:
+            candidates = [n for n in self.store.items(NODES) if n["metadata"]["name"] != source and not
+                          (n.get("spec") or {}).get("unschedulable")]
+            if not candidates:
+                phase = "Failed"
+            else:
+                target = candidates[next(self._node_rr) % len(candidates)]["metadata"]["name"]
+
+        def mutate(o):
+            st = o.setdefault("status", {})
+            st["phase"] = phase
+            st.setdefault("phaseTransitionTimestamps", []).append({"phase": phase,
+                                                                   "phaseTransitionTimestamp": now()})
+            if phase == "Failed" and not st.get("migrationState"):
+                st["migrationState"] = {"failed": True, "completed": True, "failureReason":
+                                        "VMI is not running or no other node is schedulable"}
+        self.api.write_status(self._rt(VMIM), ns, name, mutate, "virt-controller")
+        if target is None:
+            return
+
+        def move(o):
+            st = o.setdefault("status", {})
+            st["nodeName"] = target
+            o["metadata"].setdefault("labels", {})["kubevirt.io/nodeName"] = target
+            st["migrationState"] = {"completed": True, "sourceNode": source, "targetNode": target,
+                                    "migrationUid": uid, "startTimestamp": now(), "endTimestamp": now(),
+                                    "mode": "PreCopy"}
+        self.api.write_status(self._rt(VMI), ns, vmi_name, move, "virt-handler")
 
     # --- subresources (virt-api) -------------------------------------------------------------------------
     def _get_vm(self, ns, name):
