@@ -321,8 +321,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 inventory.add_child(entry.cluster_group, entry.namespace_group)
                 known_groups.add(entry.namespace_group)
             inventory.add_host(entry.name, group=entry.namespace_group)
-            for key, value in variables.items():
-                inventory.set_variable(entry.name, key, value)
+            # Host.vars directly instead of one set_variable() per key: on ansible-core 2.19 each set_variable
+            # deep-copies and origin-tags its value, which costs more than the whole fetch for 10,000 VMs. The
+            # keys are new (nothing to merge) and the values untagged, so never trusted as templates.
+            inventory.get_host(entry.name).vars.update(variables)
             for group in entry.label_groups:
                 inventory.add_group(group)
                 inventory.add_child(group, entry.name)
