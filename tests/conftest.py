@@ -37,11 +37,7 @@ def kubeapi(tmp_path_factory):
 
 def kubeapi_env(kubeapi, base=None):
     """Environment for subprocesses (ansible-playbook, kubectl) that should talk to `kubeapi`."""
-    env = dict(os.environ if base is None else base)
-    env["K8S_AUTH_KUBECONFIG"] = str(kubeapi.kubeconfig)
-    env["KUBECONFIG"] = str(kubeapi.kubeconfig)
-    env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
-    return env
+    return kubeapi.env(base)
 
 
 @pytest.fixture

@@ -106,6 +106,10 @@ class Emulator:
     def __exit__(self, *exc):
         self.stop()
 
+    def env(self, base=None):
+        """Environment for subprocesses (ansible-playbook, kubectl) that should talk to this server."""
+        return cluster_env(self.kubeconfig, base)
+
     # --- raw HTTP ------------------------------------------------------------------------------------------
     def http(self, method, path, body=None, token=None, content_type="application/json", headers=None):
         """(status, parsed JSON body or text, headers) for one request; no exception on HTTP errors."""
@@ -239,6 +243,14 @@ class Emulator:
         raise EmulatorError("timed out waiting on %s; last state: %s" % (api_path, json.dumps(obj)[:2000]))
 
 
+def cluster_env(kubeconfig, base=None):
+    env = dict(os.environ if base is None else base)
+    env["K8S_AUTH_KUBECONFIG"] = str(kubeconfig)
+    env["KUBECONFIG"] = str(kubeconfig)
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(REPO / ".build" / "collections")
+    return env
+
+
 class RealCluster:
     """Stands in for Emulator when tests run against a real cluster: hooks skip the calling test."""
 
@@ -258,6 +270,9 @@ class RealCluster:
             import pytest
             pytest.skip("needs the kubeapi emulator's test hooks (%s); running against a real cluster" % name)
         raise AttributeError(name)
+
+    def env(self, base=None):
+        return cluster_env(self.kubeconfig, base)
 
     def stop(self):
         pass
