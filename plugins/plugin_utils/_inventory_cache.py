@@ -30,19 +30,27 @@ def read(cache, key, fingerprint):
     return clusters if isinstance(clusters, list) else None
 
 
-def cache_file(get_option, key):
-    """Path of the entry for the file-based cache plugins (jsonfile, yaml, pickle), else None."""
+def cache_files(get_option, key):
+    """Files holding the entry for the file-based cache plugins (jsonfile, yaml, pickle): named
+    <cache_prefix>...<key> in cache_connection (ansible-core 2.19 inserts a schema marker between)."""
     directory = get_option("cache_connection")
     if not directory:
-        return None
-    return os.path.join(os.path.expanduser(directory), (get_option("cache_prefix") or "") + key)
+        return []
+    directory = os.path.expanduser(directory)
+    prefix = get_option("cache_prefix") or ""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    return [os.path.join(directory, n) for n in names if n.startswith(prefix) and n.endswith(key)]
 
 
 def write(cache, key, fingerprint, clusters, get_option):
     """Store the entry now (instead of after parse) so the file can be made private right away.
 
     ansible-core's file cache plugins chmod their files to 0644 after writing; inventory data
-    (labels, annotations, addresses) is not for every local user, so narrow it to 0600.
+    (labels, annotations, addresses) is not for every local user, so narrow it to 0600. The umask
+    covers the cache directory when the plugin creates it.
     """
     cache[key] = {"version": FORMAT_VERSION, "fingerprint": fingerprint, "clusters": clusters}
     old_umask = os.umask(0o077)
@@ -50,6 +58,6 @@ def write(cache, key, fingerprint, clusters, get_option):
         cache.update_cache_if_changed()
     finally:
         os.umask(old_umask)
-    path = cache_file(get_option, key)
-    if path and os.path.isfile(path):
-        os.chmod(path, FILE_MODE)
+    for path in cache_files(get_option, key):
+        if os.path.isfile(path):
+            os.chmod(path, FILE_MODE)
