@@ -95,7 +95,8 @@ def test_module_defaults_group_sets_connection_for_both_modules(kubeapi, playboo
         {"name": "vm", VM_INFO: {"name": "vm0", "namespace": ns}, "register": "vm"},
         {"name": "vmi", VMI_INFO: {"name": "vm0", "namespace": ns}, "register": "vmi"},
     ]
-    defaults = {"group/virtfleet.kubevirt.kubevirt": {"kubeconfig": str(kubeapi.kubeconfig), "context": "kubeapi"}}
+    context = yaml.safe_load(kubeapi.kubeconfig.read_text())["current-context"]
+    defaults = {"group/virtfleet.kubevirt.kubevirt": {"kubeconfig": str(kubeapi.kubeconfig), "context": context}}
     res = playbook(tasks, register=["vm", "vmi"], env=env, module_defaults=defaults)
     assert res.rc == 0, res
     assert res.vars["vm"]["resources"][0]["kind"] == "VirtualMachine"
