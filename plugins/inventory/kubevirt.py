@@ -232,12 +232,13 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_opti
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import build_hosts, default_cluster_name
 
+from ansible.utils.unsafe_proxy import wrap_var
+
 try:
     from ansible.template import trust_as_template  # noqa: F401 pylint: disable=unused-import
     HAS_DATA_TAGGING = True
 except ImportError:
     HAS_DATA_TAGGING = False
-    from ansible.utils.unsafe_proxy import wrap_var
 
 
 def _untemplatable(value):

@@ -66,7 +66,7 @@ def default_cluster_name(host):
 def check_host_format(host_format):
     """Return an error sentence for an unusable host_format, else None."""
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(host_format) if f is not None]
+        fields = [parsed[1] for parsed in string.Formatter().parse(host_format) if parsed[1] is not None]
     except ValueError as exc:
         return "host_format %r is not a valid format string (%s)." % (host_format, exc)
     unknown = [f for f in fields if f not in HOST_FORMAT_FIELDS]

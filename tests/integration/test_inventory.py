@@ -256,7 +256,7 @@ def test_same_hosts_groups_and_vars_as_kubevirt_core(emu, tmp_path, default_run)
     ours = run_inventory(emu, tmp_path, {"plugin": "virtfleet.kubevirt.kubevirt", "create_groups": True})
     assert theirs.rc == 0 and ours.rc == 0, (theirs, ours)
     # kubevirt.core lists stopped VMs too; our default is running VMs, so compare the running ones
-    running = [h for h in ours.hosts("inv-")]
+    running = ours.hosts("inv-")
     assert set(running) <= set(theirs.hosts("inv-"))
     for host in running:
         mine = dict(ours.hostvars[host])

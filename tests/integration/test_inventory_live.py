@@ -50,7 +50,7 @@ def test_guest_agent_hostname_costs_one_request_per_vm(kubeapi, tmp_path, runnin
 
 def test_paused_and_stopped_vms_follow_states_option(kubeapi, tmp_path, running_vm):
     ns = running_vm
-    status, body, _ = kubeapi.http("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachineinstances/guest/pause" % ns, {})
+    status, body, _headers = kubeapi.http("PUT", "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachineinstances/guest/pause" % ns, {})
     assert status in (200, 202), body
     kubeapi.wait_for(vmi_path(ns, "guest"), lambda o: any(c.get("type") == "Paused" and c.get("status") == "True"
                                                           for c in (o.get("status") or {}).get("conditions") or []))

@@ -15,8 +15,8 @@ NODES = [node("node01", [("InternalIP", "192.0.2.11"), ("InternalIP", "2001:db8:
                          ("Hostname", "node01")])]
 
 
-def choose(settings, obj, services=(), nodes=NODES, windows=False, guest=None):
-    return AddressChooser(settings, services, nodes, guest).choose(obj, windows=windows)
+def choose(settings, obj, services=(), nodes=None, windows=False, guest=None):
+    return AddressChooser(settings, services, NODES if nodes is None else nodes, guest).choose(obj, windows=windows)
 
 
 @pytest.mark.parametrize("network_name, secondary_dns, use_service, expected", [

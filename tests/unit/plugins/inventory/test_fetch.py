@@ -66,17 +66,17 @@ def test_default_plan_is_one_cluster_wide_list_per_needed_kind():
 
 
 def test_no_service_list_without_service_strategy_and_nodes_only_when_needed():
-    _, calls, _ = fetch({"use_service": False})
+    _data, calls, _warnings = fetch({"use_service": False})
     assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines"]
-    _, calls, _ = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]})
+    _data, calls, _warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]})
     assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines", "services", "nodes"]
 
 
 def test_base_domain_lookup_only_when_a_name_would_use_it():
-    _, calls, _ = fetch({"network_name": "br", "kube_secondary_dns": True, "field_selector": "metadata.name!=x"})
+    _data, calls, _warnings = fetch({"network_name": "br", "kube_secondary_dns": True, "field_selector": "metadata.name!=x"})
     assert calls[-1] == ("get", "dnses", None, "cluster")
     assert calls[0][4] == "metadata.name!=x"
-    data, _, _ = fetch({"network_name": "br", "kube_secondary_dns": True})
+    data, _calls, _warnings = fetch({"network_name": "br", "kube_secondary_dns": True})
     assert data["cluster_domain"] is None
 
 
@@ -116,16 +116,18 @@ def test_cluster_wide_403_and_no_namespace_list_asks_for_namespaces_option():
 
 
 def test_other_api_errors_propagate():
+    class BrokenApi(FakeApi):
+        def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+            raise ApiError("boom", 500)
+
+    (conn,) = build_connections({})
     with pytest.raises(ApiError):
-        (conn,) = build_connections({})
-        api = FakeApi(OBJECTS)
-        api.list = lambda *a, **k: (_ for _ in ()).throw(ApiError("boom", 500))
-        ClusterFetcher(conn, api, print).fetch()
+        ClusterFetcher(conn, BrokenApi(OBJECTS), print).fetch()
 
 
 def test_forbidden_nodes_warn_and_continue():
-    data, _, warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]},
-                              denied=[("nodes", None)])
+    data, _calls, warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]},
+                                   denied=[("nodes", None)])
     assert data["nodes"] == [] and "may not list nodes" in warnings[0]
 
 
