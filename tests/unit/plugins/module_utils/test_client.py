@@ -320,3 +320,40 @@ def test_kubeconfig_path_list(tmp_path, kubeconfig_file):
     paths = '%s:%s' % (tmp_path / 'absent', kubeconfig_file)
     cfg = _client.build_configuration(_client.resolve_auth({'kubeconfig': paths, 'context': 'prod'}, {}), {})
     assert cfg.host == 'https://k8s.example:6443'
+
+
+def test_headers_on_the_wire_with_a_real_pool():
+    """Through urllib3 to a local HTTP server: auth, impersonation (one header per group), user agent."""
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server naming
+            seen.append(self.headers)
+            body = b'{"kind": "Status", "status": "Success"}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(('127.0.0.1', 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = _client.client_from_options({'host': 'http://127.0.0.1:%d' % server.server_port, 'api_key': 'tok',
+                                              'impersonate_user': 'alice', 'impersonate_groups': ['g1', 'g2']}, {})
+        assert client.request('GET', '/version') == {'kind': 'Status', 'status': 'Success'}
+    finally:
+        server.shutdown()
+        server.server_close()
+    headers = seen[0]
+    assert headers['Authorization'] == 'Bearer tok'
+    assert headers['Impersonate-User'] == 'alice'
+    assert headers.get_all('Impersonate-Group') == ['g1', 'g2']
+    assert headers['User-Agent'].startswith('virtfleet.kubevirt/')
