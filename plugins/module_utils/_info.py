@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api, api_missing
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._fields import hide_fields
@@ -77,6 +76,3 @@ def run_info(client, kind, params, predicate=None, goal='ready', waiter_factory=
     hidden = params.get('hidden_fields') or []
     return dict(changed=False, api_found=True, resources=[hide_fields(o, hidden) for o in items])
 
-
-VM = _kinds.VM
-VMI = _kinds.VMI
