@@ -23,8 +23,12 @@ description:
     credentials may not list cluster-wide.
   - Values read from the API are never templated; labels and annotations stay dictionary values of C(vm_labels),
     C(vmi_labels), C(vm_annotations) and C(vmi_annotations).
+  - "Host variables: C(vm_<status key>) and C(vmi_<status key>) (snake_cased C(status) fields of the VM and VMI, for
+    example C(vm_printable_status), C(vmi_phase), C(vmi_interfaces), C(vmi_guest_os_info)), C(vm_labels),
+    C(vm_annotations), C(vm_uid), C(vm_resource_version) and the same for C(vmi_), plus C(vm_state) (see O(states))
+    and C(vm_address_source) (the strategy that chose C(ansible_host), see O(address_strategies))."
   - The configuration file name must end with C(kubevirt.yml) or C(kubevirt.yaml). AWX/AAP inventory sources named
-    C(kubevirt.yml) work with credentials passed as C(K8S_AUTH_*) environment variables.
+    C(kubevirt.yml) work with credentials passed as C(K8S_AUTH_*) environment variables, see C(docs/awx-inventory.md).
 extends_documentation_fragment:
   - virtfleet.kubevirt._auth.plugin
   - inventory_cache
