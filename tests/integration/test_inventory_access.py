@@ -170,3 +170,15 @@ def test_several_clusters_in_one_source_get_a_group_each(emu, tmp_path, tmp_path
         assert bad.rc != 0 and "connections[0] has the unknown option 'nmespaces'" in bad.stderr
     finally:
         other.stop()
+
+
+@pytest.mark.parametrize("config, env_token, message", [
+    ({"kubeconfig": "/nonexistent/kubeconfig"}, None, "does not exist"),
+    ({}, "not-a-valid-token", "rejected the credentials (401 Unauthorized)"),
+])
+def test_connection_errors_are_one_sentence(emu, tmp_path, config, env_token, message):
+    env = token_env(emu, env_token) if env_token else None
+    run = run_inventory(emu, tmp_path, dict({"plugin": PLUGIN}, **config), env=env)
+    assert run.rc != 0
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr
