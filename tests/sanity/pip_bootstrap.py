@@ -5,11 +5,17 @@ Why: every sanity virtualenv ansible-test creates is made without pip and then b
 file already sits in its cache (~/.ansible/test/cache/get_pip_<version>.py). That host is not
 reachable here (only PyPI is), so we put a functionally equivalent script in the cache ourselves:
 
-1. ask the running ansible-test which pip version it bootstraps (it differs per ansible-core release),
-2. fetch those wheels (pip, and setuptools/wheel on older releases) from PyPI with `pip download`,
-3. write a small get-pip replacement next to it which, like the real get-pip.py, runs pip straight
+1. ask the running ansible-test which packages it bootstraps (2.19: pip 24.2; 2.16: pip 23.1.2,
+   setuptools and wheel): they differ per ansible-core release,
+2. fetch those wheels from PyPI with the ordinary `pip download` (once; they stay in the cache),
+3. write a small get-pip replacement next to them which, like the real get-pip.py, runs pip straight
    from the wheel (a wheel is importable as a zip) and installs the requested packages offline from
    the wheel directory (`--no-index --find-links`).
+
+`--local`, `--venv` or `--python` with requirements preinstalled do not avoid the download: sanity
+always builds its own per-test virtualenvs (~/.ansible/test/venv/sanity.<test>/) and bootstraps each
+one this way; `--requirements` only adds more installs. The per-test requirements themselves (pylint,
+yamllint, voluptuous, ...) come from PyPI, which we do reach.
 
 Usage (run with the Python of the virtualenv whose ansible-test will run sanity):
     .venv/bin/python tests/sanity/pip_bootstrap.py
