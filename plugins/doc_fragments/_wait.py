@@ -20,7 +20,8 @@ options:
   wait_sleep:
     description:
       - Accepted for compatibility with C(kubevirt.core). Waits use a watch and react to each change at once,
-        so this is only the longest pause before re-opening a watch that the API server closed early.
+        so this only bounds the pause (at most half a second) before re-opening a watch that the API server
+        closed early.
     type: int
     default: 5
   wait_timeout:

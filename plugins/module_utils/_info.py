@@ -58,7 +58,7 @@ def find(api, kind, name=None, namespace=None, label_selectors=None, field_selec
         raise
 
 
-def run_info(client, kind, params, predicate=None, goal='ready', waiter_factory=Waiter):
+def run_info(client, kind, params, predicate=None, goal='ready', waiter_factory=None):
     """Module params (INFO + WAIT specs) -> result dict ``{changed, api_found, resources}``."""
     kind = kind.with_api_version(params.get('api_version'))
     api = Api(client)
@@ -71,8 +71,11 @@ def run_info(client, kind, params, predicate=None, goal='ready', waiter_factory=
                     msg='The API server does not serve %s %s: is KubeVirt installed, and is api_version right?'
                         % (kind.api_version, kind.plural))
     if waiting and (name or items) and (not items or not all(predicate(o) for o in items)):
-        items = waiter_factory(api).wait(kind, predicate, params.get('wait_timeout') or 0, namespace=namespace,
-                                         name=name, goal=goal, initial=(items, version), **selectors)
+        # wait_sleep only bounds the pause before re-opening a watch the server ended without news
+        # (with a floor, so a server that ends every watch at once cannot make us spin).
+        pause = min(0.5, max(0.05, float(params.get('wait_sleep') or 0)))
+        waiter = (waiter_factory or Waiter)(api, reopen_pause=pause)
+        items = waiter.wait(kind, predicate, params.get('wait_timeout') or 0, namespace=namespace, name=name, goal=goal,
+                            initial=(items, version), **selectors)
     hidden = params.get('hidden_fields') or []
     return dict(changed=False, api_found=True, resources=[hide_fields(o, hidden) for o in items])
-

@@ -54,3 +54,18 @@ def test_api_version_option_changes_the_path(h):
     h.pool.on('GET', '/apis/kubevirt.io/v1alpha3/namespaces/ns/virtualmachineinstances/a', (200, vmi('a')))
     result = h.run(kubevirt_vmi_info.main, dict(AUTH, name='a', namespace='ns', api_version='kubevirt.io/v1alpha3'))
     assert len(result['resources']) == 1
+
+
+def test_wait_sleep_bounds_the_reopen_pause(h, monkeypatch):
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _info
+    seen = []
+
+    class Spy(_info.Waiter):
+        def __init__(self, api, **kwargs):
+            seen.append(kwargs)
+            super().__init__(api, **kwargs)
+
+    monkeypatch.setattr(_info, 'Waiter', Spy)
+    h.pool.on('GET', VMIS, (200, {'metadata': {'resourceVersion': '4'}, 'items': [vmi('a')]}), response(200, raw=b''))
+    h.run(kubevirt_vmi_info.main, dict(AUTH, namespace='ns', wait=True, wait_timeout=1, wait_sleep=0))
+    assert seen == [{'reopen_pause': 0.05}]
