@@ -68,6 +68,11 @@ class InventoryRun(object):
         return self._data
 
     @property
+    def err(self):
+        """stderr with whitespace collapsed (ansible-core 2.16 wraps long warnings and errors)."""
+        return " ".join(self.stderr.split())
+
+    @property
     def hostvars(self):
         return self.data["_meta"]["hostvars"]
 

@@ -202,7 +202,7 @@ def test_label_groups_compose_keyed_groups_and_strict(emu, tmp_path):
     assert run.hostvars["inv-a-web1"]["label_copy"] == EVIL  # composed from API data, still not evaluated
     bad = dict(config, keyed_groups=[{"key": "no_such_var.attr", "prefix": "x"}], strict=True)
     run = run_inventory(emu, tmp_path, bad)
-    assert run.rc != 0 and "no_such_var" in run.stderr
+    assert run.rc != 0 and "no_such_var" in run.err
     run = run_inventory(emu, tmp_path, dict(bad, strict=False))
     assert run.rc == 0, run
 
@@ -233,8 +233,8 @@ def test_play_sees_hostvars_and_group_names_and_api_data_stays_literal(emu, tmp_
 def test_bad_option_is_one_clear_error(emu, tmp_path):
     run = run_inventory(emu, tmp_path, {"plugin": "virtfleet.kubevirt.kubevirt", "address_strategies": ["network"]})
     assert run.rc != 0
-    assert "address_strategies uses network, which needs network_name" in run.stderr
-    assert "Traceback" not in run.stderr
+    assert "address_strategies uses network, which needs network_name" in run.err
+    assert "Traceback" not in run.err
 
 
 def test_only_files_named_kubevirt_yml_are_accepted(emu, tmp_path):

@@ -111,21 +111,21 @@ def test_restricted_token_skips_forbidden_namespaces_with_one_warning_each(emu, 
     run = run_inventory(emu, tmp_path, {"plugin": PLUGIN, "namespaces": ["acc-a", "acc-b"]}, env=env)
     assert run.rc == 0, run
     assert run.hosts("acc-") == ["acc-a-one", "acc-a-two"]
-    assert run.stderr.count("Skipping namespace acc-b") == 1
-    assert "acc-a" not in run.stderr.replace("acc-a-", "")
+    assert run.err.count("Skipping namespace acc-b") == 1
+    assert "acc-a" not in run.err.replace("acc-a-", "")
     assert {r["status"] for r in run.requests if "/namespaces/acc-b/" in r["path"]} == {403}
     fatal = run_inventory(emu, tmp_path, {"plugin": PLUGIN, "namespaces": ["acc-a", "acc-b"], "fail_on_forbidden": True},
                           env=env)
     assert fatal.rc != 0
-    assert "may not list" in fatal.stderr and "acc-b" in fatal.stderr and "fail_on_forbidden" in fatal.stderr
-    assert "Traceback" not in fatal.stderr
+    assert "may not list" in fatal.err and "acc-b" in fatal.err and "fail_on_forbidden" in fatal.err
+    assert "Traceback" not in fatal.err
 
 
 def test_restricted_token_without_namespaces_option_is_told_what_to_set(emu, tmp_path):
     emu.add_token("inv-reader-a2", namespaces=["acc-a"], verbs=["get", "list"])
     run = run_inventory(emu, tmp_path, {"plugin": PLUGIN}, env=token_env(emu, "inv-reader-a2"))
     assert run.rc != 0
-    assert "set the namespaces option" in run.stderr
+    assert "set the namespaces option" in run.err
 
 
 def test_cluster_wide_403_falls_back_to_per_namespace_lists(emu, tmp_path):
@@ -140,8 +140,8 @@ def test_cluster_wide_403_falls_back_to_per_namespace_lists(emu, tmp_path):
     assert ("/apis/kubevirt.io/v1/namespaces/acc-b/virtualmachineinstances", 200) in paths
     assert ("/apis/kubevirt.io/v1/namespaces/acc-b/virtualmachines", 200) in paths
     # every other namespace is skipped with exactly one warning
-    assert run.stderr.count("Skipping namespace acc-a:") == 1
-    assert run.stderr.count("Skipping namespace default:") == 1
+    assert run.err.count("Skipping namespace acc-a:") == 1
+    assert run.err.count("Skipping namespace default:") == 1
 
 
 def test_awx_style_source_with_k8s_auth_environment_only(emu, tmp_path):
@@ -167,7 +167,7 @@ def test_several_clusters_in_one_source_get_a_group_each(emu, tmp_path, tmp_path
         assert run.hosts("acc-") == ["acc-a-one", "acc-a-two"] and "far-remote" in run.hostvars
         assert len(other.requests(since=mark)) == 2
         bad = run_inventory(emu, tmp_path, dict(config, connections=[{"name": "x", "nmespaces": ["a"]}]))
-        assert bad.rc != 0 and "connections[0] has the unknown option 'nmespaces'" in bad.stderr
+        assert bad.rc != 0 and "connections[0] has the unknown option 'nmespaces'" in bad.err
     finally:
         other.stop()
 
@@ -180,5 +180,5 @@ def test_connection_errors_are_one_sentence(emu, tmp_path, config, env_token, me
     env = token_env(emu, env_token) if env_token else None
     run = run_inventory(emu, tmp_path, dict({"plugin": PLUGIN}, **config), env=env)
     assert run.rc != 0
-    assert message in run.stderr
-    assert "Traceback" not in run.stderr
+    assert message in " ".join(run.stderr.split())  # ansible-core 2.16 wraps long warnings
+    assert "Traceback" not in run.err
