@@ -218,9 +218,10 @@ connections:
   - name: east
     kubeconfig: /etc/kube/east.yml
   - name: west
-    host: https://api.west.example.com:6443
-    api_key: "{{ lookup('env', 'WEST_TOKEN') }}"
+    kubeconfig: /etc/kube/west.yml
+    context: inventory-reader
     namespaces: [prod]
+    network_name: storage
 """
 
 from ansible.errors import AnsibleError
