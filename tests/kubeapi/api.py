@@ -49,6 +49,7 @@ class Api:
         # Admission webhooks registered by controllers: hook(rtype, obj, old) may mutate obj or raise ApiError.
         # Called under the store lock for creates, updates, patches and applies (dry runs too), not for /status.
         self.admission_hooks = []
+        self._orphans = set()   # uids deleted with propagationPolicy Orphan: GC strips ownerRefs instead
         # Validating webhooks on DELETE (e.g. virt-operator's uninstall guard): hook(rtype, obj, opts) may raise.
         self.delete_hooks = []
 
@@ -535,8 +536,6 @@ class Api:
             self.registry.remove((spec["group"], spec["names"]["plural"]))
         if orphan:
             self._orphans.add(obj["metadata"]["uid"])
-
-    _orphans = set()
 
     def delete_collection(self, rtype, version, ns, opts, label_selector=None, field_selector=None, options=None):
         listed = self.list(rtype, version, ns, label_selector, field_selector)

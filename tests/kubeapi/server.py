@@ -101,6 +101,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
         self._status = code
+        if getattr(self, "_entry", None) is not None:
+            self._entry["status"] = code
 
     def _send_error(self, exc):
         self._send(exc.code, exc.status(), exc.headers)
@@ -129,8 +131,13 @@ class Handler(BaseHTTPRequestHandler):
         path = parsed.path.rstrip("/") or "/"
         query = urllib.parse.parse_qs(parsed.query, keep_blank_values=True)
         entry = {"method": method, "path": path, "query": {k: v[-1] for k, v in query.items()},
-                 "verb": None, "status": None, "user": None, "fault": None}
+                 "verb": self._verb_guess(method, path, query), "status": None, "user": None, "fault": None}
         hook = path.startswith("/_emulator")
+        # Logged on arrival (seq = arrival order, so a watch is ordered by when it started); the remaining
+        # fields are filled in place as the request proceeds.
+        self._entry = None if hook else entry
+        if not hook:
+            self.emu.log.add(entry)
         try:
             body = self._read_body()
             user = self._authenticate()
@@ -144,7 +151,6 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(latency)
             if outcome is not None:
                 entry["fault"] = str(outcome)
-                entry["verb"] = self._verb_guess(method, path, query)
                 if outcome == "reset":
                     self.close_connection = True
                     try:
@@ -171,9 +177,6 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if not hook:
                 entry["status"] = self._status or None
-                if entry["verb"] is None:
-                    entry["verb"] = self._verb_guess(method, path, query)
-                self.emu.log.add(entry)
 
     @staticmethod
     def _verb_guess(method, path, query):
@@ -432,6 +435,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Warning", "299 - %s" % json.dumps(w))
         self.end_headers()
         self._status = 200
+        self._entry["status"] = 200
         self.close_connection = True
         try:
             if gone:

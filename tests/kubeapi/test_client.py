@@ -1,6 +1,7 @@
 """Conformance of the emulator as seen through the real `kubernetes` Python client."""
 import json
 import threading
+import time
 
 import pytest
 from kubernetes import client, watch
@@ -316,7 +317,6 @@ def test_delete_and_namespace_cascade(dyn, api_client, ns):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}})
     core.delete_namespace(ns)
-    import time
     deadline = time.time() + 10
     while time.time() < deadline:
         try:
@@ -361,3 +361,16 @@ def test_watch_bookmarks(kubeapi, ns):
     events = [json.loads(line) for line in body.splitlines()] if isinstance(body, str) else [body]
     assert events and all(e["type"] == "BOOKMARK" and e["object"]["kind"] == "ConfigMap" for e in events)
     assert int(events[-1]["object"]["metadata"]["resourceVersion"]) >= int(rv)
+
+
+def test_request_log_orders_by_arrival(kubeapi, api_client, ns):
+    """A watch is logged when it starts (status 200 once its headers are out), not when it ends."""
+    mark = kubeapi.mark()
+    t = threading.Thread(target=kubeapi.http, args=("GET", "/api/v1/namespaces/%s/configmaps?watch=1&"
+                                                           "timeoutSeconds=2" % ns))
+    t.start()
+    time.sleep(0.3)
+    client.CoreV1Api(api_client).list_namespaced_config_map(ns)
+    log = kubeapi.requests(since=mark)
+    t.join(5)
+    assert [(e["verb"], e["status"]) for e in log] == [("watch", 200), ("list", 200)]

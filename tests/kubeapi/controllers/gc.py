@@ -51,12 +51,10 @@ class GarbageCollector(Controller):
                 self._drain(meta["name"])
 
     def _owner_exists(self, ref, ns):
-        group = ref.get("apiVersion", "").rpartition("/")[0]
         rt = self.app.registry.by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
         if rt is None:
             return True
         obj = self.store.get(rt.key, ns if rt.namespaced else "", ref.get("name"))
-        del group
         return obj is not None and obj["metadata"].get("uid") == ref.get("uid")
 
     def _cascade(self, uid):
