@@ -1,0 +1,146 @@
+"""The plugin class: file names, applying host entries (groups, wrapping, filters, constructed) and parse with a
+fake API behind the client seam, including an in-memory cache hit that makes no call."""
+import pytest
+
+from ansible.errors import AnsibleError
+from ansible.inventory.data import InventoryData
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.cache import CachePluginAdjudicator
+from ansible.plugins.inventory import BaseInventoryPlugin
+
+from ansible_collections.virtfleet.kubevirt.plugins.inventory import kubevirt as plugin_module
+from ansible_collections.virtfleet.kubevirt.plugins.inventory.kubevirt import HAS_DATA_TAGGING, InventoryModule
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import AUTH_OPTIONS, CLUSTER_OPTIONS
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import HostEntry
+
+from .objects import service, vm, vmi
+from .test_fetch import FakeApi
+
+EVIL = "{{ 'EVALUATED' }}"
+
+
+def trusted(value):
+    """Expressions read from the source file are trusted by ansible-core 2.19 (_read_config_data); mimic that."""
+    if not HAS_DATA_TAGGING:
+        return value
+    from ansible.template import trust_as_template
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return dict((k, trusted(v)) for k, v in value.items())
+    return [trusted(v) for v in value]
+
+
+def make_plugin(tmp_path, **options):
+    plugin = InventoryModule()
+    values = dict((k, None) for k in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
+    values.update({"compose": {}, "groups": {}, "keyed_groups": [], "strict": False, "include_filters": [],
+                   "exclude_filters": [], "use_extra_vars": False, "leading_separator": True, "connections": None,
+                   "cache": False, "cache_connection": None, "cache_prefix": "ansible_inventory_"})
+    values.update(options)
+    plugin.get_option = values.__getitem__
+    source = tmp_path / "kubevirt.yml"
+    source.write_text("plugin: virtfleet.kubevirt.kubevirt\n")
+    BaseInventoryPlugin.parse(plugin, InventoryData(), DataLoader(), str(source))
+    plugin._read_config_data = lambda path: {}  # options come from `values` above
+    return plugin
+
+
+def entry(name, variables, labels=()):
+    return HostEntry(name, "cluster", "namespace_ns", list(labels), variables)
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("kubevirt.yml", True), ("prod.kubevirt.yaml", True), ("inventory.yml", False), ("kubevirt.yml.bak", False),
+])
+def test_verify_file_accepts_only_kubevirt_yml_names(tmp_path, name, ok):
+    path = tmp_path / name
+    path.write_text("plugin: virtfleet.kubevirt.kubevirt\n")
+    assert InventoryModule().verify_file(str(path)) is ok
+    assert InventoryModule().verify_file(str(tmp_path / "missing-kubevirt.yml")) is False
+
+
+def test_add_hosts_builds_groups_and_keeps_api_strings_untemplatable(tmp_path):
+    plugin = make_plugin(tmp_path)
+    plugin._add_hosts([entry("ns-a", {"vmi_labels": {"evil": EVIL}, "ansible_host": "10.0.0.1"}, ["label_x"])])
+    inv = plugin.inventory
+    assert inv.groups["cluster"].child_groups[0].name == "namespace_ns"
+    assert [h.name for h in inv.groups["namespace_ns"].hosts] == ["ns-a"]
+    assert [h.name for h in inv.groups["label_x"].hosts] == ["ns-a"]
+    value = inv.get_host("ns-a").vars["vmi_labels"]["evil"]
+    assert value == EVIL
+    if not HAS_DATA_TAGGING:
+        from ansible.utils.unsafe_proxy import AnsibleUnsafeText
+        assert isinstance(value, AnsibleUnsafeText)
+    else:
+        from ansible.template import is_trusted_as_template
+        assert not is_trusted_as_template(value)
+
+
+@pytest.mark.parametrize("include, exclude, expected", [
+    ([], [], ["a", "b"]),
+    (["app == 'web'"], [], ["a"]),
+    (["app == 'web'", "app == 'db'"], [], ["a", "b"]),
+    ([], ["inventory_hostname == 'a'"], ["b"]),
+    (["no_such_var == 1"], [], []),  # not strict: an error counts as no match
+    ([], ["no_such_var == 1"], ["a", "b"]),
+])
+def test_include_and_exclude_filters(tmp_path, include, exclude, expected):
+    plugin = make_plugin(tmp_path, include_filters=trusted(include), exclude_filters=trusted(exclude))
+    plugin._add_hosts([entry("a", {"app": "web"}), entry("b", {"app": "db"})])
+    assert sorted(plugin.inventory.hosts) == expected
+
+
+def test_filter_errors_are_fatal_when_strict(tmp_path):
+    plugin = make_plugin(tmp_path, include_filters=trusted(["no_such_var == 1"]), strict=True)
+    with pytest.raises(AnsibleError, match="include_filters entry 'no_such_var == 1' for host a"):
+        plugin._add_hosts([entry("a", {"app": "web"})])
+
+
+def test_constructed_features_apply(tmp_path):
+    plugin = make_plugin(tmp_path, compose=trusted({"role": "app + '-server'"}), groups=trusted({"webs": "app == 'web'"}),
+                         keyed_groups=[{"key": trusted("app"), "prefix": "app"}])
+    plugin._add_hosts([entry("a", {"app": "web"}), entry("b", {"app": "db"})])
+    inv = plugin.inventory
+    assert inv.get_host("a").vars["role"] == "web-server"
+    assert [h.name for h in inv.groups["webs"].hosts] == ["a"]
+    assert [h.name for h in inv.groups["app_db"].hosts] == ["b"]
+
+
+class FakeClient(object):
+    host = "https://api.example.com:6443"
+
+
+def fake_api_factory(calls):
+    def factory(client, page_size=500):
+        api = FakeApi({"virtualmachineinstances": [vmi("web", "prod", labels={"kubevirt.io/domain": "web"})],
+                       "virtualmachines": [vm("web", "prod")],
+                       "services": [service("web-ssh", "prod", selector={"kubevirt.io/domain": "web"})]})
+        api.client = client
+        api.calls = calls
+        return api
+    return factory
+
+
+def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(plugin_module, "client_from_options", lambda auth: FakeClient())
+    monkeypatch.setattr(plugin_module, "Api", fake_api_factory(calls))
+    plugin = make_plugin(tmp_path, cache=True, create_groups=True)
+    plugin._cache = CachePluginAdjudicator(plugin_name="memory")
+    source = str(tmp_path / "kubevirt.yml")
+    plugin.parse(plugin.inventory, plugin.loader, source, cache=True)
+    host = plugin.inventory.get_host("prod-web")
+    assert (host.vars["ansible_host"], host.vars["ansible_port"]) == ("node01", 30022)
+    assert sorted(g.name for g in host.get_groups()) == ["api_example_com_6443", "label_kubevirt_io_domain_web",
+                                                          "namespace_prod"]
+    assert len(calls) == 3
+    second = make_plugin(tmp_path, cache=True)
+    second._cache = plugin._cache
+    second.parse(second.inventory, second.loader, source, cache=True)
+    assert len(calls) == 3  # served from the cache
+    assert second.inventory.get_host("prod-web").vars["ansible_host"] == "node01"
+    third = make_plugin(tmp_path, cache=True, namespaces=["prod"])
+    third._cache = plugin._cache
+    third.parse(third.inventory, third.loader, source, cache=True)
+    assert len(calls) == 6  # another selection: the cached entry does not match
