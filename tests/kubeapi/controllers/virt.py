@@ -433,6 +433,17 @@ class VirtController(Controller):
             else:
                 target = candidates[next(self._node_rr) % len(candidates)]["metadata"]["name"]
 
+        if target is not None:
+            # The VMI moves before the migration reports Succeeded, as clients read it in that order.
+            def move(o):
+                st = o.setdefault("status", {})
+                st["nodeName"] = target
+                o["metadata"].setdefault("labels", {})["kubevirt.io/nodeName"] = target
+                st["migrationState"] = {"completed": True, "sourceNode": source, "targetNode": target,
+                                        "migrationUid": uid, "startTimestamp": now(), "endTimestamp": now(),
+                                        "mode": "PreCopy"}
+            self.api.write_status(self._rt(VMI), ns, vmi_name, move, "virt-handler")
+
         def mutate(o):
             st = o.setdefault("status", {})
             st["phase"] = phase
@@ -442,17 +453,6 @@ class VirtController(Controller):
                 st["migrationState"] = {"failed": True, "completed": True, "failureReason":
                                         "VMI is not running or no other node is schedulable"}
         self.api.write_status(self._rt(VMIM), ns, name, mutate, "virt-controller")
-        if target is None:
-            return
-
-        def move(o):
-            st = o.setdefault("status", {})
-            st["nodeName"] = target
-            o["metadata"].setdefault("labels", {})["kubevirt.io/nodeName"] = target
-            st["migrationState"] = {"completed": True, "sourceNode": source, "targetNode": target,
-                                    "migrationUid": uid, "startTimestamp": now(), "endTimestamp": now(),
-                                    "mode": "PreCopy"}
-        self.api.write_status(self._rt(VMI), ns, vmi_name, move, "virt-handler")
 
     # --- subresources (virt-api) -------------------------------------------------------------------------
     def _get_vm(self, ns, name):
