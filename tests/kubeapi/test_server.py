@@ -24,7 +24,8 @@ def test_help_documents_every_option():
 
 
 def test_plain_http_nodes_rbac_file_and_sigterm(tmp_path):
-    emu = Emulator(tmp_path, tls=False, controllers=(), nodes=4,
+    faults = json.dumps({"rate": 1.0, "statuses": [500], "path_regex": "/namespaces/kube-public/", "count": 1})
+    emu = Emulator(tmp_path, tls=False, controllers=(), nodes=4, extra_args=["--faults", faults],
                    rbac=[{"token": "file-token", "user": "filer", "namespaces": ["default"]}])
     emu.start()
     try:
@@ -34,6 +35,8 @@ def test_plain_http_nodes_rbac_file_and_sigterm(tmp_path):
             "node01", "node02", "node03", "node04"]
         assert emu.http("GET", "/api/v1/namespaces/default/configmaps", token="file-token")[0] == 200
         assert emu.http("GET", "/api/v1/namespaces/kubevirt/configmaps", token="file-token")[0] == 403
+        # --faults from the command line: exactly one 500 on kube-public.
+        assert [emu.http("GET", "/api/v1/namespaces/kube-public/configmaps")[0] for _ in range(2)] == [500, 200]
         # No controllers: a VM with runStrategy Always gets no VMI.
         vm = vm_body("idle", run_strategy="Always")
         assert emu.http("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachines", vm)[0] == 201

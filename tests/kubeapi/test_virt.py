@@ -164,7 +164,7 @@ def test_start_stop_restart_subresources(dyn, api_client, ns):
     wait(lambda: vm_stopped(api_client, ns, "ctl"), what="stopped")
     with pytest.raises(DynamicApiError) as exc:
         put_sub(dyn, ns, "virtualmachines", "missing", "start")
-    assert exc.value.status == 404
+    assert exc.value.status == 404 and msg(exc) == 'virtualmachine.kubevirt.io "missing" not found'
 
 
 def test_manual_strategy_uses_state_change_requests(dyn, api_client, ns):

@@ -82,6 +82,12 @@ def _set_cond(conds, new):
     conds.append(new)
 
 
+def _virt_not_found(resource, name):
+    """virt-api reports missing objects with the singular resource (v1.Resource("virtualmachine"))."""
+    return errors.ApiError(404, "NotFound", '%s.kubevirt.io "%s" not found' % (resource, name),
+                           {"name": name, "group": "kubevirt.io", "kind": resource})
+
+
 def _vm_conflict(name, message):
     return errors.ApiError(409, "Conflict", 'Operation cannot be fulfilled on virtualmachine.kubevirt.io "%s": %s'
                            % (name, message), {"name": name, "group": "kubevirt.io", "kind": "virtualmachine"})
@@ -458,7 +464,7 @@ class VirtController(Controller):
     def _get_vm(self, ns, name):
         vm = self.store.get(VM, ns, name)
         if vm is None:
-            raise errors.not_found(self._rt(VM), name)
+            raise _virt_not_found("virtualmachine", name)
         return vm
 
     def _running_vmi(self, ns, name):
@@ -558,7 +564,7 @@ class VirtController(Controller):
     def _get_vmi(self, ns, name):
         vmi = self.store.get(VMI, ns, name)
         if vmi is None:
-            raise errors.not_found(self._rt(VMI), name)
+            raise _virt_not_found("virtualmachineinstance", name)
         return vmi
 
     def _paused(self, vmi):
