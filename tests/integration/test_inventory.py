@@ -8,6 +8,7 @@ from tests.unit.plugins.inventory.objects import node, service, vm, vmi
 
 from .inventory_support import load, namespace, run_inventory, run_play, start_emulator
 
+PLUGIN_NAME = "virtfleet.kubevirt.kubevirt"
 EVIL = "{{ 'EVALUATED' }}"
 DUAL = [{"name": "default", "interfaceName": "eth0", "ipAddress": "10.20.0.1", "ipAddresses": ["10.20.0.1", "fd20::1"]},
         {"name": "storage", "interfaceName": "eth1", "ipAddress": "192.168.50.1", "ipAddresses": ["192.168.50.1"]}]
@@ -48,6 +49,8 @@ def dataset():
     objs.append(vmi("db1", "inv-b", labels={"app": "db"}, interfaces=DUAL))
     objs += pair("plain", "inv-b", {"labels": {"tier": "backend"}}, {})
     objs.append(vmi("booting", "inv-b", phase="Scheduling"))
+    objs += [namespace("v6ns"), vmi("v6first", "v6ns", interfaces=[
+        {"name": "default", "ipAddress": "fd30::1", "ipAddresses": ["fd30::1", "10.30.0.1"]}])]
     return objs
 
 
@@ -78,8 +81,8 @@ def test_groups_cluster_namespace(default_run, emu):
     data = default_run.data
     clusters = [g for g in data["all"]["children"] if g not in ("ungrouped",)]
     assert len(clusters) == 1
-    assert sorted(data[clusters[0]]["children"]) == ["namespace_inv-a", "namespace_inv-b"] or \
-        sorted(data[clusters[0]]["children"]) == ["namespace_inv_a", "namespace_inv_b"]
+    assert sorted(data[clusters[0]]["children"]) == ["namespace_inv-a", "namespace_inv-b", "namespace_v6ns"] or \
+        sorted(data[clusters[0]]["children"]) == ["namespace_inv_a", "namespace_inv_b", "namespace_v6ns"]
     ns_a = [c for c in data[clusters[0]]["children"] if c.endswith("a")][0]
     assert default_run.group_hosts(ns_a) == ["inv-a-web1", "inv-a-web2", "inv-a-win1"]
 
@@ -150,6 +153,8 @@ def test_states_option_and_state_variable(emu, tmp_path):
      ("2001:db8::13", 30101, "node_port")),
     ({"append_base_domain": True, "base_domain": "nodes.example.org"}, "inv-a-web1", ("node03.nodes.example.org", 30101, "node_port")),
     ({"use_service": False}, "inv-a-web1", ("10.0.0.1", None, "first_interface")),
+    ({}, "v6ns-v6first", ("fd30::1", None, "first_interface")),
+    ({"prefer_ip_family": "ipv4"}, "v6ns-v6first", ("10.30.0.1", None, "first_interface")),
     ({"ssh_port": 2022}, "inv-a-web1", ("10.0.0.1", None, "first_interface")),
 ])
 def test_address_strategies(emu, tmp_path, options, host, expected):
@@ -274,3 +279,18 @@ def test_same_hosts_groups_and_vars_as_kubevirt_core(emu, tmp_path, default_run)
             assert sorted(h for h in body.get("hosts", []) if h in running) == \
                 sorted(h for h in ours.data.get(group, {}).get("hosts", [])), group
     assert json.dumps(sorted(theirs.data["all"]["children"])) and ours.data["all"]["children"]
+
+
+def test_naming_port_and_api_version_options(emu, tmp_path):
+    run = run_inventory(emu, tmp_path, {"plugin": PLUGIN_NAME, "namespaces": ["inv-b"], "host_format": "{name}.{namespace}.{cluster}",
+                                        "name": "lab", "unset_ansible_port": False, "api_version": "kubevirt.io/v1alpha3"})
+    assert run.rc == 0, run
+    assert run.hosts() == ["db1.inv-b.lab", "plain.inv-b.lab"]
+    assert run.children("lab") in (["namespace_inv-b"], ["namespace_inv_b"])
+    assert "ansible_port" not in run.hostvars["db1.inv-b.lab"]  # kubevirt.core's unset_ansible_port=false
+    assert sorted(r["path"] for r in run.requests) == ["/api/v1/namespaces/inv-b/services",
+                                                       "/apis/kubevirt.io/v1alpha3/namespaces/inv-b/virtualmachineinstances",
+                                                       "/apis/kubevirt.io/v1alpha3/namespaces/inv-b/virtualmachines"]
+    run = run_inventory(emu, tmp_path, {"plugin": PLUGIN_NAME, "namespaces": ["inv-a"], "host_format": "{uid}"})
+    uid = emu.get_object("/apis/kubevirt.io/v1/namespaces/inv-a/virtualmachines/web1")["metadata"]["uid"]
+    assert uid in run.hostvars and run.hostvars[uid]["vm_uid"] == uid
