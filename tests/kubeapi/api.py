@@ -113,6 +113,13 @@ class Api:
     def _check_body(self, rtype, version, body, ns):
         if not isinstance(body, dict):
             raise errors.bad_request("the object provided is unrecognized (must be of type %s)" % rtype.kind)
+        if rtype.crd_name:
+            # Custom resources are decoded as unstructured objects: kind and apiVersion are required
+            # (built-in kinds take them from the URL).
+            for key, label in (("kind", "Kind"), ("apiVersion", "apiVersion")):
+                if not body.get(key):
+                    raise errors.bad_request("Object '%s' is missing in '%s'" % (
+                        label, json.dumps(body, separators=(",", ":"))))
         body.setdefault("apiVersion", rtype.api_version(version))
         body.setdefault("kind", rtype.kind)
         if body["kind"] != rtype.kind or body["apiVersion"] not in [rtype.api_version(v) for v in rtype.versions]:

@@ -374,3 +374,12 @@ def test_request_log_orders_by_arrival(kubeapi, api_client, ns):
     log = kubeapi.requests(since=mark)
     t.join(5)
     assert [(e["verb"], e["status"]) for e in log] == [("watch", 200), ("list", 200)]
+
+
+def test_custom_resource_needs_kind_builtin_does_not(kubeapi, api_client, ns):
+    body = vm_body("nokind")
+    del body["kind"]
+    status, out, _ = kubeapi.http("POST", "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines" % ns, body)
+    assert status == 400 and out["message"].startswith("Object 'Kind' is missing in '{")
+    status, out, _ = kubeapi.http("POST", "/api/v1/namespaces/%s/configmaps" % ns, {"metadata": {"name": "k"}})
+    assert status == 201 and out["kind"] == "ConfigMap"
