@@ -107,6 +107,7 @@ class VirtController(Controller):
         self._ip = itertools.count(10)
         self._node_rr = itertools.count(0)
         self._pending = set()
+        self._create_failed = set()
         self.api.admission_hooks.append(admit_vm)
         handlers = self.app.subresource_handlers
         handlers[("virtualmachines", "start")] = self.sub_start
@@ -217,9 +218,14 @@ class VirtController(Controller):
         try:
             self.api.create(self._rt(VMI), "v1", meta["namespace"], vmi, self._opts())
         except errors.ApiError as exc:
-            if exc.code != 409:
-                print("kubeapi: virt-controller could not create VMI %s/%s: %s" % (
-                    meta["namespace"], meta["name"], exc.message), flush=True)
+            if exc.reason != "AlreadyExists":
+                # Refused (e.g. by an admission hook while DataVolumes are not ready): no status write, or
+                # the VM would flip-flop and wake this controller forever; the next VM event retries.
+                if meta["uid"] not in self._create_failed:
+                    self._create_failed.add(meta["uid"])
+                    print("kubeapi: virt-controller could not create VMI %s/%s: %s" % (
+                        meta["namespace"], meta["name"], exc.message), flush=True)
+                return
 
         def created(o):
             o.setdefault("status", {})["created"] = True
