@@ -249,3 +249,13 @@ def test_migrate_moves_vmi_to_another_node(dyn, api_client, ns):
     vmi = get_vmi(api_client, ns, "mv")
     assert vmi["status"]["nodeName"] != source and vmi["status"]["migrationState"]["sourceNode"] == source
     assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == vmi["status"]["nodeName"]
+
+
+def test_zz_controllers_go_quiet(kubeapi):
+    """After the suite's VMs settle, nothing keeps writing: a controller ping-pong would show up here."""
+    def rv():
+        return int(kubeapi.http("GET", "/_emulator/state")[1]["resourceVersion"])
+    time.sleep(1.5)   # namespaces of earlier tests finish draining
+    before = rv()
+    time.sleep(1.0)
+    assert rv() - before <= 5
