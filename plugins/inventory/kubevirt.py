@@ -228,8 +228,7 @@ from ansible.errors import AnsibleError
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import client_from_options
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._client import client_from_plugin_options, translate_errors
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_cache as cache_util
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, guest_hostname_getter
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
@@ -291,18 +290,19 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _api(self, conn, apis):
         if conn.index not in apis:
+            # conn.auth holds the top-level connection options (get_option, K8S_AUTH_* applied) overridden by
+            # the connections entry; the shared plugin adapter turns them into a client.
             try:
-                apis[conn.index] = Api(client_from_options(conn.auth), page_size=conn.page_size)
-            except KubeVirtError as exc:
-                raise AnsibleError("%s%s" % ("connections[%d]: " % conn.index if conn.index is not None else "", exc.msg))
+                apis[conn.index] = Api(client_from_plugin_options(conn.auth.get), page_size=conn.page_size)
+            except AnsibleError as exc:
+                if conn.index is None:
+                    raise
+                raise AnsibleError("connections[%d]: %s" % (conn.index, exc.message))
         return apis[conn.index]
 
     def _fetch(self, conn, apis):
         api = self._api(conn, apis)
-        try:
-            data = ClusterFetcher(conn, api, self.display.warning).fetch()
-        except KubeVirtError as exc:
-            raise AnsibleError(exc.msg)
+        data = translate_errors(ClusterFetcher(conn, api, self.display.warning).fetch)
         data["name"] = conn.name or default_cluster_name(api.client.host)
         return data
 

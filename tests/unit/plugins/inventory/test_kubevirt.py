@@ -124,7 +124,7 @@ def fake_api_factory(calls):
 
 def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(plugin_module, "client_from_options", lambda auth: FakeClient())
+    monkeypatch.setattr(plugin_module, "client_from_plugin_options", lambda get_option: FakeClient())
     monkeypatch.setattr(plugin_module, "Api", fake_api_factory(calls))
     plugin = make_plugin(tmp_path, cache=True, create_groups=True)
     plugin._cache = CachePluginAdjudicator(plugin_name="memory")
