@@ -132,8 +132,8 @@ def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
     plugin.parse(plugin.inventory, plugin.loader, source, cache=True)
     host = plugin.inventory.get_host("prod-web")
     assert (host.vars["ansible_host"], host.vars["ansible_port"]) == ("node01", 30022)
-    assert sorted(g.name for g in host.get_groups()) == ["api_example_com_6443", "label_kubevirt_io_domain_web",
-                                                          "namespace_prod"]
+    groups = sorted(g.name for g in host.get_groups())
+    assert groups == ["api_example_com_6443", "label_kubevirt_io_domain_web", "namespace_prod"]
     assert len(calls) == 3
     second = make_plugin(tmp_path, cache=True)
     second._cache = plugin._cache
