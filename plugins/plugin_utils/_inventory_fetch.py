@@ -123,7 +123,14 @@ class ClusterFetcher(object):
         data = {"vmis": [], "vms": [], "services": [], "nodes": [], "cluster_domain": None, "skipped_namespaces": []}
         forbidden = {}
         for key, kind, trim in self.kinds:
-            data[key], denied = self.list_kind(key, kind, trim)
+            try:
+                data[key], denied = self.list_kind(key, kind, trim)
+            except ApiError as exc:
+                if exc.status != 404 or key == "services":
+                    raise
+                # A list of a collection never 404s when its API is served: KubeVirt (or that version) is missing.
+                raise AnsibleError("%sThe API server does not serve %s (404): install KubeVirt, or set api_version to a "
+                                   "version it serves." % (self._label(), kind.api_version))
             for namespace in denied:
                 forbidden.setdefault(namespace, []).append(kind.plural)
         if forbidden:

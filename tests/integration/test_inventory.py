@@ -294,3 +294,9 @@ def test_naming_port_and_api_version_options(emu, tmp_path):
     run = run_inventory(emu, tmp_path, {"plugin": PLUGIN_NAME, "namespaces": ["inv-a"], "host_format": "{uid}"})
     uid = emu.get_object("/apis/kubevirt.io/v1/namespaces/inv-a/virtualmachines/web1")["metadata"]["uid"]
     assert uid in run.hostvars and run.hostvars[uid]["vm_uid"] == uid
+
+
+def test_unserved_api_version_is_one_sentence(emu, tmp_path):
+    run = run_inventory(emu, tmp_path, {"plugin": PLUGIN_NAME, "api_version": "kubevirt.io/v9"})
+    assert run.rc != 0
+    assert "does not serve kubevirt.io/v9 (404): install KubeVirt, or set api_version" in run.err

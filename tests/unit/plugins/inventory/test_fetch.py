@@ -125,6 +125,16 @@ def test_other_api_errors_propagate():
         ClusterFetcher(conn, BrokenApi(OBJECTS), print).fetch()
 
 
+def test_kubevirt_not_served_is_one_sentence():
+    class NoKubeVirt(FakeApi):
+        def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+            raise ApiError("404 page not found", 404)
+
+    (conn,) = build_connections({"api_version": "kubevirt.io/v1alpha3"})
+    with pytest.raises(AnsibleError, match=r"does not serve kubevirt.io/v1alpha3 \(404\): install KubeVirt"):
+        ClusterFetcher(conn, NoKubeVirt(OBJECTS), print).fetch()
+
+
 def test_forbidden_nodes_warn_and_continue():
     data, _calls, warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]},
                                    denied=[("nodes", None)])
