@@ -33,13 +33,24 @@ def parse_args(argv=None):
                    "path_regex, methods, count, seed}")
     p.add_argument("--controllers", default="virt", help="comma-separated simulated controllers to run "
                    "(virt, cdi, gc is always on) or 'none' (default: virt)")
-    p.add_argument("--timing", default="fast", choices=["fast", "normal"], help="controller step delay: fast "
-                   "(~0.1-0.3 s per transition) or normal (~1-2 s)")
+    p.add_argument("--timing", default="fast", type=_timing, help="controller step delay: fast (0.15 s per "
+                   "transition), normal (1 s) or a number of seconds (e.g. 0.01 for large benchmarks)")
     p.add_argument("--nodes", type=int, default=2, help="number of seeded Ready nodes node01..nodeNN (default 2)")
     p.add_argument("--admin-token", help="admin bearer token (default: random)")
     p.add_argument("--history", type=int, default=200000, help="watch events kept per resource before a watch "
                    "from an older resourceVersion gets 410 Gone (default 200000)")
     return p.parse_args(argv)
+
+
+def _timing(text):
+    if text in ("fast", "normal"):
+        return text
+    try:
+        if float(text) >= 0:
+            return text
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError("--timing must be fast, normal or a number of seconds >= 0, got %r" % text)
 
 
 def _load_faults(text):

@@ -25,7 +25,7 @@ def test_help_documents_every_option():
 
 def test_plain_http_nodes_rbac_file_and_sigterm(tmp_path):
     faults = json.dumps({"rate": 1.0, "statuses": [500], "path_regex": "/namespaces/kube-public/", "count": 1})
-    emu = Emulator(tmp_path, tls=False, controllers=(), nodes=4, extra_args=["--faults", faults],
+    emu = Emulator(tmp_path, tls=False, controllers=(), nodes=4, timing="0.01", extra_args=["--faults", faults],
                    rbac=[{"token": "file-token", "user": "filer", "namespaces": ["default"]}])
     emu.start()
     try:

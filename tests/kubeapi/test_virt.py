@@ -251,6 +251,15 @@ def test_migrate_moves_vmi_to_another_node(dyn, api_client, ns):
     assert vmi["metadata"]["labels"]["kubevirt.io/nodeName"] == vmi["status"]["nodeName"]
 
 
+def test_start_strategy_paused(dyn, api_client, ns):
+    body = vm_body("sp", run_strategy="Always")
+    body["spec"]["template"]["spec"]["startStrategy"] = "Paused"
+    custom(api_client).create_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines", body)
+    wait(lambda: get_vm(api_client, ns, "sp").get("status", {}).get("printableStatus") == "Paused", what="paused")
+    put_sub(dyn, ns, "virtualmachineinstances", "sp", "unpause")
+    wait(lambda: vm_ready(api_client, ns, "sp"), what="running after unpause")
+
+
 def test_zz_controllers_go_quiet(kubeapi):
     """After the suite's VMs settle, nothing keeps writing: a controller ping-pong would show up here."""
     def rv():

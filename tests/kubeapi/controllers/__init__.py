@@ -8,6 +8,13 @@ import time
 STEP = {"fast": 0.15, "normal": 1.0}
 
 
+def step_seconds(timing):
+    """Seconds per controller transition: "fast", "normal" or a number."""
+    if timing in STEP:
+        return STEP[timing]
+    return max(0.0, float(timing))
+
+
 class Controller:
     """Base: subclasses set `watches` (rkeys) and implement reconcile(rkey, ns, name)."""
 
@@ -18,7 +25,7 @@ class Controller:
         self.app = app
         self.api = app.api
         self.store = app.store
-        self.step = STEP.get(app.timing, 0.15)
+        self.step = step_seconds(app.timing)
         self._queue = queue.Queue()
         self._timers = []
         self._seq = itertools.count()

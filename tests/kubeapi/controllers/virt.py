@@ -368,6 +368,9 @@ class VirtController(Controller):
                 _set_cond(conds, _cond("Ready", "True"))
                 _set_cond(conds, _cond("LiveMigratable", "True"))
                 _set_cond(conds, _cond("AgentConnected", "True"))
+                if (o.get("spec") or {}).get("startStrategy") == "Paused":
+                    _set_cond(conds, _cond("Paused", "True", "PausedStartStrategy",
+                                           "VMI was started in paused state"))
             elif phase == "Succeeded":
                 _set_cond(conds, _cond("Ready", "False", "PodTerminating", "virt-launcher pod is terminating"))
                 conds[:] = [c for c in conds if c.get("type") not in ("AgentConnected", "Paused")]
