@@ -51,7 +51,7 @@ class Emulator:
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubeconfig", str(self.kubeconfig),
-               "--timing", self.timing, "--controllers", ",".join(self.controllers) or "none"]
+               "--timing", str(self.timing), "--controllers", ",".join(self.controllers) or "none"]
         if not self.tls:
             cmd.append("--no-tls")
         if self.api_dir:
