@@ -233,7 +233,7 @@ class Api:
         return {"kind": rtype.list_kind, "apiVersion": api_version, "metadata": meta, "items": out}
 
     # --- writes ------------------------------------------------------------------------------------------
-    def create(self, rtype, version, ns, body, opts, subresource=None):
+    def create(self, rtype, version, ns, body, opts, subresource=None, managed_fields=None):
         body = clone(body)
         self._check_body(rtype, version, body, ns)
         meta = body["metadata"]
@@ -257,8 +257,12 @@ class Api:
         meta["creationTimestamp"] = now()
         if rtype.generation:
             meta["generation"] = 1
-        meta["managedFields"] = fieldmanager.record_update(
-            None, body, self._manager(opts), body["apiVersion"], now(), rtype.schema(version), rtype.has_status())
+        if managed_fields is not None:   # server-side apply creating the object: its Apply entry
+            meta["managedFields"] = managed_fields
+        else:
+            meta["managedFields"] = fieldmanager.record_update(
+                None, body, self._manager(opts), body["apiVersion"], now(), rtype.schema(version),
+                rtype.has_status())
         if rtype.key == ("apiextensions.k8s.io", "customresourcedefinitions"):
             self._crd_status(body)
         with self.store.lock:
@@ -451,15 +455,8 @@ class Api:
                 if rtype.namespaced:
                     merged["metadata"]["namespace"] = ns
                 entries = merged["metadata"]["managedFields"]
-                created = self.create(rtype, version, ns, merged, Options(opts.dry_run, "Ignore", opts.manager,
-                                                                         user=opts.user))
-                if opts.dry_run:
-                    created = clone(created)
-                    created["metadata"]["managedFields"] = entries
-                    return created
-                stored = self.store.get(rtype.key, key_ns, name)
-                stored["metadata"]["managedFields"] = entries
-                return self.serve(rtype, version, stored)
+                return self.create(rtype, version, ns, merged, Options(opts.dry_run, "Ignore", opts.manager,
+                                                                      user=opts.user), managed_fields=entries)
             try:
                 merged = fieldmanager.apply(self.serve(rtype, version, old), body, opts.manager, opts.force,
                                             rtype.api_version(version), now(), sch, rtype.has_status(), subresource)
