@@ -138,3 +138,14 @@ def test_injected_connection_reset(kubeapi, ns):
         kubeapi.clear_faults()
     assert [e["fault"] for e in kubeapi.requests(since=mark)] == ["reset"]
     assert kubeapi.http("GET", path)[0] == 200
+
+
+def test_harness_shortcuts_are_not_faulted(kubeapi, ns):
+    kubeapi.set_faults(rate=1.0, statuses=(500,), path_regex="/namespaces/%s/" % ns)
+    try:
+        cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "safe", "namespace": ns}}
+        assert kubeapi.apply_object(cm)["metadata"]["name"] == "safe"
+        assert kubeapi.get_object("/api/v1/namespaces/%s/configmaps/safe" % ns)["metadata"]["name"] == "safe"
+        assert kubeapi.http("GET", "/api/v1/namespaces/%s/configmaps/safe" % ns)[0] == 500
+    finally:
+        kubeapi.clear_faults()
