@@ -101,6 +101,7 @@ class Api:
                                "message": 'Invalid value: "%s": may not contain \'/\' or \'%%\'' % meta["name"]})
         elif meta.get("name"):
             causes.extend(schemamod.validate_name(meta["name"], label=rtype.key == ("", "namespaces")))
+        causes.extend(schemamod.validate_metadata(meta))
         if causes:
             raise errors.invalid(rtype, name, causes)
 

@@ -261,6 +261,52 @@ def validate_name(name, path="metadata.name", label=False):
     return []
 
 
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+QUALIFIED_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+LABEL_VALUE_MSG = ("a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', "
+                   "and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or "
+                   "'12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")
+NAME_PART_MSG = ("name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+                 "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+                 "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')")
+ANNOTATIONS_MAX = 256 * 1024
+
+
+def _key_errors(key, path):
+    prefix, _, name = key.rpartition("/")
+    out = []
+    if prefix and (not DNS_SUBDOMAIN.match(prefix) or len(prefix) > 253):
+        out.append("prefix part " + SUBDOMAIN_MSG)
+    if not name or not QUALIFIED_NAME.match(name):
+        out.append(NAME_PART_MSG)
+    elif len(name) > 63:
+        out.append("name part must be no more than 63 characters")
+    return [{"reason": "FieldValueInvalid", "field": path, "message": "Invalid value: %s: %s" % (fmt_value(key), m)}
+            for m in out]
+
+
+def validate_metadata(meta):
+    """ObjectMeta checks of the real apiserver: label keys/values, annotation keys and total size."""
+    causes = []
+    for k, v in ((meta or {}).get("labels") or {}).items():
+        causes.extend(_key_errors(k, "metadata.labels"))
+        if isinstance(v, str):
+            if len(v) > 63:
+                causes.append({"reason": "FieldValueInvalid", "field": "metadata.labels", "message":
+                               "Invalid value: %s: must be no more than 63 characters" % fmt_value(v)})
+            elif not LABEL_VALUE.match(v):
+                causes.append({"reason": "FieldValueInvalid", "field": "metadata.labels",
+                               "message": "Invalid value: %s: %s" % (fmt_value(v), LABEL_VALUE_MSG)})
+    annotations = (meta or {}).get("annotations") or {}
+    for k in annotations:
+        causes.extend(_key_errors(k, "metadata.annotations"))
+    size = sum(len(k) + len(v if isinstance(v, str) else "") for k, v in annotations.items())
+    if size > ANNOTATIONS_MAX:
+        causes.append({"reason": "FieldValueTooLong", "field": "metadata.annotations",
+                       "message": "Too long: may not be more than %d bytes" % ANNOTATIONS_MAX})
+    return causes
+
+
 def list_semantics(schema):
     """('map', keys) / ('set', None) / ('atomic', None) for an array schema; used by server-side apply."""
     ltype = (schema or {}).get("x-kubernetes-list-type")

@@ -383,3 +383,13 @@ def test_custom_resource_needs_kind_builtin_does_not(kubeapi, api_client, ns):
     assert status == 400 and out["message"].startswith("Object 'Kind' is missing in '{")
     status, out, _ = kubeapi.http("POST", "/api/v1/namespaces/%s/configmaps" % ns, {"metadata": {"name": "k"}})
     assert status == 201 and out["kind"] == "ConfigMap"
+
+
+def test_bad_label_value_is_422(api_client, ns):
+    with pytest.raises(client.ApiException) as exc:
+        client.CoreV1Api(api_client).create_namespaced_config_map(ns, {"metadata": {"name": "l", "labels": {
+            "tier": "front end"}}})
+    body = status_of(exc.value)
+    assert exc.value.status == 422 and body["message"].startswith(
+        'ConfigMap "l" is invalid: metadata.labels: Invalid value: "front end": a valid label must be an empty '
+        'string or consist of alphanumeric characters')

@@ -56,6 +56,18 @@ def test_name_validation():
     assert schema.validate_name("has.dot", label=True)
 
 
+def test_metadata_label_and_annotation_rules():
+    assert schema.validate_metadata({"labels": {"app.kubernetes.io/name": "web", "empty": ""}}) == []
+    causes = schema.validate_metadata({"labels": {"bad key": "x", "k": "has space", "long": "v" * 64},
+                                       "annotations": {"a": "x" * (256 * 1024)}})
+    msgs = [c["message"] for c in causes]
+    assert any(m.startswith('Invalid value: "bad key": name part must consist') for m in msgs)
+    assert any(m.startswith('Invalid value: "has space": a valid label must be an empty string') for m in msgs)
+    assert any(m.endswith("must be no more than 63 characters") for m in msgs)
+    assert causes[-1] == {"reason": "FieldValueTooLong", "field": "metadata.annotations",
+                          "message": "Too long: may not be more than 262144 bytes"}
+
+
 def test_label_selector_parsing_and_errors():
     reqs = selectors.parse_label_selector("a=b,c!=d,e in (x, y),f notin (z),g,!h")
     assert selectors.match_labels(reqs, {"a": "b", "e": "y", "g": ""})
