@@ -415,3 +415,13 @@ def test_run_strategy_replaces_running_set_by_another_tool(check_mode):
         assert spec["running"] is True
     else:
         assert spec["runStrategy"] == "Manual" and "running" not in spec
+
+
+def test_vms_in_two_namespaces_cost_one_read_each():
+    api = FakeApi()
+    fleet = [{"name": "a", "namespace": "ns1"}, {"name": "b", "namespace": "ns2"}, {"name": "c", "namespace": "ns1"}]
+    failed, res = run(api, vms=fleet, **COMMON)
+    assert not failed
+    reads = [c for c in api.calls if c[0] in ("list", "get")]
+    assert reads == [("list", "virtualmachines", "ns1"), ("get", "virtualmachines", "ns2", "b")]   # one VM: a GET
+    assert [(r["namespace"], r["name"]) for r in res["results"]] == [("ns1", "a"), ("ns2", "b"), ("ns1", "c")]
