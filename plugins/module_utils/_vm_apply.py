@@ -83,7 +83,7 @@ class VMTask(object):
 
     def __init__(self, api, items, api_version=vs.DEFAULT_API_VERSION, wait=False, wait_timeout=120, hidden_fields=None,
                  delete_options=None, restart_if_required=False, grace_period_seconds=None, check_mode=False,
-                 diff_mode=False, clock=time.monotonic, sleep=time.sleep):
+                 diff_mode=False, clock=time.monotonic, sleep=time.sleep, wait_sleep=5):
         self.api = api
         self.kind = _kinds.VM.with_api_version(api_version)
         self.vmi_kind = _kinds.VMI.with_api_version(api_version)
@@ -99,6 +99,8 @@ class VMTask(object):
         self.diff_mode = diff_mode
         self.clock = clock
         self.sleep = sleep
+        # wait_sleep only bounds the pause before re-opening a watch the server closed at once.
+        self.reopen_pause = min(REOPEN_PAUSE, max(0.05, float(wait_sleep if wait_sleep is not None else 5)))
         self.deadline = None
         self.timeout_msg = None
 
@@ -374,9 +376,9 @@ class VMTask(object):
                     if name in names:
                         store[_key(ns, name)] = obj
                 continue
-            if not events and not check() and self.clock() - opened < REOPEN_PAUSE:
+            if not events and not check() and self.clock() - opened < self.reopen_pause:
                 # The server closed the watch at once: do not hammer it with new ones.
-                self.sleep(min(REOPEN_PAUSE, max(0.0, self.deadline - self.clock())))
+                self.sleep(min(self.reopen_pause, max(0.0, self.deadline - self.clock())))
         return True
 
     def wait_for(self, vms):
@@ -567,7 +569,8 @@ def run_task(api, params, check_mode=False, diff_mode=False):
                   wait=bool(params.get("wait")), wait_timeout=params.get("wait_timeout") or 120,
                   hidden_fields=params.get("hidden_fields"), delete_options=params.get("delete_options"),
                   restart_if_required=bool(params.get("restart_if_required")),
-                  grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode)
+                  grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode,
+                  wait_sleep=params.get("wait_sleep"))
     duration = task.run()
     failed_vms = [vm for vm in task.vms if vm.error]
     changed = any(vm.changed for vm in task.vms)
