@@ -41,7 +41,7 @@ class App:
         self.controllers = []
 
     def admin(self, manager="kubeapi-emulator"):
-        return Options(validation="Ignore", manager=manager)
+        return Options(validation="Ignore", manager=manager, trusted=True)
 
     def ensure(self, api_version, kind, obj):
         """Create obj (admin) unless it exists."""
