@@ -102,6 +102,18 @@ SERVICEACCOUNT = Kind('', 'v1', 'serviceaccounts', 'ServiceAccount')
 DEPLOYMENT = Kind('apps', 'v1', 'deployments', 'Deployment')
 DAEMONSET = Kind('apps', 'v1', 'daemonsets', 'DaemonSet')
 CRD = Kind('apiextensions.k8s.io', 'v1', 'customresourcedefinitions', 'CustomResourceDefinition', namespaced=False)
+# Kinds in the KubeVirt/CDI operator manifests and their leftovers on uninstall (kubevirt_install).
+RBAC_GROUP = 'rbac.authorization.k8s.io'
+ROLE = Kind(RBAC_GROUP, 'v1', 'roles', 'Role')
+ROLEBINDING = Kind(RBAC_GROUP, 'v1', 'rolebindings', 'RoleBinding')
+CLUSTERROLE = Kind(RBAC_GROUP, 'v1', 'clusterroles', 'ClusterRole', namespaced=False)
+CLUSTERROLEBINDING = Kind(RBAC_GROUP, 'v1', 'clusterrolebindings', 'ClusterRoleBinding', namespaced=False)
+PRIORITYCLASS = Kind('scheduling.k8s.io', 'v1', 'priorityclasses', 'PriorityClass', namespaced=False)
+VALIDATINGWEBHOOKCONFIGURATION = Kind('admissionregistration.k8s.io', 'v1', 'validatingwebhookconfigurations',
+                                      'ValidatingWebhookConfiguration', namespaced=False)
+MUTATINGWEBHOOKCONFIGURATION = Kind('admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations',
+                                    'MutatingWebhookConfiguration', namespaced=False)
+APISERVICE = Kind('apiregistration.k8s.io', 'v1', 'apiservices', 'APIService', namespaced=False)
 SELF_SUBJECT_ACCESS_REVIEW = Kind('authorization.k8s.io', 'v1', 'selfsubjectaccessreviews', 'SelfSubjectAccessReview',
                                   namespaced=False)
 
