@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, virtfleet maintainers
-# Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from __future__ import absolute_import, division, print_function
 
@@ -260,7 +260,7 @@ extends_documentation_fragment:
 notes:
   - Check mode asks the API server for a dry run of every write (C(dryRun=All)); objects whose namespace or CRD
     would only be created by the run are predicted instead. Nothing is waited for in check mode.
-  - With O(diff) the module returns the before/after state of every object it would change.
+  - In diff mode the module returns the before/after state of every object it would change.
   - The operator, not this module, creates the other KubeVirt CRDs and components; the module only waits for them.
 seealso:
   - name: KubeVirt installation

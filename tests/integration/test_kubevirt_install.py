@@ -59,8 +59,8 @@ class TestLifecycle:
     """Fresh install -> idempotent re-run -> check/diff -> emulation -> upgrade -> blocked uninstall -> uninstall."""
 
     def test_fresh_install_with_cdi(self, emu, tmp_path):
-        res = install(emu, tmp_path, manifest_path=KV184, cdi={"manifest_path": CDI166, "scratch_storage_class": "local",
-                                                                "upload_proxy_url": "https://cdi-upload.example.com"})
+        cdi = {"manifest_path": CDI166, "scratch_storage_class": "local", "upload_proxy_url": "https://cdi-upload.example.com"}
+        res = install(emu, tmp_path, manifest_path=KV184, cdi=cdi)
         r = res.vars["r"]
         assert res.rc == 0 and not r.get("failed"), res
         assert r["changed"] is True
@@ -84,8 +84,8 @@ class TestLifecycle:
 
     def test_rerun_is_idempotent_with_zero_writes(self, emu, tmp_path):
         mark = emu.mark()
-        res = install(emu, tmp_path, manifest_path=KV184, cdi={"manifest_path": CDI166, "scratch_storage_class": "local",
-                                                                "upload_proxy_url": "https://cdi-upload.example.com"})
+        cdi = {"manifest_path": CDI166, "scratch_storage_class": "local", "upload_proxy_url": "https://cdi-upload.example.com"}
+        res = install(emu, tmp_path, manifest_path=KV184, cdi=cdi)
         r = res.vars["r"]
         assert res.rc == 0 and r["changed"] is False, res
         assert {o["action"] for o in r["objects"]} == {"unchanged"}
@@ -107,7 +107,7 @@ class TestLifecycle:
         assert [o for o in r["objects"] if o["action"] != "unchanged"] == [
             {"kind": "KubeVirt", "name": "kubevirt", "namespace": "kubevirt", "action": "updated"}]
         sent = writes(emu, mark)
-        assert sent and all((q or {}).get("dryRun") in ("All", ["All"]) for _m, _p, q in sent), sent
+        assert sent and all((query or {}).get("dryRun") in ("All", ["All"]) for _m, _p, query in sent), sent
         now = emu.get_object(KV_PATH)
         assert now["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
         assert "diff" in res.output or "featureGates" in res.output
@@ -181,7 +181,7 @@ class TestLifecycle:
         live = emu.get_object(KV_PATH)
         assert live is not None and not live["metadata"].get("deletionTimestamp")
         # The simulated virt-operator webhook refuses a direct delete too, with the real message.
-        status, body, _ = emu.http("DELETE", KV_PATH)
+        status, body, _headers = emu.http("DELETE", KV_PATH)
         assert status == 400 and "since there are still Virtual Machines present" in body["message"]
         emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/blocker" % ns)
         emu.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/blocker" % ns, lambda o: o is None)
@@ -192,7 +192,7 @@ class TestLifecycle:
         r = res.vars["r"]
         assert res.rc == 0 and not r.get("failed"), res
         assert r["changed"] is True and r["kubevirt_previous_version"] == "v1.9.0"
-        deletes = [p for m, p, _q in writes(emu, mark) if m == "DELETE"]
+        deletes = [path for method, path, _query in writes(emu, mark) if method == "DELETE"]
         assert deletes[0] in (KV_PATH, CDI_PATH) and deletes[1] in (KV_PATH, CDI_PATH)
         operator = deletes.index("/apis/apps/v1/namespaces/kubevirt/deployments/virt-operator")
         # The CR was watched until DELETED before the operator was touched.

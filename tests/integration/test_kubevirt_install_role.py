@@ -34,7 +34,8 @@ def run(emu, tmp_path, extra, inventory="localhost,"):
                 "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"})
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", inventory, "-e",
            "ansible_python_interpreter=%s" % sys.executable, "-e", "@%s" % (tmp_path / "vars.json"), str(PLAYBOOK)]
-    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
     return proc.returncode, proc.stdout + proc.stderr
 
 
