@@ -263,8 +263,26 @@ class TestAirGapped:
         assert writes(emu, mark) == []
 
 
-class TestTimeout:
+class TestFreshCluster:
+    def test_check_mode_on_a_fresh_cluster_predicts_without_writing(self, emu, tmp_path):
+        mark = emu.mark()
+        res = install(emu, tmp_path, check=True, diff=True, manifest_path=KV190, cdi={"manifest_path": CDI166})
+        r = res.vars["r"]
+        assert res.rc == 0 and not r.get("failed"), res
+        assert r["changed"] is True
+        actions = {(o["kind"], o["name"]): o["action"] for o in r["objects"]}
+        assert actions[("Namespace", "cdi")] == "created" and actions[("Deployment", "cdi-operator")] == "created"
+        assert actions[("KubeVirt", "kubevirt")] == "created" and actions[("CDI", "cdi")] == "created"
+        assert r["diff"]["before"]["Deployment cdi/cdi-operator"] == {}
+        assert r["diff"]["after"]["Deployment cdi/cdi-operator"]["spec"]["replicas"] == 1
+        sent = writes(emu, mark)
+        assert sent and all((query or {}).get("dryRun") in ("All", ["All"]) for _m, _p, query in sent), sent
+        # Objects in the namespace that would only be created are predicted, not sent.
+        assert not [path for _m, path, _q in sent if "/namespaces/cdi/" in path]
+        assert emu.get_object("/api/v1/namespaces/cdi") is None and emu.get_object(KV_PATH) is None
+
     def test_timeout_reports_conditions_and_components(self, emu, tmp_path):
+        # Operator image from quay.io (runs), component images from an unreachable registry (never ready).
         started = time.monotonic()
         res = install(emu, tmp_path, manifest_path=KV190, wait_timeout=4,
                       spec={"imageRegistry": "unreachable.example.com/kubevirt"})
