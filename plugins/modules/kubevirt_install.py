@@ -244,7 +244,9 @@ options:
   wait:
     description:
       - Wait until each custom resource reports phase C(Deployed), C(Available=True), C(Progressing=False),
-        C(Degraded=False) and an observed version equal to the target version (and, for uninstalls, until it is gone).
+        C(Degraded=False) and an observed version equal to the target version.
+      - An uninstall always waits until the custom resource is gone before it deletes the operator (the safe order),
+        whatever this option says.
       - One watch per resource under a single deadline of O(wait_timeout) seconds for the whole task.
       - On timeout the task fails with the phase, the conditions and which Deployments/DaemonSets are not ready.
     type: bool
