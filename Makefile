@@ -106,3 +106,10 @@ bench: venv bench-venv
 
 clean:
 	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) .build tests/output .pytest_cache
+
+# Role kvm_host for real on Debian 12 guests booted with QEMU TCG (tests/node). Installs the system packages it
+# needs when missing (root), builds the guest image once into .build/node-image, ~10 minutes on 2 cores.
+.PHONY: test-node
+test-node: venv
+	bash tests/node/install_deps.sh
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider --durations=0 tests/node
