@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Build (or reuse) the Debian 12 test image for the kvm_host role tests.
 # Output dir (default .build/node-image) holds: rootfs.ext4, vmlinuz, initrd.img, id_ed25519{,.pub}.
 # Reused when present: delete the directory to rebuild.
@@ -32,7 +32,10 @@ case "$kernel" in /*) ;; *) kernel="/$kernel" ;; esac
 case "$initrd" in /*) ;; *) initrd="/$initrd" ;; esac
 /sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $kernel" > "$OUT/vmlinuz" 2>/dev/null
 /sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $initrd" > "$OUT/initrd.img" 2>/dev/null
-[ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.img" ] || { echo "could not extract kernel ($kernel) / initrd ($initrd)" >&2; exit 1; }
+if [ ! -s "$OUT/vmlinuz" ] || [ ! -s "$OUT/initrd.img" ]; then
+    echo "could not extract kernel ($kernel) / initrd ($initrd)" >&2
+    exit 1
+fi
 /sbin/e2label "$OUT/rootfs.ext4.tmp" > "$OUT/label"
 mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
 echo "$STAMP" > "$OUT/stamp"

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # System packages the node suite needs: image build (mmdebstrap, debvm, debugfs), QEMU (TCG), ssh.
 # Installs only what is missing; needs root for that (CI runs as root).
 set -euo pipefail

@@ -76,7 +76,7 @@ class QemuVM:
                 '-o', 'ConnectTimeout=10', 'root@127.0.0.1', command]
 
     def ssh(self, command, check=True, timeout=120):
-        result = subprocess.run(self.ssh_argv(command), capture_output=True, text=True, timeout=timeout,
+        result = subprocess.run(self.ssh_argv(command), check=False, capture_output=True, text=True, timeout=timeout,
                                 stdin=subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise AssertionError('ssh %s: %r failed (%d): %s%s' % (self.name, command, result.returncode,
@@ -87,8 +87,7 @@ class QemuVM:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError('QEMU for %s exited (%s); see %s' % (self.name, self.proc.returncode,
-                                                                            self.console))
+                raise AssertionError('QEMU for %s exited (%s); see %s' % (self.name, self.proc.returncode, self.console))
             try:
                 if self.ssh('true', check=False, timeout=20).returncode == 0:
                     return
@@ -152,7 +151,7 @@ class QemuVM:
                 '-e', json.dumps(dict({'virtfleet_node_hosts': self.name}, **(extra_vars or {})))]
         if check:
             argv.append('--check')
-        result = subprocess.run(argv, capture_output=True, text=True, env=self.ansible_env(), timeout=timeout,
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, env=self.ansible_env(), timeout=timeout,
                                 stdin=subprocess.DEVNULL, cwd=str(REPO))
         return PlaybookRun(self.name, argv, result)
 
@@ -186,7 +185,7 @@ class PlaybookRun:
         """Result of the last task whose name ends with ``name``."""
         found = [res for task_name, res in self.tasks() if task_name.endswith(name)]
         if not found:
-            raise AssertionError('task %r not in run; tasks: %s' % (name, [n for n, _ in self.tasks()]))
+            raise AssertionError('task %r not in run; tasks: %s' % (name, [task[0] for task in self.tasks()]))
         return found[-1]
 
     def changed_tasks(self):
