@@ -63,16 +63,8 @@ seealso:
   - name: KubeVirt software emulation
     description: What to do when a node cannot have KVM.
     link: https://github.com/kubevirt/kubevirt/blob/main/docs/software-emulation.md
-attributes:
-  check_mode:
-    support: full
-    description: Can run in check_mode and return the same facts as without it.
-  diff_mode:
-    support: none
-    description: Nothing is changed, so there is no diff.
-  idempotent:
-    support: full
-    description: Reading the node twice gives the same answer when the node did not change.
+extends_documentation_fragment:
+  - virtfleet.kubevirt._attributes.INFO_MODULE
 '''
 
 EXAMPLES = r'''

@@ -156,6 +156,6 @@ def test_documentation_matches_argument_spec(monkeypatch):
         assert spec[name]['type'] == option['type']
         assert spec[name].get('default') == option.get('default')
     assert captured['kwargs']['supports_check_mode'] is True
-    assert doc['attributes']['check_mode']['support'] == 'full'
+    assert doc['extends_documentation_fragment'] == ['virtfleet.kubevirt._attributes.INFO_MODULE']
     assert set(returned['kvm_host']['contains']) >= {'verdict', 'cpu', 'dev_kvm', 'modules', 'nested', 'iommu',
                                                      'hugepages', 'security', 'libvirt', 'validation', 'vms'}
