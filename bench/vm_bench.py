@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """VM benchmark: declare N VMs and wait for them Ready — one virtfleet.kubevirt.kubevirt_vm task (option ``vms``)
 versus kubevirt.core.kubevirt_vm in a loop — then the idempotent re-run of both.
 

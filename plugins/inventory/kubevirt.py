@@ -197,33 +197,33 @@ EXAMPLES = r"""
 plugin: virtfleet.kubevirt.kubevirt
 
 # kubevirt.yml -- a kubevirt.core file works after changing only the plugin value
-plugin: virtfleet.kubevirt.kubevirt
-namespaces: [testing]
-network_name: bridge-network
-label_selector: app=test
+# plugin: virtfleet.kubevirt.kubevirt
+# namespaces: [testing]
+# network_name: bridge-network
+# label_selector: app=test
 
 # kubevirt.yml -- choose the address: NodePort Service on the node's external IP, else first interface (IPv6 first)
-plugin: virtfleet.kubevirt.kubevirt
-address_strategies: [node_port, first_interface]
-node_address_types: [ExternalIP, InternalIP]
-prefer_ip_family: ipv6
-states: [Running, Paused]
-exclude_filters:
-  - "vmi_labels['ansible/skip'] | default('') == 'true'"
-keyed_groups:
-  - key: vmi_node_name
-    prefix: node
+# plugin: virtfleet.kubevirt.kubevirt
+# address_strategies: [node_port, first_interface]
+# node_address_types: [ExternalIP, InternalIP]
+# prefer_ip_family: ipv6
+# states: [Running, Paused]
+# exclude_filters:
+#   - "vmi_labels['ansible/skip'] | default('') == 'true'"
+# keyed_groups:
+#   - key: vmi_node_name
+#     prefix: node
 
 # kubevirt.yml -- two clusters in one source, one group per cluster
-plugin: virtfleet.kubevirt.kubevirt
-connections:
-  - name: east
-    kubeconfig: /etc/kube/east.yml
-  - name: west
-    kubeconfig: /etc/kube/west.yml
-    context: inventory-reader
-    namespaces: [prod]
-    network_name: storage
+# plugin: virtfleet.kubevirt.kubevirt
+# connections:
+#   - name: east
+#     kubeconfig: /etc/kube/east.yml
+#   - name: west
+#     kubeconfig: /etc/kube/west.yml
+#     context: inventory-reader
+#     namespaces: [prod]
+#     network_name: storage
 """
 
 from ansible.errors import AnsibleError
