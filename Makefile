@@ -113,3 +113,7 @@ clean:
 test-node: venv
 	bash tests/node/install_deps.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider --durations=0 tests/node
+
+# The main job against the embedded Kubernetes API emulator (README "Quick start").
+demo: venv
+	$(VENV)/bin/python demo/run.py
