@@ -398,11 +398,11 @@ workloads:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _api, _client, _install
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec, auth_options
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _api, _install
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
 
 PULL_POLICIES = ['Always', 'IfNotPresent', 'Never']
 STRATEGIES = ['RemoveWorkloads', 'BlockUninstallIfWorkloadsExist']
@@ -472,21 +472,13 @@ def main():
         mutually_exclusive=[['manifest_url', 'manifest_path']],
         supports_check_mode=True,
     )
-    if _client.IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=str(_client.IMPORT_ERROR))
     if module.params['wait_timeout'] < 0:
         module.fail_json(msg='wait_timeout must be 0 or more seconds, got %s.' % module.params['wait_timeout'])
-    error = None
-    try:
-        client = _client.client_from_options(auth_options(module.params))
-        installer = _install.Installer(_api.Api(client), module.params, check_mode=module.check_mode,
-                                       diff_mode=module._diff, warn=module.warn)
-        result = installer.run()
-    except KubeVirtError as exc:
-        error = exc
-    if error is not None:
-        # Outside the except block: the sentence is the whole report, no exception context attached.
-        module.fail_json(msg=error.msg, **error.result)
+    def install(client):
+        return _install.Installer(_api.Api(client), module.params, check_mode=module.check_mode,
+                                  diff_mode=module._diff, warn=module.warn).run()
+
+    result = run_with_client(module, install)
     module.exit_json(**result)
 
 

@@ -605,14 +605,13 @@ results:
       type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import DEFAULT_HIDDEN_FIELDS
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_apply import run_task
 
 
@@ -644,13 +643,8 @@ def main():
         required_one_of=[["name", "generate_name", "vms", "definition"]],
         supports_check_mode=True,
     )
-    if _client.IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib("kubernetes"), exception=str(_client.IMPORT_ERROR))
-    try:
-        client = _client.client_from_options(_args.auth_options(module.params))
-        failed, result = run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff)
-    except KubeVirtError as err:
-        module.fail_json(msg=err.msg, **err.result)
+    failed, result = run_with_client(
+        module, lambda client: run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff))
     if failed:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -167,17 +167,16 @@ pending:
   sample: [{"namespace": "default", "name": "vm1", "state": "printableStatus Starting, Ready=False"}]
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client, _info, _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _info, _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     INFO_ARG_SPEC,
     WAIT_ARG_SPEC,
     argument_spec,
-    auth_options,
 )
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
 
 
 def main():
@@ -186,18 +185,9 @@ def main():
         required_by={'running': 'wait'},
         supports_check_mode=True,
     )
-    if _client.IMPORT_ERROR is not None:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=str(_client.IMPORT_ERROR))
     predicate, goal = _info.vm_goal(module.params['running'])
-    error = None
-    try:
-        client = _client.client_from_options(auth_options(module.params))
-        result = _info.run_info(client, _kinds.VM, module.params, predicate=predicate, goal=goal)
-    except KubeVirtError as exc:
-        error = exc
-    if error is not None:
-        # Outside the except block: the sentence is the whole report, no exception context attached.
-        module.fail_json(msg=error.msg, **error.result)
+    result = run_with_client(
+        module, lambda client: _info.run_info(client, _kinds.VM, module.params, predicate=predicate, goal=goal))
     module.exit_json(**result)
 
 

@@ -298,8 +298,8 @@ class Api:
                  "message": "the initial names have been accepted", "lastTransitionTime": t},
             ]}
 
-    def update(self, rtype, version, ns, name, body, opts, subresource=None, _patch=None):
-        """PUT (or the tail of a PATCH): optimistic concurrency on metadata.resourceVersion."""
+    def _named_body(self, rtype, version, body, ns, name):
+        """A checked copy of a PUT/apply body whose metadata.name is the one on the URL."""
         body = clone(body)
         self._check_body(rtype, version, body, ns)
         meta = body["metadata"]
@@ -307,6 +307,12 @@ class Api:
             raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (
                 meta["name"], name))
         meta["name"] = name
+        return body
+
+    def update(self, rtype, version, ns, name, body, opts, subresource=None, _patch=None):
+        """PUT (or the tail of a PATCH): optimistic concurrency on metadata.resourceVersion."""
+        body = self._named_body(rtype, version, body, ns, name)
+        meta = body["metadata"]
         key_ns = ns if rtype.namespaced else ""
         with self.store.lock:
             old = self.store.get(rtype.key, key_ns, name)
@@ -428,18 +434,12 @@ class Api:
         if not isinstance(body, dict):
             raise errors.bad_request("error decoding YAML: the apply patch must be an object")
         if not opts.manager:
-            raise errors.bad_request("PATCH requests must have a fieldManager parameter for apply: " "fieldManager is "
+            raise errors.bad_request("PATCH requests must have a fieldManager parameter for apply: fieldManager is "
                                      "required for apply requests")
         if not body.get("apiVersion") or not body.get("kind"):
             raise errors.bad_request('invalid object type: /, Kind=' if not body.get("kind") else
                                      "apiVersion must be set")
-        body = clone(body)
-        self._check_body(rtype, version, body, ns)
-        meta = body["metadata"]
-        if meta.get("name") and meta["name"] != name:
-            raise errors.bad_request("the name of the object (%s) does not match the name on the URL (%s)" % (
-                meta["name"], name))
-        meta["name"] = name
+        body = self._named_body(rtype, version, body, ns, name)
         # Validate the applied configuration itself so strict/unknown-field handling matches.
         probe = clone(body)
         self._validate_partial(rtype, version, probe, opts, name)

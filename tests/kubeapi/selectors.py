@@ -65,7 +65,7 @@ def parse_label_selector(text):
         else:
             if not (val and val.startswith("(")):
                 raise SelectorError("unable to parse requirement: found '%s', expected: '('" % (val or ""))
-            values = {v.strip() for v in val[1:-1].split(",") if v.strip() != "" or True}
+            values = {v.strip() for v in val[1:-1].split(",")}  # an empty value is a legal label value
             reqs.append((key, op, values))
     return reqs
 

@@ -1,6 +1,4 @@
 """Run a module's main() in-process: arguments in, exit_json/fail_json kwargs out, HTTP faked at the pool."""
-import contextlib
-import json
 
 import pytest
 
@@ -9,27 +7,7 @@ from ansible.module_utils import basic
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 
 from ..kube_fakes import FakePool
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
+from .module_args import Exit, Fail, patch_module_args
 
 
 class Harness:

@@ -3,24 +3,11 @@ import json
 
 import pytest
 
-from ansible.module_utils import basic
 
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm
 from tests.unit.plugins.module_utils.test_vm_apply import FakeApi
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
+from tests.unit.plugins.modules.module_args import patch_module_args
 
 
 class Done(Exception):
@@ -34,7 +21,7 @@ class Done(Exception):
 def fake(monkeypatch, capsys):
     api = FakeApi()
     api.capsys = capsys
-    monkeypatch.setattr(kubevirt_vm._client, 'client_from_options', lambda opts: object())
+    monkeypatch.setattr(_client, 'client_from_options', lambda opts: object())
     monkeypatch.setattr(kubevirt_vm, 'Api', lambda client: api)
     return api
 

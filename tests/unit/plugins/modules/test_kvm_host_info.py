@@ -1,6 +1,5 @@
 """Module entry point of kvm_host_info: arguments, virt-host-validate handling, result shape."""
 import functools
-import json
 
 import pytest
 
@@ -10,28 +9,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._kvm_host impor
 from ansible_collections.virtfleet.kubevirt.plugins.modules import kvm_host_info
 from tests.unit.plugins.module_utils.kvm_node_tree import FakeNode
 from tests.unit.plugins.module_utils.test_kvm_host import VALIDATE_OUTPUT
-
-try:
-    from ansible.module_utils.testing import patch_module_args
-except ImportError:  # ansible-core < 2.19
-    import contextlib
-
-    @contextlib.contextmanager
-    def patch_module_args(args):
-        saved = basic._ANSIBLE_ARGS
-        basic._ANSIBLE_ARGS = json.dumps({'ANSIBLE_MODULE_ARGS': args}).encode()
-        try:
-            yield
-        finally:
-            basic._ANSIBLE_ARGS = saved
-
-
-class Exit(Exception):
-    pass
-
-
-class Fail(Exception):
-    pass
+from tests.unit.plugins.modules.module_args import Exit, Fail, patch_module_args
 
 
 @pytest.fixture
