@@ -44,3 +44,13 @@ def kubeapi_env(kubeapi, base=None):
 def ansible_env(kubeapi):
     """kubeapi_env() as a fixture."""
     return kubeapi_env(kubeapi)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print what tests recorded with tests.summary.record() (counts of faults, inputs tried, outcomes)."""
+    from tests.summary import sections
+
+    for section, lines in sections():
+        terminalreporter.write_sep("-", section)
+        for line in lines:
+            terminalreporter.write_line(line)
