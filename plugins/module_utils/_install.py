@@ -398,9 +398,14 @@ class Installer(object):
                 seen.append(state)
             return is_ready(component, obj, target)
 
+        # Watch from the CR as it was before this run wrote anything (or as created), not from a fresh list:
+        # the server replays every status change since, so a quick operator's UpdateInProgress is not missed.
+        start = prep['live'] if prep['live'] is not None else prep.get('cr_result')
+        version = ((start or {}).get('metadata') or {}).get('resourceVersion')
+        initial = ([start], version) if version else None
         try:
             found = Waiter(self.api).wait(component.cr_kind, predicate, self._remaining(), namespace=namespace,
-                                          name=name, goal='deployed')
+                                          name=name, goal='deployed', initial=initial)
         except WaitTimeout as exc:
             last = exc.resources[-1] if exc.resources else None
             raise KubeVirtError(self._timeout_report(prep, last, target), pending=exc.pending,
