@@ -114,6 +114,13 @@ test-node: venv
 	bash tests/node/install_deps.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider --durations=0 tests/node
 
+# The emulator's real-guest backend and site.yml end to end with one real Debian 12 guest (QEMU TCG, tests/guest).
+# Installs its system packages when missing (root), builds the guest image once into .build/guest-image.
+.PHONY: test-guest
+test-guest: venv
+	bash tests/guest/install_deps.sh
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider --durations=0 tests/guest
+
 # The main job against the embedded Kubernetes API emulator (README "Quick start").
 demo: venv
 	$(VENV)/bin/python demo/run.py

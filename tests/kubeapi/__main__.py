@@ -39,6 +39,11 @@ def parse_args(argv=None):
     p.add_argument("--admin-token", help="admin bearer token (default: random)")
     p.add_argument("--history", type=int, default=200000, help="watch events kept per resource before a watch "
                    "from an older resourceVersion gets 410 Gone (default 200000)")
+    p.add_argument("--guest-image", action="append", default=[], metavar="IMAGE=DIR", help="boot VMIs whose boot "
+                   "disk is this containerDisk (or DataVolume registry) image as real QEMU TCG guests from the image "
+                   "DIR built by tests/guest/build_image.sh (repeatable; see controllers/realguest.py)")
+    p.add_argument("--guest-workdir", help="where real guests keep seed disks and console logs (default: "
+                   "'guests' beside the kubeconfig)")
     return p.parse_args(argv)
 
 
@@ -115,6 +120,14 @@ def main(argv=None):
     os.chmod(tmpkc, 0o600)
     os.replace(tmpkc, kc_path)
 
+    app.guest_images = {}
+    for item in args.guest_image:
+        image, sep, path = item.partition("=")
+        if not sep or not image or not path:
+            raise SystemExit("kubeapi: --guest-image takes IMAGE=DIR (e.g. quay.io/containerdisks/debian:12=.build/"
+                             "guest-image), got %r" % item)
+        app.guest_images[image] = path
+    app.guest_workdir = Path(args.guest_workdir or kc_path.parent / "guests")
     names = [] if args.controllers.strip() in ("", "none") else [n.strip() for n in args.controllers.split(",")]
     start_controllers(app, names)
 

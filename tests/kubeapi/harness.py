@@ -30,7 +30,7 @@ class EmulatorError(RuntimeError):
 
 class Emulator:
     def __init__(self, workdir, tls=True, controllers=("virt",), timing="fast", rbac=None, extra_args=(),
-                 nodes=None, api_dir=None):
+                 nodes=None, api_dir=None, guest_images=None):
         self.workdir = Path(workdir)
         self.tls = tls
         self.controllers = tuple(controllers or ())
@@ -39,6 +39,8 @@ class Emulator:
         self.extra_args = list(extra_args)
         self.nodes = nodes
         self.api_dir = api_dir
+        # {"quay.io/containerdisks/debian:12": ".build/guest-image"}: those VMIs boot as real QEMU guests.
+        self.guest_images = dict(guest_images or {})
         self.proc = None
         self.url = None
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -62,6 +64,8 @@ class Emulator:
             rbac_file = self.workdir / "rbac.yaml"
             rbac_file.write_text(yaml.safe_dump(list(self.rbac)))
             cmd += ["--rbac", str(rbac_file)]
+        for image, path in self.guest_images.items():
+            cmd += ["--guest-image", "%s=%s" % (image, path), "--guest-workdir", str(self.workdir / "guests")]
         cmd += self.extra_args
         self._log = open(self.workdir / "kubeapi.log", "w")
         self.proc = subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.PIPE, stderr=self._log, text=True)
@@ -99,6 +103,8 @@ class Emulator:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self.guest_images:
+            stop_guest_leftovers(self.workdir / "guests")
 
     def __enter__(self):
         return self.start()
@@ -245,6 +251,21 @@ class Emulator:
                 return obj
             time.sleep(interval)
         raise EmulatorError("timed out waiting on %s; last state: %s" % (api_path, json.dumps(obj)[:2000]))
+
+
+def stop_guest_leftovers(guest_dir):
+    """Kill QEMU process groups a real-guest emulator left behind (it was killed before it could stop them)."""
+    for pid_file in Path(guest_dir).glob("*/pid"):
+        pid = int(pid_file.read_text())
+        try:
+            cmdline = Path("/proc/%d/cmdline" % pid).read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def cluster_env(kubeconfig, base=None):

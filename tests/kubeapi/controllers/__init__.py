@@ -118,6 +118,10 @@ def start_controllers(app, names):
             controllers.append(OperatorController(app))
         else:
             raise SystemExit("kubeapi: unknown controller %r (known: virt, cdi, operators, none)" % n)
+    if getattr(app, "guest_images", None):   # --guest-image: real QEMU guests behind mapped images (realguest.py)
+        from .realguest import RealGuests
+        app.realguests = RealGuests(app, app.guest_images, app.guest_workdir)
+        controllers.append(app.realguests)
     for c in controllers:
         c.start()
         app.controllers.append(c)

@@ -314,6 +314,8 @@ class VirtController(Controller):
             c.get("type") == "Ready" and c.get("status") == "True"
             for c in (n.get("status") or {}).get("conditions") or [])
             and not (n.get("spec") or {}).get("unschedulable")]
+        if getattr(self.app, "realguests", None) is not None:   # real guests run on the 127.0.0.1 node only
+            nodes = self.app.realguests.filter_nodes(vmi, nodes)
         selector = (vmi.get("spec") or {}).get("nodeSelector") or {}
         nodes = [n for n in nodes if all((n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
         if not nodes:
@@ -336,6 +338,10 @@ class VirtController(Controller):
                 self._later((ns, name, "Scheduled"), self._set_phase, ns, name, uid, "Scheduled")
                 return
             extra["node"] = node["metadata"]["name"]
+        real = None
+        if phase == "Running" and getattr(self.app, "realguests", None) is not None and \
+                self.app.realguests.handles(vmi):
+            real = self.app.realguests.launch(vmi)   # boots QEMU; returns the status it adds (realguest.py)
         if phase == "Running":
             n = next(self._ip)
             extra["ip"] = "10.244.%d.%d" % (n // 250, n % 250 + 2)
@@ -374,6 +380,8 @@ class VirtController(Controller):
             elif phase == "Succeeded":
                 _set_cond(conds, _cond("Ready", "False", "PodTerminating", "virt-launcher pod is terminating"))
                 conds[:] = [c for c in conds if c.get("type") not in ("AgentConnected", "Paused")]
+            if real is not None:
+                real(o)
         self.api.write_status(self._rt(VMI), ns, name, mutate, "virt-handler")
 
     def _interfaces(self, vmi, ip, mac):
