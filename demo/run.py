@@ -1,53 +1,182 @@
-"""`make demo`: the main job against the embedded Kubernetes API emulator.
+"""`make demo`: the main job, playbooks/site.yml, against the embedded Kubernetes API emulator.
 
-Starts the emulator (simulated virt-operator, CDI and virt-controller), installs KubeVirt + CDI from the local
-operator manifests with playbooks/install_kubevirt.yml, declares a fleet of VMs with one kubevirt_vm task, prints the
-inventory graph of the running VMs, and stops the emulator. Guests are simulated; booting real QEMU guests and
-configuring them over SSH is not part of this demo yet.
+1. Set-up: build (or reuse) the Debian 12 guest image with tests/guest/build_image.sh when this machine can
+   (root, apt tools, QEMU); otherwise say why and simulate every guest.
+2. Start the emulator with the simulated KubeVirt/CDI operators and virt-controller; VMs whose boot disk is
+   quay.io/containerdisks/debian:12 boot as real QEMU guests, reachable over SSH through a NodePort Service on
+   127.0.0.1.
+3. Run site.yml: prepare nodes (none here: skipped), install KubeVirt + CDI from the local operator manifests,
+   declare the 20-VM fleet of demo/fleet.yml in one task (cloud-init carries a key generated for this run),
+   configure the guests over SSH through the inventory plugin (demo/kubevirt.yml).
+4. Print `ansible-inventory --graph`, what the guests now contain, and a second site.yml run (changed=0).
+5. Clean up: the emulator stops its QEMU guests, the temporary directory is removed.
 """
+import inspect
+import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.kubeapi.harness import Emulator  # noqa: E402  pylint: disable=wrong-import-position
+from tests.kubeapi.harness import Emulator, EmulatorError  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = Path(sys.executable).parent
 FIXTURES = REPO / "tests" / "fixtures" / "install"
+GUEST_IMAGE = "quay.io/containerdisks/debian:12"
+GUEST_IMAGE_DIR = REPO / ".build" / "guest-image"
+GUEST_GROUP = "address_node_port"     # demo/kubevirt.yml: VMs reached through a NodePort Service
+INSTALL_VARS = [
+    "-e", "kubevirt_manifest_path=%s" % (FIXTURES / "kubevirt-v1.9.0" / "kubevirt-operator.yaml"),
+    "-e", "kubevirt_version=v1.9.0", "-e", "kubevirt_cdi=true",
+    "-e", "kubevirt_cdi_manifest_path=%s" % (FIXTURES / "cdi-v1.66.0" / "cdi-operator.yaml"),
+]
+STARTED = time.monotonic()
 
 
-def run(cmd, env, cwd):
-    print("\n$ " + " ".join(str(c) for c in cmd), flush=True)
-    proc = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, check=False)
-    if proc.returncode:
+def say(text):
+    print("\n=== [%3ds] %s" % (time.monotonic() - STARTED, text), flush=True)
+
+
+def run(cmd, env, cwd, check=True):
+    """Run a command, echoing its output, and return that output."""
+    print("$ " + " ".join(str(c) for c in cmd), flush=True)
+    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=str(cwd), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    proc.wait()
+    if check and proc.returncode:
         raise SystemExit("demo step failed (exit %d): %s" % (proc.returncode, " ".join(str(c) for c in cmd)))
+    return "".join(lines)
+
+
+def guest_image():
+    """The guest image directory, or None and the reason why every guest is simulated."""
+    if os.environ.get("VIRTFLEET_DEMO_REAL_GUESTS", "1") == "0":
+        return None, "VIRTFLEET_DEMO_REAL_GUESTS=0 asks for simulated guests only"
+    if "guest_images" not in inspect.signature(Emulator.__init__).parameters:
+        return None, "this checkout's emulator cannot boot real guests (no guest_images support)"
+    log = REPO / ".build" / "guest-image-build.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for step, script in (("install the image tools", "install_deps.sh"), ("build the guest image", "build_image.sh")):
+        args = ["bash", str(REPO / "tests" / "guest" / script)]
+        if script == "build_image.sh":
+            args.append(str(GUEST_IMAGE_DIR))
+            print("Building the Debian 12 guest image into %s (first run only: a few minutes; log %s)"
+                  % (GUEST_IMAGE_DIR, log), flush=True)
+        with open(log, "a") as out:
+            rc = subprocess.call(args, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT)
+        if rc:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+            why = "could not %s (%s exit %d%s)" % (step, script, rc, ": " + " / ".join(tail) if tail else "")
+            if os.geteuid() != 0:
+                why += "; run `make demo` as root to install the tools and boot real guests"
+            return None, why
+    return GUEST_IMAGE_DIR, None
+
+
+def ssh_key(directory):
+    """A fresh ed25519 key pair for this run: (private key path, public key line)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = directory / "id_ed25519"
+    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                          serialization.NoEncryption()))
+    private.chmod(0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, public.decode() + " virtfleet-demo"
+
+
+def start_emulator(tmp, image_dir):
+    kwargs = {"guest_images": {GUEST_IMAGE: str(image_dir)}} if image_dir else {}
+    emu = Emulator(tmp / "kubeapi", controllers=("virt", "cdi", "operators"), timing="fast", **kwargs)
+    try:
+        return emu.start(), image_dir
+    except EmulatorError:
+        if not image_dir:
+            raise
+        log = (tmp / "kubeapi" / "kubeapi.log").read_text(errors="replace").strip().splitlines()[-2:]
+        print("The emulator refused the real guests (%s); every guest is simulated." % " / ".join(log), flush=True)
+        emu = Emulator(tmp / "kubeapi-simulated", controllers=("virt", "cdi", "operators"), timing="fast")
+        return emu.start(), None
+
+
+def recap_changed(output):
+    return {host: int(changed) for host, changed in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
 
 
 def main():
-    with tempfile.TemporaryDirectory(prefix="virtfleet-demo-") as tmp:
-        emu = Emulator(Path(tmp), controllers=("virt", "cdi", "operators"), timing="fast")
-        emu.start()
-        try:
-            print("Kubernetes API emulator on %s (kubeconfig %s)" % (emu.url, emu.kubeconfig), flush=True)
-            env = emu.env()
-            env.update({"ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build" / "collections"),
-                        "ANSIBLE_LOCALHOST_WARNING": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
-                        "ANSIBLE_LOCAL_TEMP": str(Path(tmp) / "ansible-tmp")})
-            python = ["-e", "ansible_python_interpreter=%s" % sys.executable]
-            run([BIN / "ansible-playbook", "-i", "localhost,", *python,
-                 "-e", "kubevirt_manifest_path=%s" % (FIXTURES / "kubevirt-v1.9.0" / "kubevirt-operator.yaml"),
-                 "-e", "kubevirt_version=v1.9.0", "-e", "kubevirt_cdi=true",
-                 "-e", "kubevirt_cdi_manifest_path=%s" % (FIXTURES / "cdi-v1.66.0" / "cdi-operator.yaml"),
-                 REPO / "playbooks" / "install_kubevirt.yml"], env, tmp)
-            emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
-            run([BIN / "ansible-playbook", "-i", "localhost,", *python, REPO / "demo" / "fleet.yml"], env, tmp)
-            run([BIN / "ansible-inventory", "-i", REPO / "demo" / "kubevirt.yml", "--graph"], env, tmp)
-            print("\n%d HTTP requests reached the API in the whole demo." % len(emu.requests()))
-        finally:
+    say("Set-up")
+    image_dir, why = guest_image()
+    if image_dir:
+        print("Real guests: the 2 VMs of image %s boot with QEMU from %s" % (GUEST_IMAGE, image_dir))
+    else:
+        print("NOTE: %s.\nNOTE: every guest is simulated, so configure_guests.yml finds no guest to log into." % why)
+
+    tmp = Path(tempfile.mkdtemp(prefix="virtfleet-demo-"))
+    emu = None
+    try:
+        key, public_key = ssh_key(tmp)
+        emu, image_dir = start_emulator(tmp, image_dir)
+        print("Kubernetes API emulator on %s (kubeconfig %s)" % (emu.url, emu.kubeconfig), flush=True)
+        emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
+        print("Namespace demo created (as a cluster admin would; declare_vms.yml expects it to exist)")
+
+        inventory = tmp / "inventory"
+        inventory.mkdir()
+        shutil.copy(REPO / "demo" / "kubevirt.yml", inventory / "kubevirt.yml")
+        env = emu.env()
+        env.update({
+            "ANSIBLE_COLLECTIONS_PATH": str(REPO / ".build" / "collections"),
+            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-tmp"),
+            "ANSIBLE_PRIVATE_KEY_FILE": str(key),
+            # Each guest makes its host keys at first boot; 127.0.0.1:<nodePort> differs per guest and per run.
+            "ANSIBLE_HOST_KEY_CHECKING": "False",
+            "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null",
+            "ANSIBLE_PIPELINING": "True", "ANSIBLE_TIMEOUT": "30",
+            "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+            "ANSIBLE_DEPRECATION_WARNINGS": "False", "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        })
+        site = [BIN / "ansible-playbook", "-i", inventory, *INSTALL_VARS, "-e", "@%s" % (REPO / "demo" / "fleet.yml"),
+                "-e", '{"fleet_ssh_authorized_keys": ["%s"]}' % public_key,
+                "-e", "configure_guests_hosts=%s" % GUEST_GROUP, REPO / "playbooks" / "site.yml"]
+
+        say("site.yml: prepare nodes -> install KubeVirt + CDI -> declare 20 VMs -> configure the guests")
+        run(site, env, tmp)
+
+        say("The running VMs, as the inventory plugin lists them")
+        run([BIN / "ansible-inventory", "-i", inventory, "--graph"], env, tmp)
+
+        if image_dir:
+            say("What configure_guests.yml left in the real guests (over SSH)")
+            run([BIN / "ansible", "-i", inventory, GUEST_GROUP, "-m", "ansible.builtin.shell", "-a",
+                 "echo hostname=$(hostname); cat /etc/virtfleet-managed; dpkg-query -W openssh-server"], env, tmp)
+
+        say("site.yml again: nothing to change")
+        out = run(site, env, tmp)
+        changed = recap_changed(out)
+        print("Second run: changed=%s per host (%s)" % (sum(changed.values()), ", ".join(
+            "%s=%d" % item for item in sorted(changed.items()))))
+        if any(changed.values()):
+            raise SystemExit("demo: the second site.yml run changed something")
+        print("\n%d HTTP requests reached the API in the whole demo." % len(emu.requests()))
+    finally:
+        say("Clean-up")
+        if emu is not None:
             emu.stop()
+            print("Emulator stopped%s." % (" (with it, the QEMU guests)" if image_dir else ""))
+        shutil.rmtree(tmp, ignore_errors=True)
+        print("Removed %s. Demo took %ds." % (tmp, time.monotonic() - STARTED), flush=True)
 
 
 if __name__ == "__main__":
