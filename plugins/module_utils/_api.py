@@ -14,12 +14,22 @@ __metaclass__ = type
 import json
 import math
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, parse_status
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
+    ApiError,
+    TransportError,
+    conflict_kind,
+    maybe_written,
+    parse_status,
+)
 
 try:
     import urllib3
 except ImportError:  # reported by _client / the module
     urllib3 = None
+
+# A label a module puts on an object it creates with generateName, so that a create whose answer was lost
+# can be found again (the server picked the name, so a read by name is impossible).
+CREATE_TOKEN_LABEL = 'virtfleet.kubevirt/create-token'
 
 PATCH_TYPES = {
     'merge': 'application/merge-patch+json',
@@ -113,9 +123,75 @@ class Api(object):
         return items, resource_version
 
     def create(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
+        """POST ``obj``; a create whose answer was lost is resolved by reading back, never sent twice blindly.
+
+        After a dropped connection or a 5xx the object is looked up by name, or by its
+        ``CREATE_TOKEN_LABEL`` when it uses ``generateName``: found means the create happened (that object is
+        returned); not found means it did not, and the POST is sent again under the client's retry budget.
+        A 409 AlreadyExists after such a loss is resolved the same way. Without a name or a token a lost
+        create cannot be told apart from a failed one, so the error is raised with that said.
+        """
         namespace = namespace or (obj.get('metadata') or {}).get('namespace')
         query = {'dryRun': 'All' if dry_run else None, 'fieldManager': field_manager}
-        return self._req('POST', kind, namespace, verb='create', body=obj, query=query)
+        if dry_run:
+            # A dry run stores nothing, so sending it again is harmless.
+            return self._req('POST', kind, namespace, verb='create', body=obj, query=query, idempotent=True)
+        attempt, lost = 0, False
+        while True:
+            attempt += 1
+            try:
+                return self._req('POST', kind, namespace, verb='create', body=obj, query=query)
+            except (ApiError, TransportError) as err:
+                generated = not (obj.get('metadata') or {}).get('name')
+                if conflict_kind(err) == 'exists' and (lost or generated):
+                    # After a lost answer this may be our own object; with generateName it may be a name clash,
+                    # which a new POST (a new random suffix) cures.
+                    found = self._read_back(kind, obj, namespace) if self._can_read_back(obj) else None
+                    if found is not None:
+                        return self._recovered(found)
+                    if not generated or not self._backoff(attempt, 'name-clash'):
+                        raise
+                    continue
+                if not maybe_written(err):
+                    raise
+                if not self._can_read_back(obj):
+                    err.msg = ('%s The create of %s may or may not have happened and it has no name or create token to '
+                               'look it up by: check the namespace before running the task again.'
+                               % (err.msg, kind.describe(namespace)))
+                    raise
+                lost = True
+                found = self._read_back(kind, obj, namespace)
+                if found is not None:
+                    return self._recovered(found)
+                if not self._backoff(attempt, 'lost-create'):
+                    raise
+
+    def _backoff(self, attempt, reason):
+        backoff = getattr(self.client, 'backoff', None)
+        return backoff is not None and backoff(attempt, reason)
+
+    @staticmethod
+    def _can_read_back(obj):
+        meta = obj.get('metadata') or {}
+        return bool(meta.get('name') or (meta.get('labels') or {}).get(CREATE_TOKEN_LABEL))
+
+    def _read_back(self, kind, obj, namespace):
+        """The object a lost create stored, or None: by name, else by the create token (one request either way)."""
+        meta = obj.get('metadata') or {}
+        token = (meta.get('labels') or {}).get(CREATE_TOKEN_LABEL)
+        if meta.get('name'):
+            found = self.get(kind, meta['name'], namespace)
+            labels = ((found or {}).get('metadata') or {}).get('labels') or {}
+            if found is not None and token and labels.get(CREATE_TOKEN_LABEL) != token:
+                return None  # somebody else's object with that name: not ours, the 409 stands
+            return found
+        items, _rv = self.list(kind, namespace, label_selectors=['%s=%s' % (CREATE_TOKEN_LABEL, token)])
+        return items[0] if items else None
+
+    def _recovered(self, obj):
+        if hasattr(self.client, 'recovered'):
+            self.client.recovered += 1
+        return obj
 
     def replace(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
         meta = obj.get('metadata') or {}
@@ -132,10 +208,22 @@ class Api(object):
                          content_type=PATCH_TYPES[patch_type], idempotent=patch_type != 'json')
 
     def apply(self, kind, obj, field_manager, namespace=None, force=False, dry_run=False):
-        """Server-side apply (JSON is valid YAML, so the body is sent as JSON)."""
+        """Server-side apply (JSON is valid YAML, so the body is sent as JSON).
+
+        An apply is idempotent, so the client retries it on 5xx and dropped connections. A 409 without
+        ``force`` means another field manager owns some of the fields: that is a decision for the user,
+        never retried (and never silently forced).
+        """
         meta = obj.get('metadata') or {}
-        return self.patch(kind, meta['name'], obj, namespace or meta.get('namespace'), patch_type='apply',
-                          dry_run=dry_run, field_manager=field_manager, force=force)
+        try:
+            return self.patch(kind, meta['name'], obj, namespace or meta.get('namespace'), patch_type='apply',
+                              dry_run=dry_run, field_manager=field_manager, force=force)
+        except ApiError as err:
+            if conflict_kind(err) != 'field-manager':
+                raise
+            raise ApiError('%s Another field manager owns these fields and they were left as they are: change them with '
+                           'the tool that manages them, or stop declaring them here.' % err.msg, err.status, reason=err.reason, body=err.body, method=err.method,
+                           path=err.path)
 
     def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None):
         """The deleted (or terminating) object, or None when it was already gone."""

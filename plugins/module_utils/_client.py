@@ -246,12 +246,17 @@ def build_configuration(auth, environ=None):
 
 
 class RetryPolicy(object):
-    """429 always (the server did nothing); 5xx and dropped connections only on idempotent verbs."""
+    """What is retried, how often and how long to back off.
+
+    429 is always retried (the server did nothing). 5xx and dropped connections are retried only on
+    idempotent verbs; a non-idempotent write (POST) is resolved by its caller reading back (``_api.Api.create``).
+    ``attempts`` counts the first try; every pause is cut to the caller's deadline.
+    """
 
     RETRY_STATUSES = (429, 500, 502, 503, 504)
     IDEMPOTENT = ('GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE')
 
-    def __init__(self, attempts=4, base=0.2, cap=3.0, sleep=time.sleep, rand=random.random):
+    def __init__(self, attempts=6, base=0.2, cap=3.0, sleep=time.sleep, rand=random.random):
         self.attempts = attempts
         self.base = base
         self.cap = cap
@@ -312,20 +317,56 @@ class Client(object):
     """A counted, retrying JSON client for one API server.
 
     ``request_count`` counts every HTTP request sent (retries included); ``request_log`` keeps
-    ``(method, path, status)`` for each, so tests and bench can assert on exact costs.
+    ``(method, path, status)`` for each, so tests and bench can assert on exact costs. ``retries`` counts
+    the requests sent again after a fault (``retry_reasons`` by cause: ``429``, ``500``, ``reset``...),
+    ``recovered`` the writes whose lost answer was resolved by reading back. ``deadline`` (a ``clock()``
+    value, see ``set_deadline``) bounds every retry pause: once it has passed, a failed request is not retried.
     """
 
     def __init__(self, configuration, retry=None, timeout=(10.0, 60.0), pool=None, impersonate_user=None,
-                 impersonate_groups=None):
+                 impersonate_groups=None, clock=time.monotonic):
         self.configuration = configuration
         self.impersonate_user = impersonate_user
         self.impersonate_groups = list(impersonate_groups or [])
         self.host = configuration.host.rstrip('/')
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        self.clock = clock
+        self.deadline = None
         self.request_count = 0
         self.request_log = []
+        self.retries = 0
+        self.retry_reasons = {}
+        self.recovered = 0
         self.pool = pool if pool is not None else self._make_pool()
+
+    def set_deadline(self, seconds):
+        """Stop retrying ``seconds`` from now (None: only the attempt cap applies)."""
+        self.deadline = None if seconds is None else self.clock() + float(seconds)
+
+    def stats(self):
+        """Counters for a task result: requests sent, retries (by cause) and writes recovered by reading back."""
+        return {'requests': self.request_count, 'retries': self.retries,
+                'retry_reasons': dict(self.retry_reasons), 'recovered_writes': self.recovered}
+
+    def backoff(self, attempt, reason, retry_after=None):
+        """Sleep before attempt ``attempt + 1`` and count it; False (no sleep) when the budget or deadline is spent.
+
+        Callers that resolve a lost write themselves (``_api.Api.create``) use this too, so one policy
+        and one counter cover every retry.
+        """
+        if attempt >= self.retry.attempts:
+            return False
+        pause = self.retry.delay(attempt, retry_after)
+        if self.deadline is not None:
+            left = self.deadline - self.clock()
+            if left <= 0:
+                return False
+            pause = min(pause, left)
+        self.retry.sleep(pause)
+        self.retries += 1
+        self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
+        return True
 
     # -- transport ---------------------------------------------------------------------------------
     def _make_pool(self):
@@ -379,11 +420,20 @@ class Client(object):
         entry[2] = resp.status
         return resp
 
+    def _gave_up(self, attempt):
+        if attempt <= 1:
+            return ''
+        if self.deadline is not None and self.clock() >= self.deadline:
+            return ' (gave up after %d attempts at the task deadline)' % attempt
+        return ' (gave up after %d attempts)' % attempt
+
     def request(self, method, path, query=None, body=None, content_type=None, timeout=None, stream=False,
                 idempotent=None, what=None, namespace=None, verb=None):
         """Send one API call (with retries) and return the decoded JSON, or the open response when ``stream``.
 
         ``what``/``namespace``/``verb`` only shape error messages ("may not list VirtualMachines in namespace x").
+        A non-idempotent call that fails with 5xx or a dropped connection raises at once: the caller must
+        read back before sending it again (the write may have happened).
         """
         url = self.host + path
         if query:
@@ -399,30 +449,24 @@ class Client(object):
             attempt += 1
             try:
                 resp = self._send(method, url, body, headers, timeout, path)
+                if resp.status < 400 and stream:
+                    return resp
+                try:
+                    data = resp.data
+                finally:
+                    resp.release_conn()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 msg, retryable = describe_transport_error(exc, self.host)
-                if self.retry.should_retry(method, attempt, transport_retryable=retryable, idempotent=idempotent):
-                    self.retry.sleep(self.retry.delay(attempt))
+                if self.retry.should_retry(method, attempt, transport_retryable=retryable, idempotent=idempotent) \
+                        and self.backoff(attempt, 'reset' if retryable else 'transport'):
                     continue
-                raise TransportError(msg, cause=exc, retryable=retryable)
-            if resp.status < 400 and stream:
-                return resp
-            try:
-                data = resp.data
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                msg, retryable = describe_transport_error(exc, self.host)
-                if self.retry.should_retry(method, attempt, transport_retryable=retryable, idempotent=idempotent):
-                    self.retry.sleep(self.retry.delay(attempt))
-                    continue
-                raise TransportError(msg, cause=exc, retryable=retryable)
-            finally:
-                resp.release_conn()
+                raise TransportError(msg + self._gave_up(attempt), cause=exc, retryable=retryable)
             if resp.status >= 400:
-                if self.retry.should_retry(method, attempt, status=resp.status, idempotent=idempotent):
-                    self.retry.sleep(self.retry.delay(attempt, resp.headers.get('Retry-After')))
+                if self.retry.should_retry(method, attempt, status=resp.status, idempotent=idempotent) \
+                        and self.backoff(attempt, str(resp.status), resp.headers.get('Retry-After')):
                     continue
                 raise ApiError(describe_http_error(resp.status, data, method, path, host=self.host, verb=verb,
-                                                   resource=what, namespace=namespace),
+                                                   resource=what, namespace=namespace) + self._gave_up(attempt),
                                resp.status, reason=resp.reason, body=data, method=method, path=path)
             if not data:
                 return None

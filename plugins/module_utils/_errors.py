@@ -81,6 +81,39 @@ def parse_status(raw):
     return None
 
 
+# 5xx answers after which a write may or may not have been stored (504: "the server may still be processing").
+UNCERTAIN_STATUSES = (500, 502, 503, 504)
+
+
+def maybe_written(err):
+    """True when a failed write may still have taken effect: a dropped connection or a 5xx answer."""
+    if isinstance(err, TransportError):
+        return err.retryable
+    return isinstance(err, ApiError) and err.status in UNCERTAIN_STATUSES
+
+
+def conflict_kind(err):
+    """Classify a 409: ``exists`` (create of a taken name), ``field-manager`` (server-side apply without force
+    touching fields another manager owns), ``precondition`` (a uid/resourceVersion precondition failed),
+    ``modified`` (optimistic lock: the resourceVersion sent is stale) or None when ``err`` is not a 409.
+
+    Only ``modified`` is cured by re-reading and writing again; the others need a decision by the user.
+    """
+    if not isinstance(err, ApiError) or err.status != 409:
+        return None
+    st = parse_status(err.body) or {}
+    if st.get('reason') == 'AlreadyExists':
+        return 'exists'
+    causes = (st.get('details') or {}).get('causes') or []
+    message = (st.get('message') or '').lower()
+    if any((c.get('reason') or c.get('type')) == 'FieldManagerConflict' for c in causes if isinstance(c, dict)) \
+            or message.startswith('apply failed with'):
+        return 'field-manager'
+    if 'precondition failed' in message:
+        return 'precondition'
+    return 'modified'
+
+
 def _where(namespace):
     return 'namespace "%s"' % namespace if namespace else 'all namespaces (cluster scope)'
 

@@ -14,17 +14,27 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
+import uuid
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import CREATE_TOKEN_LABEL
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
+    ApiError,
+    KubeVirtError,
+    TransportError,
+    maybe_written,
+)
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import describe_state
 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
 LIFECYCLE_STATES = ("started", "stopped", "restarted")
 MAX_NAMED = 20
 REOPEN_PAUSE = 0.5
+# How often the guarded swap of spec.running for runStrategy is re-read and re-sent when the VM changed
+# under it or its answer was lost.
+SWAP_ATTEMPTS = 3
 
 
 def vmi_active(vmi):
@@ -60,6 +70,7 @@ class VM(object):
         self.action = None
         self.diff = None
         self.error = None
+        self.wrote = False          # the create/update/delete of this VM was done (or, in check mode, would be)
         self.restart_required = False
         self.observe = False        # a template change on a running VM: wait for the controller's verdict
         self.old_vmi_uid = None
@@ -73,6 +84,19 @@ class VM(object):
 
     def fail(self, msg):
         self.error = msg
+
+    @property
+    def done(self):
+        """What the write did: created, updated, unchanged, deleted, absent, or None when it did not happen."""
+        if self.method == "delete":
+            return "deleted" if self.wrote else ("absent" if self.result is not None else None)
+        if self.method in ("create", "update") and self.result is not None:
+            return ("created" if self.method == "create" else "updated") if self.wrote else "unchanged"
+        return None
+
+    @property
+    def outcome(self):
+        return "failed" if self.error else (self.done or "failed")
 
 
 class VMTask(object):
@@ -103,6 +127,7 @@ class VMTask(object):
         self.reopen_pause = min(REOPEN_PAUSE, max(0.05, float(wait_sleep if wait_sleep is not None else 5)))
         self.deadline = None
         self.timeout_msg = None
+        self.task_error = None
 
     # --- reading ------------------------------------------------------------------------------------------
     def _namespaces(self):
@@ -174,6 +199,7 @@ class VMTask(object):
             body_extra["preconditions"] = dict((k, v) for k, v in opts["preconditions"].items() if v is not None)
         result = self._delete_call(vm, opts.get("propagationPolicy"), body_extra)
         vm.changed = True
+        vm.wrote = True
         vm.result = {}
         vm.diff = cmp.diff(vm.live, None, self.hidden)
         if result is not None:
@@ -219,6 +245,7 @@ class VMTask(object):
                     if self.check_mode:
                         # The dry-run apply would still see spec.running; the patch's dry run is the answer.
                         vm.changed = True
+                        vm.wrote = True
                         vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
                         self._plan_lifecycle(vm)
                         return
@@ -226,10 +253,17 @@ class VMTask(object):
                     vm.result = self.api.apply(self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True,
                                                dry_run=self.check_mode)
                 else:
-                    vm.result = self.api.create(self.kind, vm.desired, vm.namespace, dry_run=self.check_mode,
+                    body = vm.desired
+                    if not self.check_mode:
+                        # The server picks the name: this label is how a create whose answer was lost is found again.
+                        body = dict(vm.desired, metadata=dict(vm.desired["metadata"]))
+                        body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {},
+                                                          **{CREATE_TOKEN_LABEL: uuid.uuid4().hex})
+                    vm.result = self.api.create(self.kind, body, vm.namespace, dry_run=self.check_mode,
                                                 field_manager=cmp.FIELD_MANAGER)
                     vm.name = (vm.result.get("metadata") or {}).get("name")
                 vm.changed = True
+                vm.wrote = True
                 vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
             else:
                 vm.result = vm.live
@@ -243,13 +277,30 @@ class VMTask(object):
         """Move a VM from the deprecated spec.running (set by another tool) to runStrategy.
 
         Server-side apply cannot remove a field another manager owns, and KubeVirt rejects both fields
-        together, so one guarded JSON patch swaps them first (only on this migration path).
+        together, so one guarded JSON patch swaps them first (only on this migration path). The guard (a
+        ``test`` of the value read) makes it an optimistic write: when the VM changed in between, or the answer
+        was lost, the VM is read again and the swap re-sent only if it is still needed.
         """
-        ops = [{"op": "test", "path": "/spec/running", "value": value},
-               {"op": "remove", "path": "/spec/running"},
-               {"op": "add", "path": "/spec/runStrategy", "value": vm.desired["spec"]["runStrategy"]}]
-        return self.api.patch(self.kind, vm.name, ops, vm.namespace, patch_type="json", dry_run=self.check_mode,
-                              field_manager=cmp.FIELD_MANAGER)
+        strategy = vm.desired["spec"]["runStrategy"]
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            ops = [{"op": "test", "path": "/spec/running", "value": value},
+                   {"op": "remove", "path": "/spec/running"},
+                   {"op": "add", "path": "/spec/runStrategy", "value": strategy}]
+            try:
+                return self.api.patch(self.kind, vm.name, ops, vm.namespace, patch_type="json", dry_run=self.check_mode,
+                                      field_manager=cmp.FIELD_MANAGER)
+            except (ApiError, TransportError) as err:
+                stale = isinstance(err, ApiError) and err.status in (409, 422)
+                if attempt == SWAP_ATTEMPTS or not (stale or maybe_written(err)):
+                    raise
+                live = self.api.get(self.kind, vm.name, vm.namespace)
+                if live is None:
+                    raise
+                spec = live.get("spec") or {}
+                if "running" not in spec:
+                    return live     # the lost patch was applied (or someone did it): nothing left to swap
+                value = spec["running"]
+        return None  # not reached: the last attempt returns or raises
 
     def _running(self, vm):
         """Does the VM have an active VMI? From the VMI when it was read, else from the VM's status (no request)."""
@@ -303,16 +354,45 @@ class VMTask(object):
         if vm.action == "restart" and self.grace_period_seconds is not None:
             body["gracePeriodSeconds"] = self.grace_period_seconds
         sub = _kinds.VM_SUBRESOURCE
-        try:
-            self.api.subresource(sub, vm.name, vm.action, vm.namespace, body=body)
-            vm.changed = True
-        except ApiError as err:
-            text = (err.msg or "").lower()
-            if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
+        # start and stop end in the same state when sent twice (the second gets 409 "already so"), so the client
+        # may retry them; a restart sent twice restarts twice, so after a lost answer the VMI is checked first.
+        repeatable = vm.action in ("start", "stop")
+        client = getattr(self.api, "client", None)
+        retries_before = getattr(client, "retries", 0)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.api.subresource(sub, vm.name, vm.action, vm.namespace, body=body, idempotent=repeatable)
+                vm.changed = True
                 return
-            vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, err.msg))
-        except TransportError as err:
-            vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, err.msg))
+            except ApiError as err:
+                text = (err.msg or "").lower()
+                if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
+                    # On a retry this is what the attempt whose answer was lost did.
+                    vm.changed = vm.changed or getattr(client, "retries", 0) > retries_before
+                    return
+                error = err
+            except TransportError as err:
+                error = err
+            if vm.action == "restart" and maybe_written(error):
+                try:
+                    if self._restart_happened(vm):
+                        vm.changed = True
+                        return
+                except (ApiError, TransportError):
+                    pass
+                backoff = getattr(client, "backoff", None)
+                if backoff is not None and backoff(attempt, "lost-restart"):
+                    continue
+            vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, error.msg))
+            return
+
+    def _restart_happened(self, vm):
+        """After a restart whose answer was lost: is the old VMI gone or on its way out?"""
+        vmi = self.api.get(self.vmi_kind, vm.name, vm.namespace)
+        meta = (vmi or {}).get("metadata") or {}
+        return vmi is None or meta.get("uid") != vm.old_vmi_uid or bool(meta.get("deletionTimestamp"))
 
     # --- waiting ------------------------------------------------------------------------------------------
     def _satisfied(self, vm, vm_obj, vmi_obj):
@@ -421,9 +501,20 @@ class VMTask(object):
     def run(self):
         started = self.clock()
         self.deadline = started + float(self.wait_timeout)
-        self.read()
+        try:
+            self.read()
+        except (ApiError, TransportError) as err:
+            raise KubeVirtError("%s No VM was created, changed or deleted." % err.msg)
         for vm in self.vms:
             self.write(vm)
+        try:
+            self._after_writes()
+        except (ApiError, TransportError) as err:
+            # The writes above happened: report them with the error instead of losing them in a traceback.
+            self.task_error = "After the writes, reading the VMs back failed: %s" % err.msg
+        return self.clock() - started
+
+    def _after_writes(self):
         waiting = self.wait and not self.check_mode
         # RestartRequired is written by the controller after it sees the new generation: wait for that first.
         observe = [vm for vm in self.vms if vm.observe and not vm.error and (waiting or self.restart_if_required)
@@ -449,7 +540,34 @@ class VMTask(object):
             ok = self.wait_for(self.vms)
             if not ok:
                 self.timeout_msg = self._timeout_message()
-        return self.clock() - started
+
+    def outcome_message(self):
+        """Every VM, grouped by what happened to it, failures with their reason; None when nothing failed."""
+        failed = [vm for vm in self.vms if vm.error]
+        if not failed and not self.timeout_msg and not self.task_error:
+            return None
+        parts = []
+        if failed:
+            named = []
+            for vm in failed:
+                what = vm.label + (" (%s, then failed)" % vm.done if vm.wrote else "")
+                named.append("%s: %s" % (what, vm.error))
+            parts.append("%d of %d VMs failed: %s." % (len(failed), len(self.vms), " | ".join(named)))
+        groups = []
+        for outcome in ("created", "updated", "unchanged", "deleted", "absent"):
+            members = [vm for vm in self.vms if not vm.error and vm.outcome == outcome]
+            if members:
+                acted = ["%s%s" % (vm.label, " (%s)" % vm.action if vm.action else "") for vm in members]
+                groups.append("%s %d: %s" % (outcome, len(members), ", ".join(acted)))
+        if self.timeout_msg:
+            parts.append(self.timeout_msg)
+        if self.task_error:
+            parts.append(self.task_error)
+        if groups:
+            parts.append(("Done%s: " % (" for the others" if failed else "")) + "; ".join(groups) + ".")
+        elif failed:
+            parts.append("No other VM was declared.")
+        return " ".join(parts)
 
     def _timeout_message(self):
         pending = []
@@ -492,7 +610,7 @@ class VMTask(object):
         out = {
             "name": vm.name, "namespace": vm.namespace, "changed": vm.changed, "method": vm.method,
             "result": cmp.hide_fields(vm.result, self.hidden) if vm.result else {},
-            "restart_required": vm.restart_required,
+            "restart_required": vm.restart_required, "outcome": vm.outcome,
         }
         if vm.action:
             out["action"] = vm.action
@@ -571,8 +689,17 @@ def run_task(api, params, check_mode=False, diff_mode=False):
                   restart_if_required=bool(params.get("restart_if_required")),
                   grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode,
                   wait_sleep=params.get("wait_sleep"))
-    duration = task.run()
-    failed_vms = [vm for vm in task.vms if vm.error]
+    client = getattr(api, "client", None)
+    if hasattr(client, "set_deadline"):
+        # Retries (and their pauses) never carry the task past wait_timeout.
+        client.set_deadline(task.wait_timeout)
+    retries_before = getattr(client, "retries", 0)
+    try:
+        duration = task.run()
+    except KubeVirtError as err:
+        err.result.setdefault("api_retries", getattr(client, "retries", 0) - retries_before)
+        raise
+    api_retries = getattr(client, "retries", 0) - retries_before
     changed = any(vm.changed for vm in task.vms)
     if params.get("vms") is None:
         vm = task.vms[0]
@@ -580,23 +707,20 @@ def run_task(api, params, check_mode=False, diff_mode=False):
         res.pop("name")
         res.pop("namespace")
         res["duration"] = round(duration, 3)
+        res["api_retries"] = api_retries
         if not diff_mode:
             res.pop("diff", None)
-        if task.timeout_msg:
+        extra = [m for m in (task.task_error, task.timeout_msg) if m]
+        if extra:
             res["failed"] = True
-            res["msg"] = task.timeout_msg
+            res["msg"] = " ".join(([res["msg"]] if res.get("msg") else []) + extra)
         return bool(res.get("failed")), res
     results = [task.vm_result(vm, diff_mode) for vm in task.vms]
-    out = {"changed": changed, "results": results, "duration": round(duration, 3),
+    out = {"changed": changed, "results": results, "duration": round(duration, 3), "api_retries": api_retries,
            "restart_required": [r["namespace"] + "/" + r["name"] for r in results if r.get("restart_required")]}
-    msgs = []
-    if failed_vms:
-        named = ["%s: %s" % (vm.label, vm.error) for vm in failed_vms[:MAX_NAMED]]
-        msgs.append("%d of %d VMs failed (the others were applied): %s" % (len(failed_vms), len(task.vms), " | ".join(named)))
-    if task.timeout_msg:
-        msgs.append(task.timeout_msg)
-    if msgs:
-        out["msg"] = " ".join(msgs)
+    msg = task.outcome_message()
+    if msg:
+        out["msg"] = msg
         out["failed"] = True
     if diff_mode:
         out["diff"] = {"before": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("before", {}))

@@ -347,7 +347,7 @@ def test_persistent_server_errors_give_up_with_a_sentence(kubeapi, playbook):
         kubeapi.clear_faults()
     assert res.vars["r"]["failed"] is True
     assert "(500)" in res.vars["r"]["msg"] and "retries did not help" in res.vars["r"]["msg"]
-    assert len(requests_of(kubeapi, token, mark, settle=0)) == 4   # the retry cap
+    assert len(requests_of(kubeapi, token, mark, settle=0)) == 6   # the retry cap (RetryPolicy.attempts)
 
 
 def test_unserved_api_version_sets_api_found_false(kubeapi, playbook):

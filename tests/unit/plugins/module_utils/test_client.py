@@ -213,9 +213,10 @@ def test_retries_are_capped_and_back_off_with_jitter():
     client = make_client(pool)
     with pytest.raises(ApiError) as err:
         client.request('GET', '/r')
-    assert client.request_count == client.retry.attempts == 4
-    assert client.slept == [0.1, 0.2, 0.4]   # rand 0.5 * base 0.2 * 2^n
-    assert 'retries did not help' in err.value.msg
+    assert client.request_count == client.retry.attempts == 6
+    assert client.slept == [0.1, 0.2, 0.4, 0.8, 1.5]   # rand 0.5 * min(cap 3, base 0.2 * 2^n)
+    assert 'retries did not help' in err.value.msg and 'gave up after 6 attempts' in err.value.msg
+    assert client.retries == 5 and client.retry_reasons == {'500': 5}
 
 
 def test_retry_after_header_is_honoured():
