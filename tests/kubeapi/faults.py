@@ -12,18 +12,18 @@ class Faults:
     def clear(self):
         with self._lock:
             self.config = {"rate": 0.0, "statuses": [], "reset": False, "latency_ms": 0, "path_regex": None,
-                           "methods": None, "count": None, "seed": 1}
+                           "methods": None, "count": None, "seed": 1, "after_commit": 0.0}
             self._rng = random.Random(1)
             self._regex = None
             self.injected = 0
 
     def configure(self, rate=0.0, statuses=(500, 429), reset=False, latency_ms=0, path_regex=None, count=None,
-                  seed=1, methods=None):
+                  seed=1, methods=None, after_commit=0.0):
         with self._lock:
             self.config = {"rate": float(rate), "statuses": [int(s) for s in statuses or []], "reset": bool(reset),
                            "latency_ms": int(latency_ms or 0), "path_regex": path_regex,
                            "methods": [m.upper() for m in methods] if methods else None,
-                           "count": count, "seed": seed}
+                           "count": count, "seed": seed, "after_commit": float(after_commit or 0.0)}
             self._rng = random.Random(seed)
             self._regex = re.compile(path_regex) if path_regex else None
             self.injected = 0
@@ -46,3 +46,15 @@ class Faults:
                 return latency, None
             self.injected += 1
             return latency, self._rng.choice(outcomes)
+
+    def after_commit(self, method, outcome):
+        """Should this injected fault hit after the write was stored (a lost answer)? Writes only, never 429.
+
+        With ``after_commit`` = p, that share of the faults chosen for POST/PUT/PATCH/DELETE is applied after
+        the request has been processed: the change is stored, then the connection drops or a 5xx is sent.
+        """
+        if outcome == 429 or method not in ("POST", "PUT", "PATCH", "DELETE"):
+            return False
+        with self._lock:
+            p = self.config.get("after_commit") or 0.0
+            return p > 0 and self._rng.random() < p

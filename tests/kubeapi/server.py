@@ -86,6 +86,8 @@ class Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _send(self, code, body, headers=None, content_type="application/json"):
+        if getattr(self, "_discard", False):   # an answer that an after-commit fault replaces
+            return
         data = body if isinstance(body, bytes) else _dumps(body)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -153,16 +155,26 @@ class Handler(BaseHTTPRequestHandler):
                 latency, outcome = self.emu.faults.decide(method, path)
             if latency:
                 time.sleep(latency)
+            if outcome is not None and self.emu.faults.after_commit(method, outcome):
+                # A lost answer: the write is processed and stored, then the client gets the fault instead.
+                entry["fault"] = "%s-after-commit" % outcome
+                self._discard = True
+                try:
+                    self._route(method, path, query, body, user, entry)
+                except errors.ApiError:
+                    pass
+                finally:
+                    self._discard = False
+                self._status = None
+                if outcome == "reset":
+                    return self._reset()
+                raise errors.internal_error() if outcome == 500 else errors.ApiError(
+                    int(outcome), "Timeout", "the server was unable to return a response in the time allotted, "
+                    "but may still be processing the request")
             if outcome is not None:
                 entry["fault"] = str(outcome)
                 if outcome == "reset":
-                    self.close_connection = True
-                    try:
-                        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
+                    return self._reset()
                 raise errors.too_many_requests() if outcome == 429 else errors.internal_error()
             self._route(method, path, query, body, user, entry)
         except errors.ApiError as exc:
@@ -181,6 +193,14 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             if not hook:
                 entry["status"] = self._status or None
+
+    def _reset(self):
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     @staticmethod
     def _verb_guess(method, path, query):
