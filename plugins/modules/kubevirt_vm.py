@@ -560,6 +560,20 @@ duration:
   returned: always
   type: float
   sample: 4.2
+outcome:
+  description:
+    - What happened to the VM, C(created), C(updated), C(unchanged), C(deleted), C(absent) (already gone) or
+      C(failed); without O(vms).
+  returned: always, without O(vms)
+  type: str
+  sample: created
+api_retries:
+  description:
+    - How many API requests the task sent again after a fault (429, 5xx, dropped connection, a create whose
+      answer was lost). See the retry policy in the collection's README.
+  returned: always
+  type: int
+  sample: 0
 restart_required:
   description:
     - Without O(vms), whether the running VM needs a restart to run its new spec.
@@ -584,6 +598,11 @@ results:
       type: bool
     method:
       description: C(create), C(update) or C(delete).
+      type: str
+    outcome:
+      description:
+        - What happened to this VM, C(created), C(updated), C(unchanged), C(deleted), C(absent) (already gone)
+          or C(failed). A failed task lists every VM by outcome in its message.
       type: str
     action:
       description: C(start), C(stop) or C(restart), when called.
