@@ -11,12 +11,15 @@ OUT="${1:-${VIRTFLEET_GUEST_IMAGE_DIR:-.build/guest-image}}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 STAMP="$(sha256sum "$0" | cut -d' ' -f1)"
-if [ -s "$OUT/rootfs.ext4" ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.img" ] \
+# One build at a time per output dir (several test runs and `make demo` may start at once).
+exec 9>"$OUT/.lock"
+flock 9
+if [ -s "$OUT/rootfs.ext4" ] && [ -s "$OUT/vmlinuz" ] && [ -s "$OUT/initrd.img" ] && [ -s "$OUT/label" ] \
         && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; then
     echo "guest image: reusing $OUT"
     exit 0
 fi
-rm -f "$OUT/rootfs.ext4" "$OUT/stamp"
+rm -f "$OUT/stamp"
 for tool in mmdebstrap debvm-create qemu-system-x86_64 /sbin/debugfs /sbin/e2label; do
     command -v "$tool" >/dev/null || { echo "missing $tool: run tests/guest/install_deps.sh (as root)" >&2; exit 2; }
 done
@@ -51,13 +54,16 @@ kernel=$(/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "stat /vmlinuz" 2>/dev/null | s
 initrd=$(/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "stat /initrd.img" 2>/dev/null | sed 's/Fast link dest: "\(.*\)"/\1/;t;d')
 case "$kernel" in /*) ;; *) kernel="/$kernel" ;; esac
 case "$initrd" in /*) ;; *) initrd="/$initrd" ;; esac
-/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $kernel" > "$OUT/vmlinuz" 2>/dev/null
-/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $initrd" > "$OUT/initrd.img" 2>/dev/null
-if [ ! -s "$OUT/vmlinuz" ] || [ ! -s "$OUT/initrd.img" ]; then
+# New files replace the old ones by rename: guests already running keep the files they opened.
+/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $kernel" > "$OUT/vmlinuz.tmp" 2>/dev/null
+/sbin/debugfs "$OUT/rootfs.ext4.tmp" -R "cat $initrd" > "$OUT/initrd.img.tmp" 2>/dev/null
+if [ ! -s "$OUT/vmlinuz.tmp" ] || [ ! -s "$OUT/initrd.img.tmp" ]; then
     echo "could not extract kernel ($kernel) / initrd ($initrd)" >&2
     exit 1
 fi
-/sbin/e2label "$OUT/rootfs.ext4.tmp" > "$OUT/label"
-mv "$OUT/rootfs.ext4.tmp" "$OUT/rootfs.ext4"
+/sbin/e2label "$OUT/rootfs.ext4.tmp" > "$OUT/label.tmp"
+for f in vmlinuz initrd.img label rootfs.ext4; do
+    mv "$OUT/$f.tmp" "$OUT/$f"
+done
 echo "$STAMP" > "$OUT/stamp"
 echo "guest image: built $OUT in $(( $(date +%s) - start ))s"

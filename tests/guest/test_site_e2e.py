@@ -1,0 +1,131 @@
+"""site.yml end to end (issue 7, "Must show"): one real Debian 12 guest, the rest of the fleet simulated.
+
+The emulator runs the simulated operators, CDI and virt controllers and boots VMs of the image
+quay.io/containerdisks/debian:12 as QEMU TCG guests. site.yml installs KubeVirt + CDI, declares the fleet
+(declare_vms.yml waits until the VMs are Ready: for the real guest, until its SSH port answers) and runs
+configure_guests.yml through the inventory plugin (playbooks/inventory/kubevirt.yml: NodePort Service on the
+node's InternalIP). configure_guests_hosts is the keyed group address_node_port, i.e. the VMs Ansible reaches
+through a NodePort Service: the real guest; the simulated VMs have only pod IPs nobody answers on.
+What configure_guests.yml changed is checked over our own SSH session into the guest; a second site.yml run
+must report changed=0 for every host.
+"""
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.guest.guest import BOOT_TIMEOUT, IMAGE, build_image, keypair, qemu_pids, ssh, wait_gone
+from tests.integration.test_kubevirt_install import CDI166, KV190
+from tests.kubeapi.harness import Emulator
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOKS = REPO / "playbooks"
+SIMULATED_IMAGE = "quay.io/containerdisks/fedora:41"
+GROUP = "address_node_port"
+INSTALL = {"kubevirt_manifest_path": KV190, "kubevirt_version": "v1.9.0", "kubevirt_cdi": True,
+           "kubevirt_cdi_manifest_path": CDI166, "kubevirt_wait_timeout": 120}
+
+pytestmark = pytest.mark.timeout(BOOT_TIMEOUT + 1500)
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    image_dir = build_image()
+    emulator = Emulator(tmp_path_factory.mktemp("site-e2e"), controllers=("virt", "cdi", "operators"),
+                        guest_images={IMAGE: image_dir})
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+def recaps(output):
+    found = re.findall(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output, re.M)
+    return {host: dict(zip(("ok", "changed", "unreachable", "failed"), map(int, nums))) for host, *nums in found}
+
+
+def site(emu, tmp_path, inventory, key, extra):
+    (tmp_path / "vars.json").write_text(json.dumps(extra))
+    env = emu.env()
+    env.update({
+        "ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_PRIVATE_KEY_FILE": str(key),
+        # The guest makes its host keys at first boot and 127.0.0.1:<nodePort> is new every run.
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null",
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp"), "ANSIBLE_TIMEOUT": "60",
+        "ANSIBLE_LOCALHOST_WARNING": "False", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False"})
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
+           "-e", "@%s" % (tmp_path / "vars.json"), str(PLAYBOOKS / "site.yml")]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, check=False,
+                          timeout=BOOT_TIMEOUT + 600, stdin=subprocess.DEVNULL)
+    out = proc.stdout + proc.stderr
+    (tmp_path / ("site-%d.log" % int(start))).write_text(out)
+    print("site.yml: rc=%d in %.0fs" % (proc.returncode, time.monotonic() - start))
+    return proc.returncode, out
+
+
+def test_site_configures_the_real_guest_and_second_run_changes_nothing(emu, tmp_path):
+    ns = "e2e-" + uuid.uuid4().hex[:6]
+    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    key, pub = keypair(tmp_path, "fleet")
+    source = yaml.safe_load((PLAYBOOKS / "inventory" / "kubevirt.yml").read_text())
+    source["namespaces"] = [ns]
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    (inventory / "kubevirt.yml").write_text(yaml.safe_dump(source))
+    extra = dict(INSTALL, fleet_namespace=ns, fleet_image=SIMULATED_IMAGE, fleet_user="debian",
+                 fleet_ssh_authorized_keys=[pub], fleet_labels={"fleet": "e2e"},
+                 fleet_sizes={"tiny": {"cpu": 1, "memory": "512Mi"}}, fleet_default_size="tiny",
+                 fleet_wait_timeout=BOOT_TIMEOUT, configure_guests_hosts=GROUP,
+                 fleet_vms=[{"name": "guest", "image": IMAGE, "labels": {"app": "real"}},
+                            {"name": "sim-1", "labels": {"app": "sim"}},
+                            {"name": "sim-2", "labels": {"app": "sim"}},
+                            {"name": "sim-off", "running": False}])
+    host = "%s-guest" % ns
+
+    rc, out = site(emu, tmp_path, inventory, key, extra)
+    assert rc == 0, out[-6000:]
+    recap = recaps(out)
+    assert recap[host]["changed"] >= 2 and recap[host]["unreachable"] == 0 and recap[host]["failed"] == 0, out
+    assert "Configured 1 of 1 running VM(s)." in out, out[-4000:]
+    # Only the real guest is a QEMU process; the simulated ones run on the simulated nodes.
+    assert [d.split("_")[1] for d in qemu_pids(emu.workdir / "guests")] == ["guest"]
+    for name in ("sim-1", "sim-2"):
+        vmi = emu.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/%s" % (ns, name))
+        assert vmi["status"]["phase"] == "Running" and vmi["status"]["nodeName"] in ("node01", "node02")
+    assert emu.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/sim-off" % ns) is None
+
+    # Our own SSH session, through the same NodePort Service, with the key of the fleet file.
+    svc = emu.get_object("/api/v1/namespaces/%s/services/guest-ssh" % ns)
+    port = svc["spec"]["ports"][0]["nodePort"]
+    result = ssh(key, "debian", port, "hostname; echo ---; cat /etc/hostname; echo ---; cat /etc/virtfleet-managed; "
+                 "echo ---; stat -c '%U %G %a' /etc/virtfleet-managed")
+    assert result.returncode == 0, result.stderr
+    live_name, file_name, managed, perms = [part.strip() for part in result.stdout.split("---")]
+    assert live_name == host and file_name == host
+    vm = emu.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/guest" % ns)
+    assert "inventory_hostname: %s" % host in managed and "hostname: %s" % host in managed
+    assert "vm_uid: %s" % vm["metadata"]["uid"] in managed
+    assert json.loads(re.search(r"^vm_labels: (.*)$", managed, re.M).group(1)) == {"app": "real", "fleet": "e2e"}
+    assert perms == "root root 644"
+
+    rc, out = site(emu, tmp_path, inventory, key, extra)
+    assert rc == 0, out[-6000:]
+    recap = recaps(out)
+    assert host in recap and "localhost" in recap, out[-4000:]
+    assert {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, out[-6000:]
+    assert all(r["unreachable"] == 0 and r["failed"] == 0 for r in recap.values()), out[-6000:]
+
+    (pid,) = qemu_pids(emu.workdir / "guests").values()
+    emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/guest" % ns)
+    assert wait_gone(pid), "QEMU of the deleted VM still runs"
