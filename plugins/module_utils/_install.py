@@ -168,6 +168,7 @@ class Installer(object):
         self.pending_namespaces = set()
         self.pending_crds = set()
         self.deadline = None
+        self._loaded = {}
 
     # --- shared ------------------------------------------------------------------------------------------
     def _record(self, kind, obj, action, before=None, after=None):
@@ -184,6 +185,12 @@ class Installer(object):
         return max(0.0, self.deadline - self.clock())
 
     def _load(self, component, source):
+        if component.key in self._loaded:
+            return self._loaded[component.key]
+        self._loaded[component.key] = self._read_manifest(component, source)
+        return self._loaded[component.key]
+
+    def _read_manifest(self, component, source):
         version = _install_manifest.normalize_version(source.get('version'), self._opt(component, 'version'))
         text, where = _install_manifest.read_source(component, version, source.get('manifest_url'),
                                                     source.get('manifest_path'),
@@ -589,6 +596,11 @@ class Installer(object):
         if cdi_options is not None:
             cdi_options = dict(cdi_options)
             cdi_options['state'] = cdi_options.get('state') or p.get('state')
+        # Every manifest is read and checked before the first request: a bad one fails the task with nothing sent.
+        for component, source in ((KUBEVIRT, p), (CDI, cdi_options)):
+            if source is not None and (source.get('state') == 'present' or source.get('version')
+                                       or source.get('manifest_url') or source.get('manifest_path')):
+                self._load(component, source)
         result = {}
         # Removals first (a CDI removal with KubeVirt present and vice versa), then installs.
         result.update(self.absent(cdi_options))

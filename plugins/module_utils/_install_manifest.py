@@ -44,6 +44,10 @@ class Component(object):
         self.cr_name = cr_name
         self.namespace = namespace
 
+    def option(self, name):
+        """The module option that sets ``name`` for this component (``cdi.`` options for CDI)."""
+        return name if self.key == 'kubevirt' else 'cdi.' + name
+
 
 KUBEVIRT = Component('kubevirt', 'KubeVirt',
                      'https://github.com/kubevirt/kubevirt/releases/download/{version}/kubevirt-operator.yaml',
@@ -159,9 +163,12 @@ def operator_deployment(component, objects):
     for obj in objects:
         if obj.get('kind') == 'Deployment' and obj['metadata']['name'] == component.operator:
             return obj
-    raise KubeVirtError('The %s manifest has no Deployment named %s: is it the %s operator manifest '
-                        '(%s)?' % (component.title, component.operator, component.title,
-                                   release_url(component, '<version>').rsplit('/', 1)[-1]))
+    kinds = sorted(set(str(obj.get('kind')) for obj in objects))
+    raise KubeVirtError('The %s manifest has no Deployment named %s (it holds %s): point %s or %s at the %s operator '
+                        'manifest (%s), or give %s only.' % (component.title, component.operator, ', '.join(kinds[:5]),
+                                                              component.option('manifest_path'), component.option('manifest_url'),
+                                                              component.title, release_url(component, '<version>').rsplit('/', 1)[-1],
+                                                              component.option('version')))
 
 
 def operator_image(component, objects):

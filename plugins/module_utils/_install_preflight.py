@@ -12,9 +12,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _install_cr, _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args, _install_cr, _install_manifest, _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
 SUPPORTED_KUBERNETES = {
@@ -68,3 +70,76 @@ def require_schedulable(facts, selector=None):
         raise KubeVirtError('No Ready, schedulable node%s: KubeVirt needs at least one node to run virt-handler and VMs. '
                             'Fix the nodes (kubectl get nodes) or the workloads node placement.'
                             % (' matches the workloads node selector %s' % selector if selector else ''), cluster=facts)
+
+
+def _check_placement(placement, option):
+    for key, value in ((placement or {}).get('node_selector') or {}).items():
+        _args.check_label_key(key, option + '.node_selector')
+        _args.check_label_value(key, value, option + '.node_selector')
+
+
+def _check_source(source, prefix):
+    """version / manifest_path / image_registry / image_pull_secrets of KubeVirt (prefix '') or CDI ('cdi.')."""
+    try:
+        _install_manifest.normalize_version(source.get('version'), prefix + 'version')
+    except KubeVirtError as exc:
+        raise InvalidOption(exc.msg)
+    path = source.get('manifest_path')
+    if path and not os.path.isfile(os.path.expanduser(path)):
+        raise InvalidOption('%smanifest_path %s does not exist on the host running the task: give the path of the '
+                            'downloaded operator manifest, or use %sversion.' % (prefix, path, prefix))
+    url = source.get('manifest_url')
+    if url and not re.match(r'^(https?|file)://\S+$', url):
+        raise InvalidOption('%smanifest_url "%s" is not an http(s) URL: give the release asset URL, or a local file as '
+                            '%smanifest_path.' % (prefix, url, prefix))
+    if source.get('image_registry'):
+        _args.check_registry(source['image_registry'], prefix + 'image_registry')
+    for name in source.get('image_pull_secrets') or []:
+        _args.check_dns_subdomain(name, prefix + 'image_pull_secrets', 'Secret name')
+    _check_placement(source.get('infra_node_placement'), prefix + 'infra_node_placement')
+
+
+def _check_cr_spec(spec, option, kind):
+    whole = [key for key in ('apiVersion', 'kind', 'metadata') if key in (spec or {})]
+    if whole:
+        raise InvalidOption('%s has %s, so it looks like a whole %s resource: give only the contents of its spec '
+                            '(e.g. configuration, infra), without apiVersion, kind and metadata.' % (option, ', '.join(whole), kind))
+
+
+def check_params(params):
+    """Validate kubevirt_install options before any request or download; raises InvalidOption."""
+    _args.check_seconds(params.get('wait_timeout'), 'wait_timeout')
+    if params.get('name'):
+        _args.check_dns_subdomain(params['name'], 'name', 'KubeVirt resource name')
+    if params.get('namespace'):
+        _args.check_dns_label(params['namespace'], 'namespace', 'namespace name')
+    _check_source(params, '')
+    _check_cr_spec(params.get('spec'), 'spec', 'KubeVirt')
+    try:
+        _install_cr.normalize_emulation(params.get('emulation'))
+        _install_cr.kubevirt_cr(params, params.get('namespace') or 'kubevirt', False)
+    except KubeVirtError as exc:
+        raise InvalidOption(exc.msg)
+    if params.get('infra_replicas') is not None and params['infra_replicas'] < 1:
+        raise InvalidOption('infra_replicas must be 1 or more, got %s.' % params['infra_replicas'])
+    _check_placement(params.get('workloads_node_placement'), 'workloads_node_placement')
+    bounds = params.get('supported_kubernetes') or {}
+    for key in ('min', 'max'):
+        if bounds.get(key) is not None and not minor_of(bounds[key]):
+            raise InvalidOption('supported_kubernetes.%s "%s" is not a Kubernetes version: write it like 1.34.'
+                                % (key, bounds[key]))
+    if bool(bounds.get('min')) != bool(bounds.get('max')):
+        raise InvalidOption('supported_kubernetes needs both min and max, such as {min: "1.34", max: "1.36"}.')
+    cdi = params.get('cdi')
+    if cdi is not None:
+        _check_source(cdi, 'cdi.')
+        _check_cr_spec(cdi.get('spec'), 'cdi.spec', 'CDI')
+        _check_placement(cdi.get('workload_node_placement'), 'cdi.workload_node_placement')
+        if cdi.get('upload_proxy_replicas') is not None and cdi['upload_proxy_replicas'] < 1:
+            raise InvalidOption('cdi.upload_proxy_replicas must be 1 or more, got %s.' % cdi['upload_proxy_replicas'])
+        if cdi.get('scratch_storage_class'):
+            _args.check_dns_subdomain(cdi['scratch_storage_class'], 'cdi.scratch_storage_class', 'StorageClass name')
+        try:
+            _install_cr.cdi_cr(cdi, params.get('image_pull_secrets'))
+        except KubeVirtError as exc:
+            raise InvalidOption(exc.msg)

@@ -13,6 +13,10 @@ __metaclass__ = type
 
 import copy
 import json
+import re
+
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
 
 VM_KIND = "VirtualMachine"
 DEFAULT_API_VERSION = "kubevirt.io/v1"
@@ -406,3 +410,164 @@ def build_vm(p, state="present", live=None, api_version=DEFAULT_API_VERSION):
     vm = {"apiVersion": api_version, "kind": VM_KIND, "metadata": meta, "spec": spec}
     _apply_run_strategy(vm, p, state, live)
     return vm
+
+
+# --- validation before any request ---------------------------------------------------------------------------
+
+_MAC = re.compile(r'^([0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$')
+TOLERATION_OPERATORS = ("Exists", "Equal")
+TOLERATION_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
+def _check_ref(value, option, kinds):
+    if not isinstance(value, dict) or not value.get("name"):
+        raise InvalidOption("%s must be a dictionary with a name (and optionally kind: %s), such as {name: u1.medium}."
+                            % (option, " or ".join(kinds)))
+    _args.check_dns_subdomain(value["name"], option + ".name")
+    if value.get("kind") is not None and value["kind"] not in kinds:
+        raise InvalidOption("%s.kind must be %s, got %r." % (option, " or ".join(kinds), value["kind"]))
+
+
+def _check_tolerations(tolerations):
+    for i, tol in enumerate(tolerations or []):
+        where = "tolerations[%d]" % i
+        if tol.get("operator") not in (None,) + TOLERATION_OPERATORS:
+            raise InvalidOption("%s.operator must be Exists or Equal, got %r." % (where, tol["operator"]))
+        if tol.get("effect") not in (None, "") + TOLERATION_EFFECTS:
+            raise InvalidOption("%s.effect must be one of %s (or empty for all), got %r."
+                                % (where, ", ".join(TOLERATION_EFFECTS), tol["effect"]))
+        if tol.get("key"):
+            _args.check_label_key(tol["key"], where + ".key")
+        if tol.get("operator") == "Exists" and tol.get("value"):
+            raise InvalidOption("%s has operator Exists and a value: drop value, or use operator Equal." % where)
+
+
+def _check_boot_disk(bd):
+    if bd.get("container_image"):
+        _args.check_image(bd["container_image"], "boot_disk.container_image")
+    if bd.get("registry"):
+        _args.check_image(bd["registry"], "boot_disk.registry", allow_scheme=True)
+    if bd.get("url") and not re.match(r"^(https?|s3|gcs)://\S+$", bd["url"]):
+        raise InvalidOption('boot_disk.url "%s" is not a URL CDI can import from: use http(s)://host/path/disk.qcow2.' % bd["url"])
+    if bd.get("size") is not None:
+        _args.check_quantity(bd["size"], "boot_disk.size", example="20Gi")
+    if bd.get("pvc"):
+        _args.check_dns_subdomain(bd["pvc"], "boot_disk.pvc", "PersistentVolumeClaim name")
+    if bd.get("storage_class"):
+        _args.check_dns_subdomain(bd["storage_class"], "boot_disk.storage_class", "StorageClass name")
+    clone = bd.get("clone_from") or {}
+    if clone.get("name"):
+        _args.check_dns_subdomain(clone["name"], "boot_disk.clone_from.name", "PersistentVolumeClaim name")
+    if clone.get("namespace"):
+        _args.check_dns_label(clone["namespace"], "boot_disk.clone_from.namespace", "namespace name")
+
+
+def _check_definition(definition):
+    kind = definition.get("kind")
+    if kind not in (None, VM_KIND):
+        raise InvalidOption("definition has kind %s: give a VirtualMachine manifest (kind: VirtualMachine, apiVersion: "
+                            "kubevirt.io/v1), or use a module for %s." % (kind, kind))
+    if definition.get("apiVersion") is not None:
+        _args.check_api_version(definition["apiVersion"], "definition apiVersion")
+    meta = definition.get("metadata")
+    if meta is not None and not isinstance(meta, dict):
+        raise InvalidOption("definition metadata must be a dictionary (name, namespace, labels...).")
+    meta = meta or {}
+    if meta.get("name"):
+        _args.check_dns_subdomain(meta["name"], "definition metadata.name")
+    if meta.get("generateName"):
+        _args.check_generate_name(meta["generateName"], "definition metadata.generateName")
+    if meta.get("namespace"):
+        _args.check_dns_label(meta["namespace"], "definition metadata.namespace", "namespace name")
+    if meta.get("labels") is not None:
+        _args.check_labels(meta["labels"], "definition metadata.labels")
+    spec = definition.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
+        raise InvalidOption("definition needs a spec with a template (spec.template.spec.domain...): "
+                            "see the VirtualMachine examples, or use the spec option instead.")
+
+
+def _check_spec_option(spec):
+    if not spec:
+        return
+    whole = [key for key in ("apiVersion", "kind", "metadata") if key in spec]
+    if whole:
+        raise InvalidOption("spec has %s, so it looks like a whole manifest: spec is the VM template's spec (domain, "
+                            "volumes, networks...); give a whole VirtualMachine as definition instead." % ", ".join(whole))
+    if "template" in spec or "runStrategy" in spec or "running" in spec:
+        raise InvalidOption("spec has %s, which belongs to the VirtualMachine's spec: spec is the VM template's spec "
+                            "(spec.template.spec); move its template.spec up, and use run_strategy for the run strategy."
+                            % ", ".join(k for k in ("template", "runStrategy", "running") if k in spec))
+
+
+def check_vm_options(p, state, api_version=DEFAULT_API_VERSION):
+    """Raise InvalidOption for one VM's options (after the ``vms`` merge) that the API server would reject."""
+    if p.get("name"):
+        _args.check_dns_subdomain(p["name"], "name", "VirtualMachine name")
+    if p.get("generate_name"):
+        _args.check_generate_name(p["generate_name"])
+    if p.get("namespace"):
+        _args.check_dns_label(p["namespace"], "namespace", "namespace name")
+    if p.get("definition") is not None:
+        _check_definition(p["definition"])
+    _args.check_labels(p.get("labels"), "labels")
+    _check_spec_option(p.get("spec"))
+    for key, value in (p.get("annotations") or {}).items():
+        _args.check_label_key(key, "annotations")
+        if isinstance(value, (dict, list)):
+            raise InvalidOption("annotations value of %s must be a string: quote it, for example with to_json." % key)
+    for key, value in (p.get("node_selector") or {}).items():
+        _args.check_label_key(key, "node_selector")
+        if isinstance(value, (dict, list)):
+            raise InvalidOption("node_selector value of %s must be a string, such as node-role.kubernetes.io/worker: ''." % key)
+        _args.check_label_value(key, "true" if value is True else "false" if value is False else value, "node_selector")
+    if p.get("memory") is not None:
+        _args.check_quantity(p["memory"], "memory")
+    for key, value in (p.get("cpu") or {}).items():
+        if key != "model" and value is not None and value < 1:
+            raise InvalidOption("cpu.%s must be 1 or more, got %s." % (key, value))
+    if p.get("boot_disk"):
+        _check_boot_disk(p["boot_disk"])
+    for net in p.get("networks") or []:
+        if net.get("mac_address") and not _MAC.match(net["mac_address"]):
+            raise InvalidOption('networks %s mac_address "%s" is not a MAC address: write six hex pairs such as '
+                                '02:00:00:00:00:01.' % (net["name"], net["mac_address"]))
+    _check_tolerations(p.get("tolerations"))
+    if p.get("instancetype"):
+        _check_ref(p["instancetype"], "instancetype", ("VirtualMachineInstancetype", "VirtualMachineClusterInstancetype"))
+    if p.get("preference"):
+        _check_ref(p["preference"], "preference", ("VirtualMachinePreference", "VirtualMachineClusterPreference"))
+    for i, dvt in enumerate(p.get("data_volume_templates") or []):
+        name = ((dvt or {}).get("metadata") or {}).get("name")
+        if not name:
+            raise InvalidOption("data_volume_templates[%d] needs metadata.name: name the DataVolume (and refer to it from "
+                                "a dataVolume volume)." % i)
+        _args.check_dns_subdomain(name, "data_volume_templates[%d] metadata.name" % i, "DataVolume name")
+    if state != "absent":
+        # A trial build: what build_vm rejects later (pod networks, empty cloud_init...) is rejected now.
+        try:
+            build_vm(p, state, live=None, api_version=api_version)
+        except VMSpecError as exc:
+            raise InvalidOption(str(exc))
+
+
+def check_task(params):
+    """Validate a whole kubevirt_vm task (top level and every ``vms`` item) before any request.
+
+    Raises InvalidOption; for an item the message starts with ``vms[i]``.
+    """
+    _args.check_api_version(params.get("api_version"))
+    _args.check_seconds(params.get("wait_timeout"), "wait_timeout")
+    _args.check_seconds(params.get("wait_sleep"), "wait_sleep")
+    _args.check_seconds(params.get("grace_period_seconds"), "grace_period_seconds")
+    api_version = params.get("api_version") or DEFAULT_API_VERSION
+    top_state = params.get("state") or "present"
+    defaults = dict((k, params.get(k)) for k in PER_VM_OPTIONS)
+    if params.get("vms") is None:
+        check_vm_options(defaults, top_state, api_version)
+        return
+    for i, item in enumerate(params["vms"]):
+        try:
+            check_vm_options(merge_item(defaults, item), item.get("state") or top_state, api_version)
+        except (InvalidOption, VMSpecError) as exc:
+            raise InvalidOption("vms[%d]%s: %s" % (i, " (%s)" % item["name"] if item.get("name") else "", exc))

@@ -400,7 +400,7 @@ import copy
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _api, _install
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _api, _install, _install_preflight
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
 
@@ -472,13 +472,12 @@ def main():
         mutually_exclusive=[['manifest_url', 'manifest_path']],
         supports_check_mode=True,
     )
-    if module.params['wait_timeout'] < 0:
-        module.fail_json(msg='wait_timeout must be 0 or more seconds, got %s.' % module.params['wait_timeout'])
+
     def install(client):
         return _install.Installer(_api.Api(client), module.params, check_mode=module.check_mode,
                                   diff_mode=module._diff, warn=module.warn).run()
 
-    result = run_with_client(module, install)
+    result = run_with_client(module, install, validate=_install_preflight.check_params)
     module.exit_json(**result)
 
 

@@ -663,7 +663,8 @@ def main():
         supports_check_mode=True,
     )
     failed, result = run_with_client(
-        module, lambda client: run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff))
+        module, lambda client: run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff),
+        validate=vs.check_task)
     if failed:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -173,6 +173,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _info, _
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     INFO_ARG_SPEC,
+    check_info_params,
     WAIT_ARG_SPEC,
     argument_spec,
 )
@@ -187,7 +188,8 @@ def main():
     )
     predicate, goal = _info.vm_goal(module.params['running'])
     result = run_with_client(
-        module, lambda client: _info.run_info(client, _kinds.VM, module.params, predicate=predicate, goal=goal))
+        module, lambda client: _info.run_info(client, _kinds.VM, module.params, predicate=predicate, goal=goal),
+        validate=check_info_params)
     module.exit_json(**result)
 
 

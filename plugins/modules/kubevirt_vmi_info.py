@@ -151,6 +151,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _info, _
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
     INFO_ARG_SPEC,
+    check_info_params,
     WAIT_ARG_SPEC,
     argument_spec,
 )
@@ -163,7 +164,8 @@ def main():
         supports_check_mode=True,
     )
     result = run_with_client(
-        module, lambda client: _info.run_info(client, _kinds.VMI, module.params, predicate=_info.vmi_ready, goal='ready'))
+        module, lambda client: _info.run_info(client, _kinds.VMI, module.params, predicate=_info.vmi_ready, goal='ready'),
+        validate=check_info_params)
     module.exit_json(**result)
 
 

@@ -10,9 +10,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible.errors import AnsibleError
+from ansible.utils.display import Display
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import INSECURE_WARNING, insecure
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
 
@@ -33,9 +35,12 @@ def client_from_plugin_options(get_option, environ=None, **kwargs):
         raise AnsibleError('The kubernetes Python library (>= 28.1.0) is required for this plugin on the controller: '
                            'pip install kubernetes (%s).' % _client.IMPORT_ERROR)
     try:
-        return _client.client_from_options(_plugin_options(get_option), environ=environ, **kwargs)
+        client = _client.client_from_options(_plugin_options(get_option), environ=environ, **kwargs)
     except KubeVirtError as exc:
         raise AnsibleError(exc.msg)
+    if insecure(client):
+        Display().warning(INSECURE_WARNING)
+    return client
 
 
 def api_from_plugin_options(get_option, environ=None, **kwargs):

@@ -13,12 +13,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import difflib
 import re
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.module_utils.six import string_types
 
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import AUTH_OPTIONS
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_address import (
     IP_FAMILIES, NEEDS_NETWORK_NAME, NODE_ADDRESS_TYPES, STRATEGIES, AddressSettings, default_strategies,
@@ -170,6 +173,29 @@ def _check(index, values):
         raise AnsibleError("%s must list at least one state (e.g. Running) or 'all'." % where("states"))
     if values["namespaces"] is not None and not all(values["namespaces"]):
         raise AnsibleError("%s must not contain empty names." % where("namespaces"))
+    try:
+        for namespace in values["namespaces"] or []:
+            _args.check_dns_label(namespace, where("namespaces") + " entry", "namespace name")
+        if values["label_selector"]:
+            _args.check_label_selector(values["label_selector"], where("label_selector"))
+        if values["field_selector"]:
+            _args.check_field_selector(values["field_selector"], where("field_selector"))
+    except InvalidOption as exc:
+        raise AnsibleError(str(exc))
+
+
+def _unknown(key, known, where):
+    close = difflib.get_close_matches(key, list(known), n=1)
+    fix = "did you mean %s?" % close[0] if close else "valid options are %s." % ", ".join(sorted(known))
+    return "%s has the unknown option %r: %s" % (where, key, fix)
+
+
+def check_unknown_options(config, known, source):
+    """Ansible's config system ignores keys a plugin does not declare; a typo (namespace for namespaces) would
+    silently widen the inventory, so the source file's keys are checked against the declared options."""
+    for key in sorted(config or {}):
+        if key not in known:
+            raise AnsibleError(_unknown(key, known, "The inventory source %s" % source))
 
 
 def build_connections(options, connections=None):
@@ -205,8 +231,8 @@ def build_connections(options, connections=None):
                 if value is not None:
                     auth[key] = value
             else:
-                raise AnsibleError("connections[%d] has the unknown option %r; valid options are: %s." % (
-                    index, raw_key, ", ".join(sorted(set(CLUSTER_OPTIONS) | set(AUTH_OPTIONS)))))
+                raise AnsibleError(_unknown(raw_key, sorted(set(CLUSTER_OPTIONS) | set(AUTH_OPTIONS) | set(ALIASES)),
+                                            "connections[%d]" % index))
         _check(index, values)
         result.append(Connection(index, auth, values))
     return result
