@@ -222,8 +222,8 @@ class Api(object):
             if conflict_kind(err) != 'field-manager':
                 raise
             raise ApiError('%s Another field manager owns these fields and they were left as they are: change them with '
-                           'the tool that manages them, or stop declaring them here.' % err.msg, err.status, reason=err.reason, body=err.body, method=err.method,
-                           path=err.path)
+                           'the tool that manages them, or stop declaring them here.' % err.msg, err.status,
+                           reason=err.reason, body=err.body, method=err.method, path=err.path)
 
     def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None):
         """The deleted (or terminating) object, or None when it was already gone."""

@@ -38,7 +38,7 @@ def _record(what, entries, extra=""):
 
 
 def _live_vms(kubeapi, ns):
-    status, doc, _ = kubeapi._shortcut("GET", VMS % ns)  # pylint: disable=protected-access
+    status, doc, _headers = kubeapi._shortcut("GET", VMS % ns)  # pylint: disable=protected-access
     assert status == 200, doc
     return doc["items"]
 
@@ -56,7 +56,7 @@ def test_fleet_converges_under_faults(kubeapi, ansible_env, tmp_path, ns):
     fleet = [{"name": "vm-%03d" % i} for i in range(100)]
     common = dict(namespace=ns, memory="64Mi", boot_disk={"container_image": "img"})
     declare = vm_task("fleet", vms=fleet, labels={"app": "fleet"}, wait=True, wait_timeout=150, **common)
-    generated = vm_task("gen", vms=[{"generate_name": "gen-"} for _ in range(10)], labels={"app": "gen"},
+    generated = vm_task("gen", vms=[{"generate_name": "gen-"} for i in range(10)], labels={"app": "gen"},
                         run_strategy="Halted", **common)
     rerun = dict(declare, register="again", name="again")
     remove = vm_task("remove", namespace=ns, state="absent", vms=[{"name": "vm-%03d" % i} for i in range(90, 100)],
@@ -103,7 +103,7 @@ def test_lost_create_answers_are_read_back_not_repeated(kubeapi, ansible_env, tm
                        methods=["POST"], after_commit=1.0, count=4, seed=3)
     mark = kubeapi.mark()
     r = play(ansible_env, tmp_path, [vm_task("gen", namespace=ns, memory="64Mi", boot_disk={"container_image": "img"},
-                                             run_strategy="Halted", vms=[{"generate_name": "lost-"} for _ in range(4)])])
+                                             run_strategy="Halted", vms=[{"generate_name": "lost-"} for i in range(4)])])
     entries = kubeapi.requests(since=mark)
     kubeapi.clear_faults()
     res = r["gen"]
