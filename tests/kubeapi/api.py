@@ -176,6 +176,10 @@ class Api:
                 spec["clusterIP"] = "10.96.%d.%d" % (n // 250, n % 250 + 1)
                 spec["clusterIPs"] = [spec["clusterIP"]]
             spec.setdefault("sessionAffinity", "None")
+            # ServiceStatus.LoadBalancer is a non-pointer struct: the API server always serves it, empty until set.
+            if not isinstance(obj.get("status"), dict):
+                obj["status"] = {}
+            obj["status"].setdefault("loadBalancer", {})
         elif key == ("", "serviceaccounts"):
             pass
 

@@ -393,3 +393,17 @@ def test_bad_label_value_is_422(api_client, ns):
     assert exc.value.status == 422 and body["message"].startswith(
         'ConfigMap "l" is invalid: metadata.labels: Invalid value: "front end": a valid label must be an empty '
         'string or consist of alphanumeric characters')
+
+
+def test_service_status_load_balancer_defaults_empty_and_is_kept(kubeapi, ns):
+    path = "/api/v1/namespaces/%s/services" % ns
+    status, out, _ = kubeapi.http("POST", path, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "lb"}, "spec": {
+        "type": "LoadBalancer", "selector": {"app": "x"}, "ports": [{"port": 22}]}, "status": {"loadBalancer": {
+            "ingress": [{"ip": "203.0.113.9"}]}}})
+    assert status == 201 and out["status"] == {"loadBalancer": {}}  # client-sent status is dropped on create
+    out["status"] = {"loadBalancer": {"ingress": [{"ip": "203.0.113.9"}]}}
+    status, out, _ = kubeapi.http("PUT", path + "/lb/status", out)
+    assert status == 200 and out["status"]["loadBalancer"]["ingress"] == [{"ip": "203.0.113.9"}]
+    out["metadata"]["labels"] = {"touched": "yes"}
+    status, out, _ = kubeapi.http("PUT", path + "/lb", dict(out, status={}))
+    assert status == 200 and out["status"]["loadBalancer"]["ingress"] == [{"ip": "203.0.113.9"}]
