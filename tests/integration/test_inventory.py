@@ -29,8 +29,9 @@ def dataset():
             out.append(vmi(name, ns, **vmi_kwargs))
         return out
 
-    objs += pair("web1", "inv-a", {"labels": {"app": "web", "evil": EVIL}},
-                 {"labels": {"app": "web", "evil": EVIL}, "annotations": {"note": EVIL}, "node": "node03",
+    # Template-looking API data sits in annotations: label values may not contain braces or spaces on a real API.
+    objs += pair("web1", "inv-a", {"labels": {"app": "web"}, "annotations": {"note": EVIL}},
+                 {"labels": {"app": "web"}, "annotations": {"note": EVIL}, "node": "node03",
                   "guest_os": {"id": "fedora"}})
     objs.append(service("web1-ssh", "inv-a", selector={"kubevirt.io/domain": "web1"},
                         ports=[{"name": "ssh", "port": 22, "targetPort": 22, "nodePort": 30101, "protocol": "TCP"}]))
@@ -89,8 +90,9 @@ def test_groups_cluster_namespace(default_run, emu):
 
 def test_vm_and_vmi_host_variables(default_run):
     v = default_run.hostvars["inv-a-web1"]
-    assert v["vm_labels"] == {"app": "web", "evil": EVIL}
-    assert v["vmi_labels"] == {"app": "web", "evil": EVIL, "kubevirt.io/domain": "web1"}
+    assert v["vm_labels"] == {"app": "web"}
+    assert v["vmi_labels"] == {"app": "web", "kubevirt.io/domain": "web1"}
+    assert v["vm_annotations"] == {"note": EVIL} and v["vmi_annotations"] == {"note": EVIL}
     assert v["vm_printable_status"] == "Running" and v["vm_ready"] is True
     assert v["vmi_phase"] == "Running" and v["vmi_node_name"] == "node03"
     assert v["vmi_guest_os_info"] == {"id": "fedora"}
@@ -195,7 +197,7 @@ def test_namespaces_option_lists_each_namespace(emu, tmp_path):
 
 def test_label_groups_compose_keyed_groups_and_strict(emu, tmp_path):
     config = {"plugin": "virtfleet.kubevirt.kubevirt", "create_groups": True, "namespaces": ["inv-a"],
-              "compose": {"guest_family": "vmi_guest_os_info.id | default('unknown')", "label_copy": "vmi_labels.evil | default('none')"},
+              "compose": {"guest_family": "vmi_guest_os_info.id | default('unknown')", "note_copy": "vmi_annotations.note | default('none')"},
               "groups": {"windows": "ansible_connection | default('ssh') == 'winrm'"},
               "keyed_groups": [{"key": "vmi_node_name", "prefix": "node"}]}
     run = run_inventory(emu, tmp_path, config)
@@ -204,7 +206,7 @@ def test_label_groups_compose_keyed_groups_and_strict(emu, tmp_path):
     assert run.group_hosts("windows") == ["inv-a-win1"]
     assert run.group_hosts("node_node03") == ["inv-a-web1"]
     assert run.hostvars["inv-a-win1"]["guest_family"] == "mswindows"
-    assert run.hostvars["inv-a-web1"]["label_copy"] == EVIL  # composed from API data, still not evaluated
+    assert run.hostvars["inv-a-web1"]["note_copy"] == EVIL  # composed from API data, still not evaluated
     bad = dict(config, keyed_groups=[{"key": "no_such_var.attr", "prefix": "x"}], strict=True)
     run = run_inventory(emu, tmp_path, bad)
     assert run.rc != 0 and "no_such_var" in run.err
@@ -220,19 +222,18 @@ def test_graph_output(emu, tmp_path):
 
 def test_play_sees_hostvars_and_group_names_and_api_data_stays_literal(emu, tmp_path):
     tasks = [{"ansible.builtin.assert": {"that": [
-        "vmi_labels.evil == evil",
-        "vm_labels.evil == evil",
+        "vm_annotations.note == evil",
         "vmi_annotations.note == evil",
         "'namespace_inv-a' in group_names or 'namespace_inv_a' in group_names",
         "ansible_host == 'node03'",
         "ansible_port == 30101",
         "vm_state == 'Running'",
     ]}, "vars": {"evil": "{{ '{{' }} 'EVALUATED' {{ '}}' }}"}},
-        {"ansible.builtin.debug": {"msg": "label={{ vmi_labels.evil }}"}}]
+        {"ansible.builtin.debug": {"msg": "note={{ vmi_annotations.note }}"}}]
     proc = run_play(emu, tmp_path, {"plugin": "virtfleet.kubevirt.kubevirt", "namespaces": ["inv-a"]}, tasks, limit="inv-a-web1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "label={{ 'EVALUATED' }}" in proc.stdout
-    assert "label=EVALUATED" not in proc.stdout
+    assert "note={{ 'EVALUATED' }}" in proc.stdout
+    assert "note=EVALUATED" not in proc.stdout
 
 
 def test_bad_option_is_one_clear_error(emu, tmp_path):

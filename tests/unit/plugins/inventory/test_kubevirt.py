@@ -62,12 +62,12 @@ def test_verify_file_accepts_only_kubevirt_yml_names(tmp_path, name, ok):
 
 def test_add_hosts_builds_groups_and_keeps_api_strings_untemplatable(tmp_path):
     plugin = make_plugin(tmp_path)
-    plugin._add_hosts([entry("ns-a", {"vmi_labels": {"evil": EVIL}, "ansible_host": "10.0.0.1"}, ["label_x"])])
+    plugin._add_hosts([entry("ns-a", {"vmi_annotations": {"note": EVIL}, "ansible_host": "10.0.0.1"}, ["label_x"])])
     inv = plugin.inventory
     assert inv.groups["cluster"].child_groups[0].name == "namespace_ns"
     assert [h.name for h in inv.groups["namespace_ns"].hosts] == ["ns-a"]
     assert [h.name for h in inv.groups["label_x"].hosts] == ["ns-a"]
-    value = inv.get_host("ns-a").vars["vmi_labels"]["evil"]
+    value = inv.get_host("ns-a").vars["vmi_annotations"]["note"]
     assert value == EVIL
     if not HAS_DATA_TAGGING:
         from ansible.utils.unsafe_proxy import AnsibleUnsafeText

@@ -179,6 +179,7 @@ def test_invalid_objects_are_skipped():
 
 def test_api_strings_are_passed_through_untouched():
     evil = "{{ 'EVALUATED' }}"
-    hosts = hosts_by_name({"vmis": [vmi("a", labels={"evil": evil}, annotations={"evil": evil})]})
+    # An annotation: a real API server rejects label values with braces or spaces.
+    hosts = hosts_by_name({"vmis": [vmi("a", annotations={"note": evil})]})
     v = hosts["default-a"].variables
-    assert v["vmi_labels"]["evil"] == evil and v["vmi_annotations"]["evil"] == evil
+    assert v["vmi_annotations"]["note"] == evil
