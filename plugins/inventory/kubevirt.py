@@ -234,7 +234,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._client import 
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_cache as cache_util
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, guest_hostname_getter
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
-    AUTH_OPTIONS, CLUSTER_OPTIONS, build_connections, check_unknown_options,
+    ALIASES, AUTH_OPTIONS, CLUSTER_OPTIONS, build_connections, check_unknown_options,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import build_hosts, default_cluster_name
 
@@ -261,7 +261,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def parse(self, inventory, loader, path, cache=True):
         super(InventoryModule, self).parse(inventory, loader, path)
-        check_unknown_options(self._read_config_data(path), self._options, path)
+        # _options holds canonical names only; kubevirt.core's aliases (interface_name, ...) are valid keys too.
+        check_unknown_options(self._read_config_data(path), set(self._options) | set(ALIASES), path)
         options = dict((key, self.get_option(key)) for key in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
         connections = build_connections(options, self.get_option("connections"))
 
