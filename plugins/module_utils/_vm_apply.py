@@ -299,6 +299,8 @@ class VMTask(object):
                 spec = live.get("spec") or {}
                 if "running" not in spec:
                     return live     # the lost patch was applied (or someone did it): nothing left to swap
+                if stale and spec["running"] == value:
+                    raise           # the value did not change, so the rejection is about the patch itself
                 value = spec["running"]
         return None  # not reached: the last attempt returns or raises
 

@@ -93,8 +93,9 @@ def test_fleet_converges_under_faults(kubeapi, ansible_env, tmp_path, ns):
     # Every fault costs exactly one retry, except a create whose answer was lost: that one is read back instead.
     assert len(faults) >= 10 and retries == len(faults) - len(lost_creates)
     _record("100-VM kubevirt_vm task + 10 generate_name + re-run + 10 removals", entries,
-            "; %d lost answers of stored writes; client retries %d; outcomes: 100 created, 10 generated, "
-            "re-run 100 unchanged, 10 deleted; cluster holds exactly %d VMs" % (len(lost), retries, len(names)))
+            "; %d lost answers of stored writes (%s); client retries %d; outcomes: 100 created, 10 generated, "
+            "re-run 100 unchanged, 10 deleted; cluster holds exactly %d VMs"
+            % (len(lost), ", ".join(sorted(e["method"] for e in lost)) or "none", retries, len(names)))
 
 
 def test_lost_create_answers_are_read_back_not_repeated(kubeapi, ansible_env, tmp_path, ns):

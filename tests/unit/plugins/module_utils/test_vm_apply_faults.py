@@ -125,18 +125,32 @@ def test_running_swap_whose_answer_was_lost_is_not_sent_again():
 def test_running_swap_gives_up_after_its_attempts():
     api = FakeApi()
     _vm_with_running(api, True)
-
     sent = []
 
-    def stale(*args, **kwargs):
+    def flapping(*args, **kwargs):
         sent.append(args)
+        vm = api.vm("ns", "a")
+        vm["spec"]["running"] = not vm["spec"]["running"]     # another tool keeps flipping it
         raise ApiError("The API server rejected VirtualMachine ns/a as invalid (422): test failed", 422)
-    api.patch = stale
+    api.patch = flapping
     failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
     assert failed and "test failed" in res["msg"]
     assert len(sent) == va.SWAP_ATTEMPTS
     # One read of the VM, then one re-read before each new attempt.
     assert len([c for c in api.calls if c[0] == "get"]) == 1 + va.SWAP_ATTEMPTS - 1
+
+
+def test_running_swap_rejected_for_another_reason_is_not_repeated():
+    api = FakeApi()
+    _vm_with_running(api, True)
+    sent = []
+
+    def invalid(*args, **kwargs):
+        sent.append(args)
+        raise ApiError("The API server rejected VirtualMachine ns/a as invalid (422): spec.runStrategy: bad", 422)
+    api.patch = invalid
+    failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
+    assert failed and "spec.runStrategy: bad" in res["msg"] and len(sent) == 1
 
 
 class CountingClient:
