@@ -232,7 +232,7 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._client import client_from_plugin_options, translate_errors
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_cache as cache_util
-from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, guest_hostname_getter
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, gc_paused, guest_hostname_getter
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
     ALIASES, AUTH_OPTIONS, CLUSTER_OPTIONS, build_connections, check_unknown_options,
 )
@@ -247,12 +247,6 @@ except ImportError:
     HAS_DATA_TAGGING = False
 
 
-def _untemplatable(value):
-    # ansible-core >= 2.19 never templates strings that are not trusted, and plugin data is not;
-    # older cores template any str unless it is marked unsafe.
-    return value if HAS_DATA_TAGGING else wrap_var(value)
-
-
 class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "virtfleet.kubevirt.kubevirt"
 
@@ -265,7 +259,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         check_unknown_options(self._read_config_data(path), set(self._options) | set(ALIASES), path)
         options = dict((key, self.get_option(key)) for key in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
         connections = build_connections(options, self.get_option("connections"))
+        with gc_paused():
+            self._populate(path, connections, cache)
 
+    def _populate(self, path, connections, cache):
         use_cache = self.get_option("cache")
         cache_key = self.get_cache_key(path)
         fingerprint = [c.fetch_fingerprint() for c in connections]
@@ -319,7 +316,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         inventory = self.inventory
         known_groups = set()
         for entry in hosts:
-            variables = dict((k, _untemplatable(v)) for k, v in entry.variables.items())
+            # ansible-core >= 2.19 never templates strings that are not trusted, and API data is not; older cores
+            # template any str unless it is marked unsafe. Host.vars.update() below copies the keys anyway.
+            variables = entry.variables if HAS_DATA_TAGGING else dict((k, wrap_var(v)) for k, v in entry.variables.items())
             if (include or exclude) and not self._wanted(entry.name, variables, include, exclude, strict):
                 continue
             if entry.cluster_group not in known_groups:
@@ -330,15 +329,16 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 inventory.add_child(entry.cluster_group, entry.namespace_group)
                 known_groups.add(entry.namespace_group)
             inventory.add_host(entry.name, group=entry.namespace_group)
+            host = inventory.get_host(entry.name)
             # Host.vars directly instead of one set_variable() per key: on ansible-core 2.19 each set_variable
             # deep-copies and origin-tags its value, which costs more than the whole fetch for 10,000 VMs. The
             # keys are new (nothing to merge) and the values untagged, so never trusted as templates.
-            inventory.get_host(entry.name).vars.update(variables)
+            host.vars.update(variables)
             for group in entry.label_groups:
                 inventory.add_group(group)
                 inventory.add_child(group, entry.name)
             if compose or groups or keyed_groups:
-                hostvars = inventory.get_host(entry.name).get_vars()
+                hostvars = host.get_vars()
                 self._set_composite_vars(compose, hostvars, entry.name, strict=True)
                 self._add_host_to_composed_groups(groups, hostvars, entry.name, strict=strict)
                 self._add_host_to_keyed_groups(keyed_groups, hostvars, entry.name, strict=strict)

@@ -16,6 +16,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import gc
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
 from ansible.errors import AnsibleError
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
@@ -24,6 +29,24 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 # Services and Nodes never take the user's VM label/field selectors.
 _SELECTABLE = ("vmis", "vms")
 _META_KEYS = ("name", "namespace", "uid", "labels", "annotations", "resourceVersion")
+
+
+@contextmanager
+def gc_paused():
+    """Suspend the cyclic garbage collector while a refresh builds its data.
+
+    Decoding and trimming 10,000s of API objects allocates millions of acyclic containers; each
+    allocation burst triggers collections that re-walk everything already decoded, which made
+    json.loads about 6x slower at 10,000 VMs. The decoded data is acyclic and lives on; any cycle
+    made meanwhile (templating) is collected once the previous state is restored.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _trim_meta(obj):
@@ -67,6 +90,7 @@ class ClusterFetcher(object):
         self.api = api
         self.warn = warn
         self._namespaces = None
+        self._namespaces_lock = threading.Lock()
         vmi_kind = _kinds.VMI.with_api_version(conn.api_version)
         self.kinds = [("vmis", vmi_kind, trim_vmi), ("vms", _kinds.VM.with_api_version(conn.api_version), trim_vm)]
         if conn.address.needs_services:
@@ -79,6 +103,11 @@ class ClusterFetcher(object):
         return items
 
     def _all_namespaces(self, kind):
+        # Kinds are listed concurrently; several may fall back at once but the namespaces are listed once.
+        with self._namespaces_lock:
+            return self._namespaces_locked(kind)
+
+    def _namespaces_locked(self, kind):
         if self._namespaces is None:
             items = None
             try:
@@ -118,13 +147,25 @@ class ClusterFetcher(object):
                 forbidden.add(namespace)
         return items, forbidden
 
+    def _list_kinds(self):
+        """Run list_kind for every kind concurrently; return one callable per kind giving its result or raising its error.
+
+        With 10,000s of objects a list page takes the API server about as long to build as it takes here to
+        decode and trim, so overlapping the kinds' requests hides most of the server's time. The requests
+        (and their retries) are the same as one after the other; the caller takes the outcomes in kind
+        order, so errors are reported as a sequential fetch would report them.
+        """
+        with ThreadPoolExecutor(max_workers=len(self.kinds)) as pool:
+            futures = [pool.submit(self.list_kind, key, kind, trim) for key, kind, trim in self.kinds]
+        return [future.result for future in futures]
+
     def fetch(self):
         """Return the cluster's data dict for the populate step (and the cache)."""
         data = {"vmis": [], "vms": [], "services": [], "nodes": [], "cluster_domain": None, "skipped_namespaces": []}
         forbidden = {}
-        for key, kind, trim in self.kinds:
+        for (key, kind, _trim), outcome in zip(self.kinds, self._list_kinds()):
             try:
-                data[key], denied = self.list_kind(key, kind, trim)
+                data[key], denied = outcome()
             except ApiError as exc:
                 if exc.status != 404 or key == "services":
                     raise

@@ -51,8 +51,16 @@ class PopulateSettings(object):
         self.unset_ansible_port = unset_ansible_port
 
 
+_SNAKE_NAMES = {}
+
+
 def snake_case(name):
-    return _SNAKE.sub("_", name).lower()
+    # The same dozen status keys repeat on every object: convert each once per process.
+    try:
+        return _SNAKE_NAMES[name]
+    except KeyError:
+        converted = _SNAKE_NAMES[name] = _SNAKE.sub("_", name).lower()
+        return converted
 
 
 def default_cluster_name(host):
@@ -88,8 +96,9 @@ def object_vars(prefix, obj):
         out[prefix + "_resource_version"] = meta["resourceVersion"]
     if meta.get("uid"):
         out[prefix + "_uid"] = meta["uid"]
+    prefix += "_"
     for key, value in (obj.get("status") or {}).items():
-        out["%s_%s" % (prefix, snake_case(key))] = value
+        out[prefix + snake_case(key)] = value
     return out
 
 

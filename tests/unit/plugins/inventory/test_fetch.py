@@ -1,11 +1,15 @@
 """Fetch step against a fake _api.Api: request plan, 403 fallback, forbidden namespaces, trimming."""
+import gc
+import threading
+import time
+
 import pytest
 
 from ansible.errors import AnsibleError
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import (
-    ClusterFetcher, guest_hostname_getter, trim_vmi,
+    ClusterFetcher, gc_paused, guest_hostname_getter, trim_vmi,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import build_connections
 
@@ -57,25 +61,26 @@ def fetch(options=None, denied=(), connections=None):
 
 def test_default_plan_is_one_cluster_wide_list_per_needed_kind():
     data, calls, warnings = fetch({"label_selector": "app=a", "page_size": 1000})
-    assert calls == [
+    assert sorted(calls) == [
+        ("list", "services", None, None, None, 1000),  # selectors are about VMs, never Services
         ("list", "virtualmachineinstances", None, "app=a", None, 1000),
         ("list", "virtualmachines", None, "app=a", None, 1000),
-        ("list", "services", None, None, None, 1000),  # selectors are about VMs, never Services
     ]
     assert len(data["vmis"]) == 3 and warnings == []
 
 
 def test_no_service_list_without_service_strategy_and_nodes_only_when_needed():
     _data, calls, _warnings = fetch({"use_service": False})
-    assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines"]
+    assert sorted(c[1] for c in calls) == ["virtualmachineinstances", "virtualmachines"]
     _data, calls, _warnings = fetch({"address_strategies": ["node_port"], "node_address_types": ["InternalIP"]})
-    assert [c[1] for c in calls] == ["virtualmachineinstances", "virtualmachines", "services", "nodes"]
+    assert sorted(c[1] for c in calls[:3]) == ["services", "virtualmachineinstances", "virtualmachines"]
+    assert calls[3][1] == "nodes"
 
 
 def test_base_domain_lookup_only_when_a_name_would_use_it():
     _data, calls, _warnings = fetch({"network_name": "br", "kube_secondary_dns": True, "field_selector": "metadata.name!=x"})
     assert calls[-1] == ("get", "dnses", None, "cluster")
-    assert calls[0][4] == "metadata.name!=x"
+    assert [c[4] for c in calls if c[0] == "list"] == ["metadata.name!=x"] * 2
     data, _calls, _warnings = fetch({"network_name": "br", "kube_secondary_dns": True})
     assert data["cluster_domain"] is None
 
@@ -103,8 +108,11 @@ def test_cluster_wide_403_falls_back_to_namespace_lists():
     data, calls, warnings = fetch({"use_service": False}, denied=[("virtualmachineinstances", None),
                                                                   ("virtualmachineinstances", "ns3")])
     plan = [(c[1], c[2]) for c in calls]
-    assert plan == [("virtualmachineinstances", None), ("namespaces", None), ("virtualmachineinstances", "ns1"),
-                    ("virtualmachineinstances", "ns2"), ("virtualmachineinstances", "ns3"), ("virtualmachines", None)]
+    # VMIs and VMs are listed concurrently, so only the order within each kind is fixed.
+    assert [p for p in plan if p[0] != "virtualmachines"] == [
+        ("virtualmachineinstances", None), ("namespaces", None), ("virtualmachineinstances", "ns1"),
+        ("virtualmachineinstances", "ns2"), ("virtualmachineinstances", "ns3")]
+    assert [p for p in plan if p[0] == "virtualmachines"] == [("virtualmachines", None)]
     assert sorted(o["metadata"]["name"] for o in data["vmis"]) == ["a", "b"]
     assert [o["metadata"]["name"] for o in data["vms"]] == ["a", "b"]  # VMs of the skipped namespace dropped too
     assert len(warnings) == 1 and "ns3" in warnings[0]
@@ -133,6 +141,64 @@ def test_kubevirt_not_served_is_one_sentence():
     (conn,) = build_connections({"api_version": "kubevirt.io/v1alpha3"})
     with pytest.raises(AnsibleError, match=r"does not serve kubevirt.io/v1alpha3 \(404\): install KubeVirt"):
         ClusterFetcher(conn, NoKubeVirt(OBJECTS), print).fetch()
+
+
+def test_kinds_are_listed_concurrently():
+    # Each cluster-wide list waits until all three have started: a sequential fetch breaks the barrier.
+    barrier = threading.Barrier(3, timeout=5)
+
+    class MeetingApi(FakeApi):
+        def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+            barrier.wait()
+            return super(MeetingApi, self).list(kind, namespace, label_selectors, field_selectors, limit)
+
+    (conn,) = build_connections({})
+    data = ClusterFetcher(conn, MeetingApi(OBJECTS), print).fetch()
+    assert len(data["vmis"]) == 3 and len(data["vms"]) == 3 and len(data["services"]) == 1
+
+
+def test_namespaces_are_listed_once_when_kinds_fall_back_together():
+    class SlowNamespacesApi(FakeApi):
+        def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+            if kind.plural == "namespaces":
+                time.sleep(0.05)  # both kinds are waiting for the namespace list by now
+            return super(SlowNamespacesApi, self).list(kind, namespace, label_selectors, field_selectors, limit)
+
+    (conn,) = build_connections({"use_service": False})
+    api = SlowNamespacesApi(OBJECTS, denied=[("virtualmachineinstances", None), ("virtualmachines", None)])
+    data = ClusterFetcher(conn, api, print).fetch()
+    assert [c[1] for c in api.calls].count("namespaces") == 1
+    assert len(data["vmis"]) == 3 and len(data["vms"]) == 3
+
+
+def test_errors_are_reported_in_kind_order():
+    class MixedApi(FakeApi):
+        def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
+            if kind.plural == "virtualmachines":
+                raise ApiError("boom", 500)
+            raise ApiError("404 page not found", 404)
+
+    (conn,) = build_connections({"use_service": False})
+    with pytest.raises(AnsibleError, match="does not serve kubevirt.io/v1"):
+        ClusterFetcher(conn, MixedApi(OBJECTS), print).fetch()
+
+
+def test_gc_paused_restores_the_previous_state():
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller that disabled it keeps it disabled
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError):
+        with gc_paused():
+            raise ValueError("x")
+    assert gc.isenabled()
 
 
 def test_forbidden_nodes_warn_and_continue():
