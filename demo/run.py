@@ -70,10 +70,12 @@ def guest_image():
         args = ["bash", str(REPO / "tests" / "guest" / script)]
         if script == "build_image.sh":
             args.append(str(GUEST_IMAGE_DIR))
-            print("Building the Debian 12 guest image into %s (first run only: a few minutes; log %s)"
+            print("Debian 12 guest image in %s: built on the first run (a few minutes), reused afterwards (log %s)"
                   % (GUEST_IMAGE_DIR, log), flush=True)
         with open(log, "a") as out:
             rc = subprocess.call(args, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT)
+        if not rc and script == "build_image.sh":
+            print(log.read_text(errors="replace").strip().splitlines()[-1], flush=True)
         if rc:
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             why = "could not %s (%s exit %d%s)" % (step, script, rc, ": " + " / ".join(tail) if tail else "")
