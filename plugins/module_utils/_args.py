@@ -89,6 +89,40 @@ def insecure(client):
     return configuration is not None and not configuration.verify_ssl and str(configuration.host).startswith('https')
 
 
+_KUBECONFIG_SECRET_KEYS = ('token', 'password', 'client-key-data', 'id-token', 'refresh-token', 'access-token',
+                           'client-secret', 'value')
+
+
+def _collect_kubeconfig_secrets(node, out, parent=None):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, string_types) and key in _KUBECONFIG_SECRET_KEYS and (key != 'value' or parent == 'env'):
+                out.add(value)
+            else:
+                _collect_kubeconfig_secrets(value, out, key)
+    elif isinstance(node, list):
+        for value in node:
+            _collect_kubeconfig_secrets(value, out, parent)
+
+
+def connection_secrets(params):
+    """Secret strings inside connection options that are not no_log themselves: the credentials of a kubeconfig
+    given as a dictionary (tokens, client key data, auth-provider and exec env values) and the password in a proxy
+    URL. Modules add them to no_log_values so that no result, invocation or message shows them."""
+    out = set()
+    kubeconfig = params.get('kubeconfig')
+    if isinstance(kubeconfig, dict):
+        for user in kubeconfig.get('users') or []:
+            _collect_kubeconfig_secrets(user, out)
+    proxy = params.get('proxy')
+    if isinstance(proxy, string_types) and '@' in proxy:
+        match = re.match(r'^[a-z0-9+.-]+://([^/@]*)@', proxy, re.IGNORECASE)
+        userinfo = match.group(1) if match else ''
+        if ':' in userinfo:
+            out.add(userinfo.split(':', 1)[1])
+    return set(v for v in out if v)
+
+
 def auth_options(params):
     """The connection options out of module params (env fallbacks already applied by AnsibleModule)."""
     return dict((name, params.get(name)) for name in AUTH_ARG_SPEC)

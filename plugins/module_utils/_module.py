@@ -11,15 +11,22 @@ __metaclass__ = type
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import INSECURE_WARNING, InvalidOption, auth_options, insecure
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
+    INSECURE_WARNING, InvalidOption, auth_options, connection_secrets, insecure,
+)
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
 
-def run_with_client(module, work, validate=None):
+def run_with_client(module, work, validate=None, sensitive=None):
     """Return ``work(client)``; a missing kubernetes library or a KubeVirtError ends the module with fail_json.
 
-    ``validate(params)`` runs first and may raise InvalidOption: bad input fails before any request is sent.
+    ``sensitive(params)`` returns more strings to mask in all output (beyond no_log options and connection secrets).
+    ``validate(params)`` runs next and may raise InvalidOption: bad input fails before any request is sent.
     """
+    # Before anything can fail: every later message, result and invocation echo is masked for these.
+    module.no_log_values.update(connection_secrets(module.params))
+    if sensitive is not None:
+        module.no_log_values.update(sensitive(module.params))
     error = None
     if validate is not None:
         try:

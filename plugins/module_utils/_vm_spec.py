@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import hashlib
 import json
 import re
 
@@ -99,7 +100,7 @@ def vm_option_spec(for_item=False):
         memory=dict(type="str"),
         boot_disk=dict(type="dict", options=_boot_disk_spec(), **_disk_source_rules()),
         cloud_init=dict(type="dict", options=dict(
-            user_data=dict(type="str"),
+            user_data=dict(type="str", no_log=True),
             network_data=dict(type="str"),
             user=dict(type="str"),
             ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
@@ -571,3 +572,55 @@ def check_task(params):
             check_vm_options(merge_item(defaults, item), item.get("state") or top_state, api_version)
         except (InvalidOption, VMSpecError) as exc:
             raise InvalidOption("vms[%d]%s: %s" % (i, " (%s)" % item["name"] if item.get("name") else "", exc))
+
+
+# --- cloud-init user data is sensitive ------------------------------------------------------------------------
+# It routinely carries passwords, keys and tokens. The module sends it to the API server but never shows it:
+# the values given are masked (no_log), and every userData read back from a VM is replaced by a marker.
+
+CLOUD_INIT_SOURCES = ("cloudInitNoCloud", "cloudInitConfigDrive")
+USER_DATA_KEYS = ("userData", "userDataBase64")
+
+
+def _user_data_values(node, out):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in CLOUD_INIT_SOURCES and isinstance(value, dict):
+                out.update(v for k, v in value.items() if k in USER_DATA_KEYS and isinstance(v, str) and v)
+            else:
+                _user_data_values(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _user_data_values(value, out)
+
+
+def sensitive_values(params):
+    """The cloud-init user data inside spec, definition and vms items (cloud_init.user_data is no_log already)."""
+    out = set()
+    items = [params] + list(params.get("vms") or [])
+    for item in items:
+        if isinstance(item, dict):
+            _user_data_values(item.get("spec"), out)
+            _user_data_values(item.get("definition"), out)
+    return out
+
+
+def user_data_marker(value):
+    return "<hidden: cloud-init user data, sha256:%s>" % hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+def redact_user_data(node):
+    """A copy of a result with every cloud-init userData/userDataBase64 replaced by a marker (a short digest,
+    so a diff still shows that it changed)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in CLOUD_INIT_SOURCES and isinstance(value, dict):
+                out[key] = dict((k, user_data_marker(v) if k in USER_DATA_KEYS and isinstance(v, str) else redact_user_data(v))
+                                for k, v in value.items())
+            else:
+                out[key] = redact_user_data(value)
+        return out
+    if isinstance(node, list):
+        return [redact_user_data(v) for v in node]
+    return node

@@ -181,7 +181,8 @@ options:
     type: dict
     suboptions:
       user_data:
-        description: Raw user data.
+        description:
+          - Raw user data. It is sensitive (not logged) like O(cloud_init.password), see the notes.
         type: str
       network_data:
         description: Raw network data (netplan v1/v2 YAML).
@@ -453,6 +454,15 @@ notes:
   - When a spec change of a running VM needs a restart, RV(restart_required) is true. With O(wait) the module first
     waits until the controller has seen the change and reports its C(RestartRequired) condition; without O(wait)
     the value is predicted (the VMI template changed while the VM runs).
+  - "Cloud-init user data is treated as secret, since it routinely holds passwords and keys. O(cloud_init.user_data)
+    and O(cloud_init.password) are not logged; C(userData)/C(userDataBase64) given inside O(spec), O(definition) or
+    O(vms) are masked in all output too; and every C(userData) read back from a VM (results, RV(diff) before and
+    after) is replaced by C(<hidden: cloud-init user data, sha256:...>), whose digest still shows a change. The data
+    itself is stored in the VM spec, readable by whoever may read the VM; for secrets that only some may read, put
+    the user data in a Secret and refer to it with C(userDataSecretRef) (the module never reads Secrets)."
+  - Credentials in a O(kubeconfig) given as a dictionary (tokens, client key data, auth-provider secrets) and a
+    password in a O(proxy) URL are masked in all output as well. O(validate_certs=false) (or
+    C(insecure-skip-tls-verify) in the kubeconfig) prints a warning.
 '''
 
 EXAMPLES = r'''
@@ -664,7 +674,8 @@ def main():
     )
     failed, result = run_with_client(
         module, lambda client: run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff),
-        validate=vs.check_task)
+        validate=vs.check_task, sensitive=vs.sensitive_values)
+    result = vs.redact_user_data(result)
     if failed:
         module.fail_json(**result)
     module.exit_json(**result)

@@ -62,6 +62,9 @@ extends_documentation_fragment:
   - virtfleet.kubevirt._wait
   - virtfleet.kubevirt._attributes
   - virtfleet.kubevirt._attributes.info_module
+notes:
+  - "Cloud-init C(userData)/C(userDataBase64) in the returned objects is replaced by
+    C(<hidden: cloud-init user data, sha256:...>), since it routinely holds passwords and keys."
 seealso:
   - module: virtfleet.kubevirt.kubevirt_vm_info
 '''
@@ -156,6 +159,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     argument_spec,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_spec import redact_user_data
 
 
 def main():
@@ -166,7 +170,7 @@ def main():
     result = run_with_client(
         module, lambda client: _info.run_info(client, _kinds.VMI, module.params, predicate=_info.vmi_ready, goal='ready'),
         validate=check_info_params)
-    module.exit_json(**result)
+    module.exit_json(**redact_user_data(result))
 
 
 if __name__ == '__main__':

@@ -212,3 +212,35 @@ def test_inventory_unknown_option_suggests_the_near_one():
     with pytest.raises(AnsibleError, match="did you mean namespaces"):
         io.check_unknown_options({"plugin": "x", "namespace": ["a"]}, {"plugin": 1, "namespaces": 1}, "/x/kubevirt.yml")
     io.check_unknown_options({"plugin": "x"}, {"plugin": 1}, "/x/kubevirt.yml")
+
+
+# --- secrets -------------------------------------------------------------------------------------------------
+
+def test_connection_secrets_from_a_kubeconfig_dict_and_a_proxy_url():
+    kubeconfig = {"users": [{"name": "u", "user": {
+        "token": "tok-1", "client-key-data": "a2V5", "client-certificate-data": "Y2VydA==",
+        "auth-provider": {"config": {"id-token": "idt", "refresh-token": "rt", "client-secret": "cs", "idp-issuer-url": "u"}},
+        "exec": {"command": "x", "env": [{"name": "SECRET", "value": "ev"}], "args": ["--value", "arg"]}}}],
+        "clusters": [{"cluster": {"server": "https://k", "token": "not-a-user-field"}}]}
+    assert _args.connection_secrets({"kubeconfig": kubeconfig, "proxy": "http://me:pw-9@proxy:3128"}) == {
+        "tok-1", "a2V5", "idt", "rt", "cs", "ev", "pw-9"}
+    assert _args.connection_secrets({"kubeconfig": "/path/kubeconfig", "proxy": "http://proxy:3128"}) == set()
+
+
+def test_sensitive_values_finds_user_data_in_spec_definition_and_items():
+    ci = {"cloudInitNoCloud": {"userData": "ud-1", "networkData": "nd"}}
+    params = {"spec": {"volumes": [dict(name="c", **ci)]},
+              "vms": [{"definition": {"spec": {"template": {"spec": {"volumes": [
+                  {"cloudInitConfigDrive": {"userDataBase64": "b64"}}]}}}}}, {"name": "plain"}]}
+    assert vs.sensitive_values(params) == {"ud-1", "b64"}
+
+
+def test_redact_user_data_keeps_a_digest_and_the_rest():
+    obj = {"diff": {"before": {"volumes": [{"cloudInitNoCloud": {"userData": "old", "networkData": "nd"}}]},
+                    "after": {"volumes": [{"cloudInitNoCloud": {"userData": "new"}}]}}, "other": "userData"}
+    out = vs.redact_user_data(obj)
+    before = out["diff"]["before"]["volumes"][0]["cloudInitNoCloud"]
+    after = out["diff"]["after"]["volumes"][0]["cloudInitNoCloud"]
+    assert before["userData"].startswith("<hidden: cloud-init user data, sha256:") and before["networkData"] == "nd"
+    assert before["userData"] != after["userData"] and "old" not in str(out) and "new" not in str(out)
+    assert obj["diff"]["before"]["volumes"][0]["cloudInitNoCloud"]["userData"] == "old"  # a copy

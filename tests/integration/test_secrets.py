@@ -1,0 +1,281 @@
+"""Secrets never show: planted tokens, client keys, proxy passwords, cloud-init data and registry credentials are
+grepped for in everything a user or a log collector sees — stdout and stderr of `ansible-playbook -vvv --diff`
+(check mode and normal, successes and failures), the registered results, `ansible-inventory --list -vvv` output and
+the inventory cache files (which must be mode 0600). TLS: verification is on by default and turning it off warns.
+"""
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests import summary
+
+from .conftest import clean_env, unique_namespace
+
+BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
+KUBEVIRT_MANIFEST = str(REPO / "tests" / "fixtures" / "install" / "kubevirt-v1.9.0" / "kubevirt-operator.yaml")
+VM = "virtfleet.kubevirt.kubevirt_vm"
+VM_INFO = "virtfleet.kubevirt.kubevirt_vm_info"
+VMI_INFO = "virtfleet.kubevirt.kubevirt_vmi_info"
+INSTALL = "virtfleet.kubevirt.kubevirt_install"
+
+
+def planted(name):
+    return "vfsecret-%s-%s" % (name, uuid.uuid4().hex[:12])
+
+
+def grep(secrets, texts):
+    """[(secret name, where)] for every planted value found in any of the texts."""
+    found = []
+    for where, text in texts.items():
+        for name, value in secrets.items():
+            if value in text:
+                found.append((name, where))
+    return found
+
+
+def run(cmd, env, cwd, timeout=600):
+    return subprocess.run([str(c) for c in cmd], env=env, cwd=str(cwd), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def ansible_env(kubeapi, tmp_path):
+    env = clean_env(kubeapi, tmp_path / "home")
+    env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_LOCALHOST_WARNING": "0",
+                "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_REMOTE_TEMP": str(tmp_path / "tmp"),
+                "ANSIBLE_HOME": str(tmp_path / "ansible-home"), "ANSIBLE_DEPRECATION_WARNINGS": "0",
+                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "ANSIBLE_PIPELINING": "1"})
+    return env
+
+
+def playbook(tmp_path, env, tasks, register, args=("-vvv", "--diff")):
+    """Run tasks on localhost; returns (proc, registered results as JSON text)."""
+    out = tmp_path / ("vars-%s.json" % uuid.uuid4().hex[:6])
+    content = "{{ {%s} | to_json }}" % ", ".join("%r: (%s | default(None))" % (n, n) for n in register)
+    play = [{"hosts": "localhost", "gather_facts": False, "tasks": [{"block": tasks, "always": [
+        {"name": "Save registered results", "check_mode": False, "ansible.builtin.copy": {"content": content, "dest": str(out)}}]}]}]
+    path = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:6])
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    proc = run([BIN / "ansible-playbook", "-i", "localhost,", "-c", "local", "-e",
+                "ansible_python_interpreter=%s" % sys.executable, path] + list(args), env, tmp_path)
+    return proc, (out.read_text() if out.exists() else "")
+
+
+@pytest.fixture(scope="module")
+def world(kubeapi, tmp_path_factory):
+    """A namespace, a token that may use it, and kubeconfigs that carry planted credentials."""
+    if type(kubeapi).__name__ == "RealCluster":
+        pytest.skip("plants tokens and client certificates through the emulator's hooks")
+    tmp = tmp_path_factory.mktemp("secrets")
+    ns = unique_namespace(kubeapi, "sec")
+    secrets = dict((n, planted(n)) for n in (
+        "token", "dict-token", "bad-token", "proxy-password", "proxy-basic-auth", "cloud-init-password",
+        "user-data", "old-user-data", "spec-user-data", "vms-user-data", "registry-password"))
+    kubeapi.add_token(secrets["token"], namespaces=[ns, "kubevirt"], cluster_wide_read=True)
+    kubeapi.add_token(secrets["dict-token"], namespaces=[ns], cluster_wide_read=True)
+    cert, key = kubeapi.client_cert("vfsecret-cert-user")
+    key_pem = key.read_text()
+    # The key's PEM body (a long base64 run) and its base64 form as client-key-data in a kubeconfig.
+    secrets["client-key-pem"] = "".join(key_pem.strip().splitlines()[1:-1])[:64]
+    secrets["client-key-data"] = base64.b64encode(key_pem.encode()).decode()[:64]
+    kubeconfig = yaml.safe_load(kubeapi.kubeconfig.read_text())
+    kubeconfig["users"][0]["user"] = {"token": secrets["dict-token"],
+                                      "client-certificate-data": base64.b64encode(cert.read_bytes()).decode(),
+                                      "client-key-data": base64.b64encode(key_pem.encode()).decode()}
+    token_kubeconfig = kubeapi.kubeconfig_for(secrets["token"], path=tmp / "kubeconfig-token")
+    no_ca = yaml.safe_load(token_kubeconfig.read_text())
+    for cluster in no_ca["clusters"]:
+        cluster["cluster"].pop("certificate-authority-data", None)
+        cluster["cluster"].pop("certificate-authority", None)
+    no_ca_path = tmp / "kubeconfig-no-ca"
+    no_ca_path.write_text(yaml.safe_dump(no_ca))
+    # A registry pull secret in the cluster; kubevirt_install only ever names it.
+    kubeapi.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kubevirt"}})
+    docker_config = {"auths": {"registry.example.com": {"username": "mirror", "password": secrets["registry-password"]}}}
+    kubeapi.apply_object({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+                          "metadata": {"name": "mirror-pull", "namespace": "kubevirt"},
+                          "data": {".dockerconfigjson": base64.b64encode(json.dumps(docker_config).encode()).decode()}})
+    # The registry password as stored (base64 inside base64) must not show either.
+    secrets["registry-secret-data"] = base64.b64encode(json.dumps(docker_config).encode()).decode()[20:84]
+    return {"ns": ns, "secrets": secrets, "kubeconfig_dict": kubeconfig, "token_kubeconfig": str(token_kubeconfig),
+            "no_ca_kubeconfig": str(no_ca_path), "admin_kubeconfig": str(kubeapi.kubeconfig), "ca_file": str(kubeapi.ca_file), "url": kubeapi.url}
+
+
+def user_data(password):
+    return "#cloud-config\nchpasswd: {expire: false}\npassword: %s\n" % password
+
+
+def module_tasks(w):
+    s, ns = w["secrets"], w["ns"]
+    by_token = {"host": w["url"], "api_key": s["token"], "ca_cert": w["ca_file"]}
+    by_dict = {"kubeconfig": w["kubeconfig_dict"]}
+    spec_with_user_data = {"domain": {"devices": {"disks": [{"name": "ci", "disk": {"bus": "virtio"}}]},
+                                      "resources": {"requests": {"memory": "64Mi"}}},
+                           "volumes": [{"name": "ci", "cloudInitNoCloud": {"userData": user_data(s["spec-user-data"])}}]}
+    tasks = [
+        # Successes, check mode first (dry-run writes and their diffs), then for real.
+        {"name": "vm with cloud-init, check mode", VM: dict(by_token, name="ci-a", namespace=ns, memory="64Mi",
+                                                            cloud_init={"user_data": user_data(s["old-user-data"])}),
+         "check_mode": True, "register": "check_create"},
+        {"name": "vm with cloud-init", VM: dict(by_token, name="ci-a", namespace=ns, memory="64Mi", wait=True,
+                                                cloud_init={"user_data": user_data(s["old-user-data"])}),
+         "register": "create"},
+        {"name": "change the user data, check mode", VM: dict(by_token, name="ci-a", namespace=ns, memory="64Mi",
+                                                              cloud_init={"user_data": user_data(s["user-data"])}),
+         "check_mode": True, "register": "check_update"},
+        {"name": "change the user data", VM: dict(by_token, name="ci-a", namespace=ns, memory="64Mi",
+                                                  cloud_init={"user_data": user_data(s["user-data"])}),
+         "register": "update"},
+        {"name": "generated cloud-config with a password, kubeconfig as a dict",
+         VM: dict(by_dict, name="ci-b", namespace=ns, memory="64Mi", cloud_init={"user": "fedora", "password": s["cloud-init-password"]}),
+         "register": "password_vm"},
+        {"name": "user data inside spec", VM: dict(by_token, name="ci-c", namespace=ns, spec=spec_with_user_data),
+         "register": "spec_vm"},
+        {"name": "user data in a vms item", VM: dict(by_token, namespace=ns, memory="64Mi", vms=[
+            {"name": "ci-d", "cloud_init": {"user_data": user_data(s["vms-user-data"])}}, {"name": "ci-e"}]),
+         "register": "vms_vm"},
+        {"name": "read them back", VM_INFO: dict(by_dict, namespace=ns), "register": "vm_info"},
+        {"name": "read the instances", VMI_INFO: dict(by_token, namespace=ns), "register": "vmi_info"},
+        {"name": "install with a pull secret, check mode", INSTALL: dict(
+            kubeconfig=w["admin_kubeconfig"], manifest_path=KUBEVIRT_MANIFEST, image_registry="registry.example.com/kubevirt",
+            image_pull_secrets=["mirror-pull"], wait=False, emulation=True), "check_mode": True, "register": "install"},
+        # Failures: a token the server does not know (401), one without access (403), a proxy that is not there.
+        {"name": "unknown token", VM_INFO: dict(by_token, api_key=s["bad-token"], namespace=ns),
+         "register": "unauthorized", "ignore_errors": True},
+        {"name": "forbidden namespace", VM: dict(by_dict, name="x", namespace="kube-system", memory="64Mi",
+                                                 cloud_init={"user_data": user_data(s["user-data"])}),
+         "register": "forbidden", "ignore_errors": True},
+        {"name": "unknown token, check mode", VM: dict(by_token, api_key=s["bad-token"], name="ci-a", namespace=ns,
+                                                       cloud_init={"password": s["cloud-init-password"]}),
+         "check_mode": True, "register": "unauthorized_check", "ignore_errors": True},
+        {"name": "proxy with a password", VM_INFO: dict(
+            by_token, namespace=ns, proxy="http://mirror:%s@127.0.0.1:9" % s["proxy-password"],
+            proxy_headers={"proxy_basic_auth": "mirror:%s" % s["proxy-basic-auth"]}),
+         "register": "proxy", "ignore_errors": True},
+        {"name": "bad input next to secrets", VM: dict(by_dict, name="Bad_Name", namespace=ns,
+                                                       cloud_init={"user_data": user_data(s["user-data"])}),
+         "register": "bad_input", "ignore_errors": True},
+    ]
+    return tasks, [t["register"] for t in tasks]
+
+
+def test_no_secret_in_module_output(kubeapi, world, tmp_path):
+    tasks, register = module_tasks(world)
+    proc, registered = playbook(tmp_path, ansible_env(kubeapi, tmp_path), tasks, register)
+    results = json.loads(registered) if registered else {}
+    assert results, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # The runs did what they claim: successes succeeded and each failure failed for the planted reason.
+    for name in ("check_create", "create", "check_update", "update", "password_vm", "spec_vm", "vms_vm", "vm_info",
+                 "vmi_info", "install"):
+        assert not results[name].get("failed"), (name, results[name])
+    assert results["create"]["changed"] and results["update"]["changed"] and "diff" in results["check_update"]
+    assert any(v["metadata"]["name"] == "ci-a" for v in results["vm_info"]["resources"])
+    assert "401" in results["unauthorized"]["msg"] or "nauthorized" in results["unauthorized"]["msg"]
+    assert results["forbidden"]["failed"] and "kube-system" in results["forbidden"]["msg"]
+    assert results["unauthorized_check"]["failed"] and results["proxy"]["failed"] and results["bad_input"]["failed"]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    # The user data went to the API server, and the results show the marker (with a digest) instead.
+    stored = kubeapi.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/ci-a" % world["ns"])
+    volumes = stored["spec"]["template"]["spec"]["volumes"]
+    assert any(world["secrets"]["user-data"] in json.dumps(v) for v in volumes)
+    leaks = grep(world["secrets"], {"stdout": proc.stdout, "stderr": proc.stderr, "registered results": registered})
+    summary.record("secrets", "module run (-vvv --diff, check and normal, %d tasks): %d planted values, leaks: %d"
+                   % (len(tasks), len(world["secrets"]), len(leaks)))
+    assert not leaks, leaks
+    assert "<hidden: cloud-init user data, sha256:" in registered
+
+
+def inventory_source(tmp_path, world, cache_dir, extra=None):
+    source = tmp_path / ("inv-%s" % uuid.uuid4().hex[:6]) / "kubevirt.yml"
+    source.parent.mkdir()
+    config = {"plugin": "virtfleet.kubevirt.kubevirt", "kubeconfig": world["kubeconfig_dict"],
+              "namespaces": [world["ns"]], "cache": True, "cache_plugin": "ansible.builtin.jsonfile",
+              "cache_connection": str(cache_dir), "cache_timeout": 3600}
+    config.update(extra or {})
+    source.write_text(yaml.safe_dump(config, sort_keys=False))
+    return source
+
+
+def test_no_secret_in_inventory_output_or_cache(kubeapi, world, tmp_path):
+    ns = world["ns"]
+    for name in ("inv-a", "inv-b"):
+        kubeapi.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                              "metadata": {"name": name, "namespace": ns, "labels": {"app": "inv"}},
+                              "spec": {"runStrategy": "Always", "template": {"spec": {
+                                  "domain": {"devices": {"disks": [{"name": "ci", "disk": {}}]}},
+                                  "volumes": [{"name": "ci", "cloudInitNoCloud": {
+                                      "userData": user_data(world["secrets"]["user-data"])}}]}}}})
+    for name in ("inv-a", "inv-b"):
+        kubeapi.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/%s" % (ns, name),
+                         lambda o: o and (o.get("status") or {}).get("phase") == "Running")
+    cache_dir = tmp_path / "cache"
+    source = inventory_source(tmp_path, world, cache_dir)
+    env = ansible_env(kubeapi, tmp_path)
+    cmd = [BIN / "ansible-inventory", "-i", source, "--list", "-vvv"]
+    first = run(cmd, env, tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    mark = kubeapi.mark()
+    second = run(cmd, env, tmp_path)  # from the cache
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert not [r for r in kubeapi.requests(since=mark) if r.get("user") == world["secrets"]["dict-token"]]
+    listing = first.stdout[first.stdout.index("{"):] if first.stdout.startswith("{") else \
+        first.stdout[first.stdout.index("\n{") + 1:]  # -vvv prints a version header first
+    hosts = json.loads(listing)["_meta"]["hostvars"]
+    assert {"%s-inv-a" % ns, "%s-inv-b" % ns} <= set(hosts)
+    files = [p for p in cache_dir.rglob("*") if p.is_file()]
+    assert files, "no cache file written"
+    modes = dict((str(p), stat.S_IMODE(os.stat(p).st_mode)) for p in files)
+    assert all(mode == 0o600 for mode in modes.values()), modes
+    texts = {"first stdout": first.stdout, "first stderr": first.stderr, "cached stdout": second.stdout,
+             "cached stderr": second.stderr}
+    texts.update(("cache file %s" % p.name, p.read_text(errors="replace")) for p in files)
+    leaks = grep(world["secrets"], texts)
+    summary.record("secrets", "inventory --list -vvv with cache (%d cache files, all 0600): leaks: %d"
+                   % (len(files), len(leaks)))
+    assert not leaks, leaks
+
+
+def test_tls_is_verified_by_default(kubeapi, world, tmp_path):
+    """A kubeconfig without the emulator's CA and no ca_cert: a clear sentence, not a traceback or a silent pass."""
+    env = ansible_env(kubeapi, tmp_path)
+    proc, registered = playbook(tmp_path, env, [
+        {"name": "no CA", VM_INFO: {"kubeconfig": world["no_ca_kubeconfig"], "namespace": world["ns"]},
+         "register": "no_ca", "ignore_errors": True}], ["no_ca"], args=())
+    result = json.loads(registered)["no_ca"]
+    assert result["failed"] and "TLS verification" in result["msg"] and "ca_cert" in result["msg"], result
+    assert "\n" not in result["msg"].strip() and "Traceback" not in proc.stdout + proc.stderr
+    source = inventory_source(tmp_path, dict(world, kubeconfig_dict=world["no_ca_kubeconfig"]), tmp_path / "c1",
+                              {"cache": False})
+    inv = run([BIN / "ansible-inventory", "-i", source, "--list"], dict(env, ANSIBLE_INVENTORY_UNPARSED_FAILED="1"), tmp_path)
+    assert inv.returncode != 0 and "TLS verification" in inv.stderr and "ca_cert" in inv.stderr, inv.stderr[-2000:]
+    assert "Traceback" not in inv.stdout + inv.stderr
+
+
+def test_turning_tls_verification_off_warns(kubeapi, world, tmp_path):
+    env = ansible_env(kubeapi, tmp_path)
+    proc, registered = playbook(tmp_path, env, [
+        {"name": "insecure", VM_INFO: {"kubeconfig": world["no_ca_kubeconfig"], "namespace": world["ns"],
+                                       "validate_certs": False}, "register": "insecure"},
+        {"name": "secure", VM_INFO: {"kubeconfig": world["token_kubeconfig"], "namespace": world["ns"]},
+         "register": "secure"}], ["insecure", "secure"], args=())
+    results = json.loads(registered)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert any("TLS certificate verification is off" in w for w in results["insecure"].get("warnings", [])), results
+    assert not any("TLS" in w for w in results["secure"].get("warnings", []))
+    assert "TLS certificate verification is off" in " ".join(proc.stdout.split() + proc.stderr.split())
+    source = inventory_source(tmp_path, dict(world, kubeconfig_dict=world["no_ca_kubeconfig"]), tmp_path / "c2",
+                              {"cache": False, "validate_certs": False})
+    inv = run([BIN / "ansible-inventory", "-i", source, "--list"], env, tmp_path)
+    assert inv.returncode == 0, inv.stderr[-2000:]
+    assert "TLS certificate verification is off" in " ".join(inv.stderr.split()), inv.stderr[-2000:]
+    secure = inventory_source(tmp_path, world, tmp_path / "c3", {"cache": False})
+    inv = run([BIN / "ansible-inventory", "-i", secure, "--list"], env, tmp_path)
+    assert inv.returncode == 0 and "TLS certificate verification is off" not in " ".join(inv.stderr.split())
