@@ -99,6 +99,9 @@ def test_real_guests_boot_with_their_cloud_init_and_stop_with_their_vm(emu, tmp_
     hostname, user, seed, root_uid, cpus, mem_kib = out.stdout.split()
     assert (hostname, user, seed, root_uid, cpus) == ("alpha", "alice", "seeded-by-cloud-init", "0", "1")
     assert 900 * 1024 < int(mem_kib) <= 1024 * 1024     # 2Gi asked, capped at 1 GiB
+    # The image is clean for cloud-init: every module of the boot succeeded (no missing tools, no locale errors).
+    out = ssh(key_a, "alice", ports["alpha"], "cloud-init status --wait --long", timeout=300)
+    assert out.returncode == 0 and "status: done" in out.stdout, out.stdout + out.stderr
     out = ssh(key_b, "bob", ports["beta"], "hostname; id -un")
     assert out.returncode == 0 and out.stdout.split() == ["beta", "bob"], out.stderr
     # Nothing but the VM's own user data lets anyone in: another key, root, or the other VM's key.
