@@ -164,11 +164,11 @@ def operator_deployment(component, objects):
         if obj.get('kind') == 'Deployment' and obj['metadata']['name'] == component.operator:
             return obj
     kinds = sorted(set(str(obj.get('kind')) for obj in objects))
+    asset = release_url(component, '<version>').rsplit('/', 1)[-1]
     raise KubeVirtError('The %s manifest has no Deployment named %s (it holds %s): point %s or %s at the %s operator '
-                        'manifest (%s), or give %s only.' % (component.title, component.operator, ', '.join(kinds[:5]),
-                                                              component.option('manifest_path'), component.option('manifest_url'),
-                                                              component.title, release_url(component, '<version>').rsplit('/', 1)[-1],
-                                                              component.option('version')))
+                        'manifest (%s), or give %s only.'
+                        % (component.title, component.operator, ', '.join(kinds[:5]), component.option('manifest_path'),
+                           component.option('manifest_url'), component.title, asset, component.option('version')))
 
 
 def operator_image(component, objects):

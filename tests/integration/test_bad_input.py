@@ -334,8 +334,8 @@ def run_cases(tmp_path, env, cases):
     tasks.append({"name": "Save registered results", "ansible.builtin.copy": {
         "content": content, "dest": str(out) + "/{{ inventory_hostname }}.json"}})
     playbook = tmp_path / "cases.yml"
-    playbook.write_text(yaml.safe_dump([{"hosts": "cases", "gather_facts": False, "strategy": "free",
-                                          "vars": {"cases": by_host}, "tasks": tasks}], sort_keys=False))
+    play = {"hosts": "cases", "gather_facts": False, "strategy": "free", "vars": {"cases": by_host}, "tasks": tasks}
+    playbook.write_text(yaml.safe_dump([play], sort_keys=False))
     env = dict(env, ANSIBLE_NOCOLOR="1", ANSIBLE_PIPELINING="1", ANSIBLE_FORKS=str(HOSTS),
                ANSIBLE_LOCAL_TEMP=str(tmp_path / "tmp"), ANSIBLE_REMOTE_TEMP=str(tmp_path / "tmp"),
                ANSIBLE_DEPRECATION_WARNINGS="0", ANSIBLE_RETRY_FILES_ENABLED="0")
@@ -400,7 +400,7 @@ def inventory_message(chunk):
     """The plugin's own sentence out of ansible-inventory's warning for one source."""
     text = " ".join(chunk.split())
     if "<<< caused by >>>" in text:  # ansible-core 2.19
-        text = text.split("<<< caused by >>>")[-1]
+        text = text.rsplit("<<< caused by >>>", maxsplit=1)[-1]
     else:  # 2.16: " * Failed to parse <path> with <plugin> plugin: <message>"
         text = re.sub(r"^.*?Failed to parse \S+ with \S+ plugin:\s*", "", text)
     return re.split(r"\s*Origin: <", text)[0].strip()
