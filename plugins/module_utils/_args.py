@@ -111,8 +111,8 @@ def connection_secrets(params):
     URL. Modules add them to no_log_values so that no result, invocation or message shows them."""
     out = set()
     kubeconfig = params.get('kubeconfig')
-    if isinstance(kubeconfig, dict):
-        for user in kubeconfig.get('users') or []:
+    if isinstance(kubeconfig, dict) and isinstance(kubeconfig.get('users'), list):
+        for user in kubeconfig['users']:
             _collect_kubeconfig_secrets(user, out)
     proxy = params.get('proxy')
     if isinstance(proxy, string_types) and '@' in proxy:

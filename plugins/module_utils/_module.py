@@ -8,7 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
@@ -17,16 +17,29 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
 
-def run_with_client(module, work, validate=None, sensitive=None):
+class KubeVirtModule(AnsibleModule):
+    """AnsibleModule that masks secrets hidden inside options that are not no_log themselves (credentials in a
+    kubeconfig dictionary, a proxy URL password, and ``sensitive(params)``, e.g. cloud-init user data in a spec)
+    from the moment the options are read, so that even ansible-core's own argument errors, which echo every
+    option back as ``invocation``, never show them."""
+
+    def __init__(self, *args, **kwargs):
+        self._sensitive = kwargs.pop('sensitive', None)
+        super().__init__(*args, **kwargs)
+
+    def _load_params(self):
+        super()._load_params()
+        params = self.params if isinstance(self.params, dict) else {}
+        self.no_log_values.update(connection_secrets(params))
+        if self._sensitive is not None:
+            self.no_log_values.update(self._sensitive(params))
+
+
+def run_with_client(module, work, validate=None):
     """Return ``work(client)``; a missing kubernetes library or a KubeVirtError ends the module with fail_json.
 
-    ``sensitive(params)`` returns more strings to mask in all output (beyond no_log options and connection secrets).
-    ``validate(params)`` runs next and may raise InvalidOption: bad input fails before any request is sent.
+    ``validate(params)`` runs first and may raise InvalidOption: bad input fails before any request is sent.
     """
-    # Before anything can fail: every later message, result and invocation echo is masked for these.
-    module.no_log_values.update(connection_secrets(module.params))
-    if sensitive is not None:
-        module.no_log_values.update(sensitive(module.params))
     error = None
     if validate is not None:
         try:

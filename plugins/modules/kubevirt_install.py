@@ -398,11 +398,9 @@ workloads:
 
 import copy
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _api, _install, _install_preflight
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC, argument_spec
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import KubeVirtModule, run_with_client
 
 PULL_POLICIES = ['Always', 'IfNotPresent', 'Never']
 STRATEGIES = ['RemoveWorkloads', 'BlockUninstallIfWorkloadsExist']
@@ -467,7 +465,7 @@ INSTALL_ARG_SPEC = {
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeVirtModule(
         argument_spec=argument_spec(AUTH_ARG_SPEC, INSTALL_ARG_SPEC),
         mutually_exclusive=[['manifest_url', 'manifest_path']],
         supports_check_mode=True,

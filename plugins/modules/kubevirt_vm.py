@@ -634,13 +634,11 @@ results:
       type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import DEFAULT_HIDDEN_FIELDS
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import KubeVirtModule, run_with_client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_apply import run_task
 
 
@@ -666,15 +664,16 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeVirtModule(
         argument_spec=argument_spec(),
         mutually_exclusive=vs.vm_option_rules() + [["vms", "name"], ["vms", "generate_name"]],
         required_one_of=[["name", "generate_name", "vms", "definition"]],
         supports_check_mode=True,
+        sensitive=vs.sensitive_values,
     )
     failed, result = run_with_client(
         module, lambda client: run_task(Api(client), module.params, check_mode=module.check_mode, diff_mode=module._diff),
-        validate=vs.check_task, sensitive=vs.sensitive_values)
+        validate=vs.check_task)
     result = vs.redact_user_data(result)
     if failed:
         module.fail_json(**result)

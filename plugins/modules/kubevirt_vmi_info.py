@@ -148,8 +148,6 @@ pending:
   sample: [{"namespace": "default", "name": "vm1", "state": "phase Scheduling, Ready=False"}]
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _info, _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     AUTH_ARG_SPEC,
@@ -158,12 +156,12 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import (
     WAIT_ARG_SPEC,
     argument_spec,
 )
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import run_with_client
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._module import KubeVirtModule, run_with_client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_spec import redact_user_data
 
 
 def main():
-    module = AnsibleModule(
+    module = KubeVirtModule(
         argument_spec=argument_spec(AUTH_ARG_SPEC, INFO_ARG_SPEC, WAIT_ARG_SPEC),
         supports_check_mode=True,
     )

@@ -160,6 +160,9 @@ def module_tasks(w):
             by_token, namespace=ns, proxy="http://mirror:%s@127.0.0.1:9" % s["proxy-password"],
             proxy_headers={"proxy_basic_auth": "mirror:%s" % s["proxy-basic-auth"]}),
          "register": "proxy", "ignore_errors": True},
+        {"name": "ansible-core's own argument error next to secrets", VM: dict(
+            by_dict, name="x", namespace=ns, colour="red", spec=spec_with_user_data,
+            proxy="http://mirror:%s@127.0.0.1:9" % s["proxy-password"]), "register": "core_error", "ignore_errors": True},
         {"name": "bad input next to secrets", VM: dict(by_dict, name="Bad_Name", namespace=ns,
                                                        cloud_init={"user_data": user_data(s["user-data"])}),
          "register": "bad_input", "ignore_errors": True},
@@ -181,6 +184,7 @@ def test_no_secret_in_module_output(kubeapi, world, tmp_path):
     assert "401" in results["unauthorized"]["msg"] or "nauthorized" in results["unauthorized"]["msg"]
     assert results["forbidden"]["failed"] and "kube-system" in results["forbidden"]["msg"]
     assert results["unauthorized_check"]["failed"] and results["proxy"]["failed"] and results["bad_input"]["failed"]
+    assert results["core_error"]["failed"] and "colour" in results["core_error"]["msg"]
     assert "Traceback" not in proc.stdout + proc.stderr
     # The user data went to the API server, and the results show the marker (with a digest) instead.
     stored = kubeapi.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/ci-a" % world["ns"])

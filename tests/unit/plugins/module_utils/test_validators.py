@@ -244,3 +244,18 @@ def test_redact_user_data_keeps_a_digest_and_the_rest():
     assert before["userData"].startswith("<hidden: cloud-init user data, sha256:") and before["networkData"] == "nd"
     assert before["userData"] != after["userData"] and "old" not in str(out) and "new" not in str(out)
     assert obj["diff"]["before"]["volumes"][0]["cloudInitNoCloud"]["userData"] == "old"  # a copy
+
+
+def test_module_masks_kubeconfig_secrets_even_in_ansible_cores_own_errors(capsys):
+    from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm
+
+    from ..modules.module_args import patch_module_args
+
+    args = {"name": "a", "namespace": "x", "colour": "red",
+            "kubeconfig": {"users": [{"name": "u", "user": {"token": "tok-planted-1"}}]},
+            "spec": {"volumes": [{"name": "c", "cloudInitNoCloud": {"userData": "ud-planted-2"}}]}}
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            kubevirt_vm.main()
+    out = capsys.readouterr().out
+    assert "colour" in out and "tok-planted-1" not in out and "ud-planted-2" not in out
