@@ -64,6 +64,11 @@ def qemu_pids(guest_dir, vm_name=None):
     return alive
 
 
+def boot_seconds(guest_dir):
+    """{guest dir name: seconds from QEMU start to the SSH banner}, as the emulator measured them."""
+    return {f.parent.name: float(f.read_text()) for f in Path(guest_dir).glob("*/ready_after")}
+
+
 def wait_gone(pid, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -2,7 +2,8 @@
 
 Two real VMs boot together (user data inline / from a Secret) next to a simulated one. Each is reached with
 the key from its own cloud-init user data through the `<vm>-ssh` NodePort Service on the 127.0.0.1 node; a key
-the VM spec does not name is refused. Stopping one VM and deleting the other must end their QEMU processes.
+the VM spec does not name is refused. A user's NodePort Service without nodePort gets one and is proxied too. A guest that powers off is restarted
+(new VMI, new QEMU). Stopping one VM and deleting the other must end their QEMU processes.
 """
 import base64
 import time
@@ -10,8 +11,9 @@ import uuid
 
 import pytest
 
-from tests.guest.guest import BOOT_TIMEOUT, IMAGE, build_image, keypair, qemu_pids, ssh, wait_gone
+from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, qemu_pids, ssh, wait_gone
 from tests.kubeapi.harness import Emulator
+from tests.summary import record
 
 pytestmark = pytest.mark.timeout(BOOT_TIMEOUT + 600)
 
@@ -58,7 +60,7 @@ def test_real_guests_boot_with_their_cloud_init_and_stop_with_their_vm(emu, tmp_
     emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
     key_a, pub_a = keypair(tmp_path, "a")
     key_b, pub_b = keypair(tmp_path, "b")
-    stranger, _ = keypair(tmp_path, "stranger")
+    stranger = keypair(tmp_path, "stranger")[0]
     emu.apply_object({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b-userdata", "namespace": ns},
                       "data": {"userdata": base64.b64encode(user_data("bob", pub_b).encode()).decode()}})
     start = time.monotonic()
@@ -72,7 +74,7 @@ def test_real_guests_boot_with_their_cloud_init_and_stop_with_their_vm(emu, tmp_
     assert vmi["status"]["nodeName"] == "localnode"
     assert ready_condition(vmi)["status"] == "False" and ready_condition(vmi)["reason"] == "GuestNotReady"
     assert vmi["metadata"]["labels"]["vm.kubevirt.io/name"] == "alpha"
-    sim = emu.wait_for(vm_path(ns, "simulated"), lambda o: (o or {}).get("status", {}).get("ready"), timeout=30)
+    emu.wait_for(vm_path(ns, "simulated"), lambda o: (o or {}).get("status", {}).get("ready"), timeout=30)
     sim_vmi = emu.get_object(vm_path(ns, "simulated", "virtualmachineinstances"))
     assert sim_vmi["status"]["nodeName"] != "localnode"
     assert emu.get_object("/api/v1/namespaces/%s/services/simulated-ssh" % ns) is None
@@ -85,6 +87,8 @@ def test_real_guests_boot_with_their_cloud_init_and_stop_with_their_vm(emu, tmp_
                      timeout=BOOT_TIMEOUT, interval=1)
         print("%s ready after %.0fs (both booting at once)" % (name, time.monotonic() - start))
 
+    for guest, seconds in sorted(boot_seconds(emu.workdir / "guests").items()):
+        record("real guests", "%s: SSH up %.0fs after QEMU start (two guests booting at once)" % (guest, seconds))
     ports = {}
     for name in ("alpha", "beta"):
         svc = emu.get_object("/api/v1/namespaces/%s/services/%s-ssh" % (ns, name))
@@ -109,7 +113,29 @@ def test_real_guests_boot_with_their_cloud_init_and_stop_with_their_vm(emu, tmp_
     assert ssh(key_a, "root", ports["alpha"], "true").returncode == 255
     assert ssh(key_a, "alice", ports["beta"], "true").returncode == 255
 
+    # A NodePort Service of the user's, without nodePort: one is allocated and the proxy serves it too.
+    emu.apply_object({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "alpha-admin", "namespace": ns},
+                      "spec": {"type": "NodePort", "selector": {"app": "realguest-test", "vm.kubevirt.io/name": "alpha"},
+                               "ports": [{"name": "admin", "port": 2222, "targetPort": 22}]}})
+    admin = emu.wait_for("/api/v1/namespaces/%s/services/alpha-admin" % ns,
+                         lambda o: o["spec"]["ports"][0].get("nodePort"), timeout=10)
+    admin_port = admin["spec"]["ports"][0]["nodePort"]
+    assert admin_port not in ports.values() and 30000 <= admin_port <= 32767
+    out = ssh(key_a, "alice", admin_port, "hostname")
+    assert out.returncode == 0 and out.stdout.strip() == "alpha", out.stderr
+
+    # A guest that powers itself off ends its VMI (Succeeded); runStrategy Always starts a new VMI and QEMU.
     pids = {d.split("_")[1]: pid for d, pid in qemu_pids(emu.workdir / "guests").items()}
+    old_uid = emu.get_object(vm_path(ns, "beta", "virtualmachineinstances"))["metadata"]["uid"]
+    ssh(key_b, "bob", ports["beta"], "sudo systemctl poweroff")
+    assert wait_gone(pids["beta"], timeout=300), "QEMU of beta still runs after the guest powered off"
+    emu.wait_for(vm_path(ns, "beta", "virtualmachineinstances"),
+                 lambda o: o is not None and o["metadata"]["uid"] != old_uid and o["status"].get("phase") == "Running",
+                 timeout=60)
+    restarted = {d.split("_")[1]: pid for d, pid in qemu_pids(emu.workdir / "guests").items()}
+    assert set(restarted) == {"alpha", "beta"} and restarted["beta"] != pids["beta"]
+    pids = restarted
+
     # runStrategy Halted stops alpha's QEMU; deleting beta's VM stops beta's QEMU and removes its Service.
     emu.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
                       "metadata": {"name": "alpha", "namespace": ns}, "spec": {"runStrategy": "Halted"}},

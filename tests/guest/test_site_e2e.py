@@ -20,9 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.guest.guest import BOOT_TIMEOUT, IMAGE, build_image, keypair, qemu_pids, ssh, wait_gone
+from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, qemu_pids, ssh, wait_gone
 from tests.integration.test_kubevirt_install import CDI166, KV190
 from tests.kubeapi.harness import Emulator
+from tests.summary import record
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -70,7 +71,7 @@ def site(emu, tmp_path, inventory, key, extra):
                           timeout=BOOT_TIMEOUT + 600, stdin=subprocess.DEVNULL)
     out = proc.stdout + proc.stderr
     (tmp_path / ("site-%d.log" % int(start))).write_text(out)
-    print("site.yml: rc=%d in %.0fs" % (proc.returncode, time.monotonic() - start))
+    record("real guests", "site.yml (one real guest): rc=%d in %.0fs" % (proc.returncode, time.monotonic() - start))
     return proc.returncode, out
 
 
@@ -105,6 +106,9 @@ def test_site_configures_the_real_guest_and_second_run_changes_nothing(emu, tmp_
         assert vmi["status"]["phase"] == "Running" and vmi["status"]["nodeName"] in ("node01", "node02")
     assert emu.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/sim-off" % ns) is None
 
+    for guest, seconds in boot_seconds(emu.workdir / "guests").items():
+        record("real guests", "%s: SSH up %.0fs after QEMU start (site.yml)" % (guest, seconds))
+
     # Our own SSH session, through the same NodePort Service, with the key of the fleet file.
     svc = emu.get_object("/api/v1/namespaces/%s/services/guest-ssh" % ns)
     port = svc["spec"]["ports"][0]["nodePort"]
@@ -126,6 +130,8 @@ def test_site_configures_the_real_guest_and_second_run_changes_nothing(emu, tmp_
     assert {h: r["changed"] for h, r in recap.items()} == {h: 0 for h in recap}, out[-6000:]
     assert all(r["unreachable"] == 0 and r["failed"] == 0 for r in recap.values()), out[-6000:]
 
-    (pid,) = qemu_pids(emu.workdir / "guests").values()
+    pids = list(qemu_pids(emu.workdir / "guests").values())
+    assert len(pids) == 1, pids
+    pid = pids[0]
     emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/guest" % ns)
     assert wait_gone(pid), "QEMU of the deleted VM still runs"

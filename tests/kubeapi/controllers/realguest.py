@@ -252,13 +252,14 @@ class RealGuests(Controller):
             self._start_qemu(guest, vmi)
         except (OSError, subprocess.CalledProcessError) as exc:
             print("kubeapi: real guest %s/%s did not start: %s" % (guest.ns, guest.name, exc), flush=True)
+            reason = str(exc)[:500]
 
             def failed(o):
                 o["status"]["phase"] = "Failed"
                 o["status"]["reason"] = "GuestStartFailed"
                 for c in o["status"].get("conditions") or []:
                     if c.get("type") == "Ready":
-                        c.update(status="False", reason="GuestStartFailed", message=str(exc)[:500])
+                        c.update(status="False", reason="GuestStartFailed", message=reason)
             return failed
         with self.lock:
             self.guests[guest.uid] = guest
