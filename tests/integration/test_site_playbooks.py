@@ -163,6 +163,25 @@ def test_bad_fleet_input_is_one_sentence_and_writes_nothing(emu, tmp_path, fleet
     assert emu.requests(since=mark) == []
 
 
+def test_site_stops_on_a_bad_fleet_before_installing(emu, tmp_path):
+    mark = emu.mark()
+    rc, out = run(emu, tmp_path, "site.yml", dict(INSTALL, fleet_vms=[{"name": "a", "namespace": "x", "size": "xl"}]))
+    assert rc != 0
+    assert "The fleet description is invalid: VM a has size xl, which is not one of small, medium, large" in out, out
+    assert "PLAY [Install KubeVirt]" not in out
+    assert emu.requests(since=mark) == []
+
+
+def test_configure_guests_rejects_bad_variables_in_one_sentence(emu, tmp_path):
+    inv = inventory_dir(tmp_path, namespace(emu))
+    rc, out = run(emu, tmp_path, "configure_guests.yml", {"configure_guests_packages": {"not": "a list"},
+                                                          "configure_guests_allow_unreachable": "perhaps"},
+                  inventory=inv)
+    assert rc != 0
+    assert "The configure_guests variables are invalid: " in out, out
+    assert "configure_guests_allow_unreachable" in out and "configure_guests_packages" in out, out
+
+
 def test_configure_guests_with_no_vm_in_the_inventory(emu, tmp_path):
     inv = inventory_dir(tmp_path, namespace(emu))
     for inventory in (inv, None):
