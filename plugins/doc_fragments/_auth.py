@@ -70,6 +70,7 @@ options:
       - Whether to verify the API server's TLS certificate.
       - When not set, the kubeconfig cluster's C(insecure-skip-tls-verify) decides; certificates are verified
         otherwise.
+      - When verification ends up off, the module prints a warning; give O(ca_cert) instead.
       - Can also be specified via E(K8S_AUTH_VERIFY_SSL) or E(K8S_AUTH_VALIDATE_CERTS) environment variable.
     type: bool
     aliases: [verify_ssl]
@@ -200,6 +201,7 @@ options:
     description:
       - Whether to verify the API server's TLS certificate. When not set, the kubeconfig decides; certificates are
         verified otherwise.
+      - When verification ends up off, the plugin prints a warning; give O(ca_cert) instead.
     type: bool
     aliases: [verify_ssl]
     env:
