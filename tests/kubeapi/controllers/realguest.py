@@ -181,7 +181,6 @@ class Guest:
         self.started = None
         self.ready_after = None
         self.stopping = False
-        self.labels = {}
 
 
 class RealGuests(Controller):
