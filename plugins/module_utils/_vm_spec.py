@@ -425,7 +425,9 @@ def _check_ref(value, option, kinds):
         raise InvalidOption("%s must be a dictionary with a name (and optionally kind: %s), such as {name: u1.medium}."
                             % (option, " or ".join(kinds)))
     _args.check_dns_subdomain(value["name"], option + ".name")
-    if value.get("kind") is not None and value["kind"] not in kinds:
+    # KubeVirt matches the kind case-insensitively and also takes the plural resource name.
+    accepted = set(k.lower() for k in kinds) | set(k.lower() + "s" for k in kinds)
+    if value.get("kind") is not None and str(value["kind"]).lower() not in accepted:
         raise InvalidOption("%s.kind must be %s, got %r." % (option, " or ".join(kinds), value["kind"]))
 
 

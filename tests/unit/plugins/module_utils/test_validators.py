@@ -151,6 +151,13 @@ def test_check_task_rejects(kw, words):
         vs.check_task(vm_params(**kw))
 
 
+def test_instancetype_kind_is_matched_like_kubevirt_does():
+    for kind in ("VirtualMachineClusterInstancetype", "virtualmachineclusterinstancetypes", "virtualmachineinstancetype"):
+        vs.check_task(vm_params(instancetype={"name": "u1.small", "kind": kind}))
+    with pytest.raises(InvalidOption, match="instancetype.kind"):
+        vs.check_task(vm_params(instancetype={"name": "u1.small", "kind": "VirtualMachinePreference"}))
+
+
 def test_check_task_names_the_vms_item():
     params = vm_params(name=None, memory="1Gi", vms=[{"name": "a"}, {"name": "b", "memory": "1 GB"}])
     with pytest.raises(InvalidOption, match=r"^vms\[1\] \(b\): memory"):
