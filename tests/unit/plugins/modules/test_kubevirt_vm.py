@@ -46,7 +46,7 @@ def call(args, fake):
     ({'name': 'a', 'namespace': 'ns', 'boot_disk': {'url': 'http://x'}}, ['size', 'url']),
     ({'name': 'a', 'namespace': 'ns', 'boot_disk': {'url': 'http://x', 'container_image': 'i', 'size': '1Gi'}},
      ['mutually exclusive', 'url', 'container_image']),
-    ({'name': 'a', 'namespace': 'ns', 'cloud_init': {'user_data': '#cloud-config', 'password': 'pw-long-enough'}}, ['mutually exclusive', 'user_data', 'password']),
+    ({'name': 'a', 'namespace': 'ns', 'cloud_init': {'user_data': 'ud-text', 'password': 'pw-long-enough'}}, ['mutually exclusive', 'user_data', 'password']),
     ({'name': 'a', 'namespace': 'ns', 'state': 'stopped', 'running': True}, ['state=stopped contradicts running=true']),
     ({'name': 'a', 'namespace': 'ns', 'run_strategy': 'Sometimes'}, ['run_strategy', 'Always']),
 ])
