@@ -6,7 +6,8 @@
 Request budget for N VMs in one namespace: one GET (N=1) or one list of VMs (plus one of VMIs when a
 lifecycle state or a wait needs them); one server-side apply per VM that needs a change (none on an
 idempotent re-run); one subresource call per VM that must start/stop/restart; the wait is one list and
-at most one watch per kind and namespace, all under a single deadline.
+at most one watch per kind and namespace, all under a single deadline. A namespace that does not exist costs
+one POST and one repeated write, only with create_namespace (see ``_namespaces``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +19,7 @@ import uuid
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _namespaces
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import CREATE_TOKEN_LABEL
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
@@ -107,8 +109,9 @@ class VMTask(object):
 
     def __init__(self, api, items, api_version=vs.DEFAULT_API_VERSION, wait=False, wait_timeout=120, hidden_fields=None,
                  delete_options=None, restart_if_required=False, grace_period_seconds=None, check_mode=False,
-                 diff_mode=False, clock=time.monotonic, sleep=time.sleep, wait_sleep=5):
+                 diff_mode=False, clock=time.monotonic, sleep=time.sleep, wait_sleep=5, create_namespace=False):
         self.api = api
+        self.namespaces = _namespaces.Namespaces(api, create_namespace, check_mode=check_mode)
         self.kind = _kinds.VM.with_api_version(api_version)
         self.vmi_kind = _kinds.VMI.with_api_version(api_version)
         self.api_version = api_version
@@ -250,8 +253,8 @@ class VMTask(object):
                         self._plan_lifecycle(vm)
                         return
                 if vm.desired["metadata"].get("name"):
-                    vm.result = self.api.apply(self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True,
-                                               dry_run=self.check_mode)
+                    vm.result = self._in_namespace(vm, lambda: self.api.apply(
+                        self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True, dry_run=self.check_mode))
                 else:
                     body = vm.desired
                     if not self.check_mode:
@@ -259,8 +262,8 @@ class VMTask(object):
                         body = dict(vm.desired, metadata=dict(vm.desired["metadata"]))
                         body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {},
                                                           **{CREATE_TOKEN_LABEL: uuid.uuid4().hex})
-                    vm.result = self.api.create(self.kind, body, vm.namespace, dry_run=self.check_mode,
-                                                field_manager=cmp.FIELD_MANAGER)
+                    vm.result = self._in_namespace(vm, lambda: self.api.create(
+                        self.kind, body, vm.namespace, dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER))
                     vm.name = (vm.result.get("metadata") or {}).get("name")
                 vm.changed = True
                 vm.wrote = True
@@ -272,6 +275,26 @@ class VMTask(object):
             vm.observe = vm.changed and cmp.template_changed(vm.live, vm.result)
             vm.restart_required = vm.observe or cmp.is_true(vm.live, "RestartRequired")
         self._plan_lifecycle(vm)
+
+    def _in_namespace(self, vm, send):
+        """Send a create/apply of `vm`; when its namespace is missing, create that (create_namespace) and resend.
+
+        In check mode a VM in a namespace that does not exist yet is predicted locally (a dry run there fails).
+        """
+        ns = vm.namespace
+        if ns in self.namespaces.failed:
+            raise self.namespaces.failed[ns]
+        if ns not in self.namespaces.missing:
+            try:
+                return send()
+            except ApiError as err:
+                if not _namespaces.namespace_missing(err, ns):
+                    raise
+            self.namespaces.ensure(ns)
+            if not self.check_mode:
+                return send()
+        predicted = dict(vm.desired, metadata=dict(vm.desired["metadata"], namespace=ns))
+        return predicted
 
     def _drop_running(self, vm, value):
         """Move a VM from the deprecated spec.running (set by another tool) to runStrategy.
@@ -690,7 +713,7 @@ def run_task(api, params, check_mode=False, diff_mode=False):
                   hidden_fields=params.get("hidden_fields"), delete_options=params.get("delete_options"),
                   restart_if_required=bool(params.get("restart_if_required")),
                   grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode,
-                  wait_sleep=params.get("wait_sleep"))
+                  wait_sleep=params.get("wait_sleep"), create_namespace=bool(params.get("create_namespace")))
     client = getattr(api, "client", None)
     if hasattr(client, "set_deadline"):
         # Retries (and their pauses) never carry the task past wait_timeout.
@@ -702,7 +725,8 @@ def run_task(api, params, check_mode=False, diff_mode=False):
         err.result.setdefault("api_retries", getattr(client, "retries", 0) - retries_before)
         raise
     api_retries = getattr(client, "retries", 0) - retries_before
-    changed = any(vm.changed for vm in task.vms)
+    created = list(task.namespaces.created)
+    changed = any(vm.changed for vm in task.vms) or bool(created)
     if params.get("vms") is None:
         vm = task.vms[0]
         res = task.vm_result(vm, diff_mode)
@@ -710,8 +734,13 @@ def run_task(api, params, check_mode=False, diff_mode=False):
         res.pop("namespace")
         res["duration"] = round(duration, 3)
         res["api_retries"] = api_retries
+        res["namespaces_created"] = created
+        res["changed"] = changed
         if not diff_mode:
             res.pop("diff", None)
+        elif created:
+            res["diff"] = dict(res.get("diff") or {"before": {}, "after": {}},
+                               after_header="namespace %s created" % ", ".join(created))
         extra = [m for m in (task.task_error, task.timeout_msg) if m]
         if extra:
             res["failed"] = True
@@ -719,6 +748,7 @@ def run_task(api, params, check_mode=False, diff_mode=False):
         return bool(res.get("failed")), res
     results = [task.vm_result(vm, diff_mode) for vm in task.vms]
     out = {"changed": changed, "results": results, "duration": round(duration, 3), "api_retries": api_retries,
+           "namespaces_created": created,
            "restart_required": [r["namespace"] + "/" + r["name"] for r in results if r.get("restart_required")]}
     msg = task.outcome_message()
     if msg:
@@ -729,4 +759,8 @@ def run_task(api, params, check_mode=False, diff_mode=False):
                                       for r in results if r["changed"]),
                        "after": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("after", {}))
                                      for r in results if r["changed"])}
+        for ns in created:
+            # A space cannot occur in a namespace/name key, so these never collide with a VM's entry.
+            out["diff"]["before"]["Namespace " + ns] = {}
+            out["diff"]["after"]["Namespace " + ns] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
     return bool(out.get("failed")), out

@@ -45,6 +45,21 @@ options:
     description:
       - Namespace of the C(VirtualMachine). Required, at the top level or in every O(vms) item.
     type: str
+  create_namespace:
+    description:
+      - Create the namespace of the VM (of every VM, with O(vms)) when it does not exist, like the option of
+        the same name of C(kubernetes.core.helm). Off by default, as in C(kubevirt.core), where a missing
+        namespace fails the task.
+      - No request is spent on it when the namespace exists. The VM is written as usual; only when the API
+        server answers that its namespace is not found is the namespace created (a plain C(v1) C(Namespace)
+        with no labels) and that write sent again. Needs the RBAC permission to create C(namespaces) (cluster
+        scope); without it the task fails and says so.
+      - In check mode the namespace create is a server dry run, and the VMs of a namespace that does not exist
+        yet are predicted from the options without a server dry run (one in a missing namespace would fail).
+      - RV(namespaces_created) lists the namespaces that were (or would be) created; they also appear in RV(diff).
+      - O(state=absent) never creates or deletes a namespace.
+    type: bool
+    default: false
   api_version:
     description:
       - API version of KubeVirt's C(VirtualMachine).
@@ -533,6 +548,17 @@ EXAMPLES = r'''
     state: stopped
     wait: true
 
+- name: Two VMs in namespaces that are created when they do not exist yet
+  virtfleet.kubevirt.kubevirt_vm:
+    create_namespace: true
+    memory: 1Gi
+    boot_disk:
+      container_image: quay.io/containerdisks/fedora:latest
+    vms:
+      - {name: web1, namespace: team-a}
+      - {name: web2, namespace: team-b}
+  register: declared    # declared.namespaces_created: the namespaces this run created
+
 - name: Delete a VM
   virtfleet.kubevirt.kubevirt_vm:
     name: web1
@@ -562,9 +588,19 @@ result:
   returned: success, without O(vms)
   type: dict
 diff:
-  description: The VM before and after (per VM name with O(vms)), without O(hidden_fields).
+  description:
+    - The VM before and after (per VM name with O(vms)), without O(hidden_fields).
+    - With O(create_namespace), a namespace created by the task shows up as the entry C(Namespace <name>)
+      (with O(vms)) or in C(after_header) (without).
   returned: in diff mode
   type: dict
+namespaces_created:
+  description:
+    - Namespaces that the task created (in check mode, would create) because of O(create_namespace).
+  returned: always
+  type: list
+  elements: str
+  sample: [team-a]
 duration:
   description: Seconds the task took, waiting included.
   returned: always
@@ -646,6 +682,7 @@ def argument_spec():
     spec = _args.argument_spec(_args.AUTH_ARG_SPEC, _args.WAIT_ARG_SPEC, **vs.vm_option_spec())
     spec.update(
         api_version=dict(type="str", default=vs.DEFAULT_API_VERSION),
+        create_namespace=dict(type="bool", default=False),
         state=dict(type="str", default="present", choices=vs.STATES),
         vms=dict(type="list", elements="dict", options=vs.vm_option_spec(for_item=True),
                  mutually_exclusive=vs.vm_option_rules()),

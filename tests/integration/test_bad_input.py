@@ -57,6 +57,7 @@ MODULE_CASES = [
     ("vm-unknown-option", VM, vm(colour="red"), ["colour"], UNKNOWN, False),
     ("vm-wait-timeout-type", VM, vm(wait_timeout="soon"), ["wait_timeout"], r"int", False),
     ("vm-running-type", VM, vm(running="perhaps"), ["running"], r"bool", False),
+    ("vm-create-namespace-type", VM, vm(create_namespace="if needed"), ["create_namespace"], r"bool", False),
     ("vm-cpu-cores-type", VM, vm(cpu={"cores": "many"}), ["cores"], r"int", False),
     ("vm-spec-type", VM, vm(spec="domain: {}x"), ["spec"], r"dict", False),
     ("vm-name-and-generate-name", VM, vm(generate_name="web-"), ["name", "generate_name"], EXCLUSIVE, False),
@@ -146,6 +147,9 @@ MODULE_CASES = [
      r"give a VirtualMachine manifest", True),
     ("vms-declared-twice", VM, {"namespace": NS, "vms": [{"name": "a"}, {"name": "a"}]}, ["vms[1]", "a"], r"give each VM once", True),
     ("vms-item-state-choice", VM, {"namespace": NS, "vms": [{"name": "a", "state": "up"}]}, ["state"], CHOICE, False),
+    # create_namespace is a task option, not a per-VM one.
+    ("vms-item-create-namespace", VM, {"namespace": NS, "vms": [{"name": "a", "create_namespace": True}]},
+     ["create_namespace"], UNKNOWN, False),
     # --- kubevirt_vm_info
     ("vm-info-unknown-option", VM_INFO, {"namespace": NS, "labels": ["app=web"]}, ["labels"], UNKNOWN, False),
     ("vm-info-name-bad", VM_INFO, {"namespace": NS, "name": "Web 1"}, ["name", "Web 1"], r"such as \"web-1\"", True),
