@@ -6,7 +6,8 @@
    quay.io/containerdisks/debian:12 boot as real QEMU guests, reachable over SSH through a NodePort Service on
    127.0.0.1.
 3. Run site.yml: prepare nodes (none here: skipped), install KubeVirt + CDI from the local operator manifests,
-   declare the 20-VM fleet of demo/fleet.yml in one task (cloud-init carries a key generated for this run),
+   declare the 20-VM fleet of demo/fleet.yml in one task, creating its namespace (cloud-init carries a key
+   generated for this run),
    configure the guests over SSH through the inventory plugin (demo/kubevirt.yml).
 4. Print `ansible-inventory --graph`, what the guests now contain, and a second site.yml run (changed=0).
 5. Clean up: the emulator stops its QEMU guests, the temporary directory is removed.
@@ -131,8 +132,6 @@ def main():
         key, public_key = ssh_key(tmp)
         emu, image_dir = start_emulator(tmp, image_dir)
         print("Kubernetes API emulator on %s (kubeconfig %s)" % (emu.url, emu.kubeconfig), flush=True)
-        emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}})
-        print("Namespace demo created (as a cluster admin would; declare_vms.yml expects it to exist)")
 
         inventory = tmp / "inventory"
         inventory.mkdir()

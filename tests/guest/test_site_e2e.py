@@ -76,8 +76,7 @@ def site(emu, tmp_path, inventory, key, extra):
 
 
 def test_site_configures_the_real_guest_and_second_run_changes_nothing(emu, tmp_path):
-    ns = "e2e-" + uuid.uuid4().hex[:6]
-    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    ns = "e2e-" + uuid.uuid4().hex[:6]      # created by declare_vms.yml (fleet_create_namespaces defaults to true)
     key, pub = keypair(tmp_path, "fleet")
     source = yaml.safe_load((PLAYBOOKS / "inventory" / "kubevirt.yml").read_text())
     source["namespaces"] = [ns]

@@ -37,9 +37,8 @@ def emu(tmp_path_factory):
 
 
 def namespace(emu):
-    name = "site-%s" % uuid.uuid4().hex[:8]
-    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    """A fresh namespace name; declare_vms.yml creates the namespace (fleet_create_namespaces defaults to true)."""
+    return "site-%s" % uuid.uuid4().hex[:8]
 
 
 def inventory_dir(tmp_path, ns):
@@ -95,6 +94,8 @@ def test_site_declares_installs_and_second_run_changes_nothing(emu, tmp_path):
     assert rc == 0, out
     assert recaps(out)["localhost"]["changed"] >= 2, out    # the install and the fleet
     assert "skipping: no hosts matched" in out               # prepare_nodes: no kubevirt_nodes in this inventory
+    assert "; namespaces created: %s." % ns in out, out
+    assert emu.get_object("/api/v1/namespaces/%s" % ns) is not None
 
     web2 = emu.get_object(VM_PATH % (ns, "web-2"))
     spec = web2["spec"]["template"]["spec"]
@@ -123,18 +124,22 @@ def test_declare_vms_alone_deletes_with_fleet_state_absent(emu, tmp_path):
     ns = namespace(emu)
     rc, out = run(emu, tmp_path, "declare_vms.yml", fleet(ns))
     assert rc == 0, out
-    assert "3 VM(s) declared: 3 changed; running: 2, stopped: 1." in out, out
+    assert "3 VM(s) declared: 3 changed; running: 2, stopped: 1; namespaces created: %s." % ns in out, out
     rc, out = run(emu, tmp_path, "declare_vms.yml", dict(fleet(ns), fleet_state="absent"))
     assert rc == 0, out
-    assert "3 VM(s) deleted: 3 changed" in out, out
+    assert "3 VM(s) deleted: 3 changed; running: 0, stopped: 0." in out, out
     for name in ("web-1", "web-2", "spare"):
         assert emu.get_object(VM_PATH % (ns, name)) is None
+    assert emu.get_object("/api/v1/namespaces/%s" % ns) is not None     # deleting the fleet keeps its namespace
 
 
-def test_declare_vms_into_a_missing_namespace_names_it(emu, tmp_path):
-    rc, out = run(emu, tmp_path, "declare_vms.yml", {"fleet_vms": [{"name": "a", "namespace": "no-such-ns"}]})
+def test_declare_vms_into_a_missing_namespace_names_it_without_fleet_create_namespaces(emu, tmp_path):
+    rc, out = run(emu, tmp_path, "declare_vms.yml", {"fleet_vms": [{"name": "a", "namespace": "no-such-ns"}],
+                                                    "fleet_create_namespaces": False})
     assert rc != 0
-    assert 'namespaces \\"no-such-ns\\" not found' in out or 'namespaces "no-such-ns" not found' in out, out
+    out = out.replace('\\"', '"')
+    assert 'Namespace "no-such-ns" does not exist' in out and "create_namespace=true" in out, out
+    assert emu.get_object("/api/v1/namespaces/no-such-ns") is None
 
 
 @pytest.mark.parametrize("fleet_vars, sentence", [
@@ -149,6 +154,8 @@ def test_declare_vms_into_a_missing_namespace_names_it(emu, tmp_path):
     ({"fleet_vms": [{"name": "a", "namespace": "x", "user_data": "#cloud-config\n", "user": "u"}]},
      "VM a gives user_data together with user/ssh_authorized_keys (use one)"),
     ({"fleet_state": "gone", "fleet_vms": [{"name": "a", "namespace": "x"}]}, "fleet_state must be one of"),
+    ({"fleet_create_namespaces": "maybe", "fleet_vms": [{"name": "a", "namespace": "x"}]},
+     "argument 'fleet_create_namespaces' is of type"),
 ])
 def test_bad_fleet_input_is_one_sentence_and_writes_nothing(emu, tmp_path, fleet_vars, sentence):
     mark = emu.mark()
