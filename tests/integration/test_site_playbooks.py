@@ -134,8 +134,8 @@ def test_declare_vms_alone_deletes_with_fleet_state_absent(emu, tmp_path):
 
 
 def test_declare_vms_into_a_missing_namespace_names_it_without_fleet_create_namespaces(emu, tmp_path):
-    rc, out = run(emu, tmp_path, "declare_vms.yml", {"fleet_vms": [{"name": "a", "namespace": "no-such-ns"}],
-                                                    "fleet_create_namespaces": False})
+    fleet_vars = {"fleet_vms": [{"name": "a", "namespace": "no-such-ns"}], "fleet_create_namespaces": False}
+    rc, out = run(emu, tmp_path, "declare_vms.yml", fleet_vars)
     assert rc != 0
     out = out.replace('\\"', '"')
     assert 'Namespace "no-such-ns" does not exist' in out and "create_namespace=true" in out, out
