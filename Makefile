@@ -102,7 +102,7 @@ $(BENCH_VENV)/.stamp:
 # Prints ratios and request counts; never fails on wall time.
 bench: venv bench-venv
 	$(VENV)/bin/python bench/vm_bench.py --json bench/results/vm_bench.json
-	@if [ -f bench/inventory_bench.py ]; then $(VENV)/bin/python bench/inventory_bench.py; fi
+	@if [ -f bench/inventory_bench.py ]; then $(VENV)/bin/python bench/inventory_bench.py --repeat 3 --json bench/results/inventory_bench.json; fi
 
 clean:
 	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) .build tests/output .pytest_cache

@@ -159,7 +159,8 @@ def bench_size(count, args, workdir):
             # --graph builds the same inventory but prints no host variables: the plugin's own share of the time
             graph = [run_inventory(emu, python, plugin, workdir, label, mode="--graph")[0] for _run in range(args.repeat)]
             result[label] = {"seconds": round(statistics.median(times), 2), "graph_seconds": round(statistics.median(graph), 2),
-                             "requests": max(counts), "hosts": len(hosts)}
+                             "requests": max(counts), "hosts": len(hosts),
+                             "runs": [round(t, 2) for t in times], "graph_runs": [round(t, 2) for t in graph]}
             if len(hosts) != count:
                 print("WARNING: %s listed %d hosts, expected %d" % (label, len(hosts), count), file=sys.stderr)
         if "ref" in result:
