@@ -51,7 +51,7 @@ def test_vm_from_imported_data_volume_waits_for_import_then_ready(cdi_kubeapi, e
 
 def test_clone_boot_disk_and_a_failing_import_named_in_the_timeout(cdi_kubeapi, env, tmp_path, ns):
     r = play(env, tmp_path, [vm_task(
-        "fleet", ignore_errors=True, namespace=ns, memory="1Gi", wait=True, wait_timeout=4,
+        "fleet", ignore_errors=True, namespace=ns, memory="1Gi", wait=True, wait_timeout=10,
         vms=[{"name": "clone", "boot_disk": {"clone_from": {"name": "golden", "namespace": "images"}}},
              {"name": "broken", "boot_disk": {"url": "https://images.example.org/notfound.qcow2", "size": "5Gi"}}])])
     res = r["fleet"]
