@@ -52,6 +52,9 @@ def run_with_client(module, work, validate=None):
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=str(_client.IMPORT_ERROR))
     try:
         client = _client.client_from_options(auth_options(module.params))
+        if module.params.get('wait_timeout') and hasattr(client, 'set_deadline'):
+            # Retries (and their pauses) never carry a task past its wait_timeout, whatever the module.
+            client.set_deadline(module.params['wait_timeout'])
         if insecure(client):
             module.warn(INSECURE_WARNING)
         return work(client)

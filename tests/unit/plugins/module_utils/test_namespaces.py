@@ -66,7 +66,7 @@ def test_someone_else_created_it_meanwhile():
 def test_forbidden_is_one_sentence_and_remembered():
     api = FakeApi(ApiError("denied", 403))
     made = nsu.Namespaces(api, enabled=True)
-    for _ in range(2):
+    for _attempt in range(2):
         with pytest.raises(ApiError) as err:
             made.ensure("team")
         assert err.value.msg.startswith('Cannot create namespace "team" (create_namespace=true)')
