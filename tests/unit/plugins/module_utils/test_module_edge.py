@@ -54,7 +54,7 @@ def test_without_wait_timeout_only_the_attempt_cap_applies(fake_client):
 
 def test_invalid_input_fails_before_a_client_exists(monkeypatch):
     made = []
-    monkeypatch.setattr(_client, "client_from_options", lambda options: made.append(options))
+    monkeypatch.setattr(_client, "client_from_options", made.append)
 
     def validate(params):
         raise InvalidOption("memory: '2 GB' is not a Kubernetes quantity; write it like 2Gi.")
