@@ -48,22 +48,6 @@ def ssh(key, user, port, command, timeout=60):
     return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def qemu_pids(guest_dir, vm_name=None):
-    """{guest dir name: pid} of QEMU processes the emulator started (from its pid files) that still run."""
-    alive = {}
-    for pid_file in Path(guest_dir).glob("*/pid"):
-        if vm_name and not pid_file.parent.name.split("_")[1] == vm_name:
-            continue
-        pid = int(pid_file.read_text())
-        try:
-            cmdline = Path("/proc/%d/cmdline" % pid).read_bytes()
-        except OSError:
-            continue
-        if b"qemu-system" in cmdline:
-            alive[pid_file.parent.name] = pid
-    return alive
-
-
 def boot_seconds(guest_dir):
     """{guest dir name: seconds from QEMU start to the SSH banner}, as the emulator measured them."""
     return {f.parent.name: float(f.read_text()) for f in Path(guest_dir).glob("*/ready_after")}

@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, qemu_pids, ssh, wait_gone
-from tests.kubeapi.harness import Emulator
+from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, ssh, wait_gone
+from tests.kubeapi.harness import Emulator, qemu_pids
 from tests.summary import record
 
 pytestmark = pytest.mark.timeout(BOOT_TIMEOUT + 600)

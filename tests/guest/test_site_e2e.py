@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, qemu_pids, ssh, wait_gone
+from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, ssh, wait_gone
 from tests.integration.test_kubevirt_install import CDI166, KV190
-from tests.kubeapi.harness import Emulator
+from tests.kubeapi.harness import Emulator, qemu_pids
 from tests.summary import record
 
 REPO = Path(__file__).resolve().parents[2]

@@ -253,19 +253,29 @@ class Emulator:
         raise EmulatorError("timed out waiting on %s; last state: %s" % (api_path, json.dumps(obj)[:2000]))
 
 
-def stop_guest_leftovers(guest_dir):
-    """Kill QEMU process groups a real-guest emulator left behind (it was killed before it could stop them)."""
+def qemu_pids(guest_dir, vm_name=None):
+    """{guest dir name: pid} of QEMU processes a real-guest emulator started (from its pid files) that still run."""
+    alive = {}
     for pid_file in Path(guest_dir).glob("*/pid"):
+        if vm_name and not pid_file.parent.name.split("_")[1] == vm_name:
+            continue
         pid = int(pid_file.read_text())
         try:
             cmdline = Path("/proc/%d/cmdline" % pid).read_bytes()
         except OSError:
             continue
         if b"qemu-system" in cmdline:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            alive[pid_file.parent.name] = pid
+    return alive
+
+
+def stop_guest_leftovers(guest_dir):
+    """Kill QEMU process groups a real-guest emulator left behind (it was killed before it could stop them)."""
+    for pid in qemu_pids(guest_dir).values():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def cluster_env(kubeconfig, base=None):
