@@ -154,22 +154,22 @@ def _suggest_name(value):
     return text[:63].rstrip('-') or 'vm-1'
 
 
+def _check_dns(value, option, what, pattern, limit, rule):
+    text = value if isinstance(value, string_types) else str(value)
+    if len(text) > limit or not pattern.match(text):
+        raise InvalidOption('%s "%s" is not a valid Kubernetes %s: use %s, starting and ending with a letter or digit, '
+                            'such as "%s".' % (option, value, what, rule, _suggest_name(value)))
+    return text
+
+
 def check_dns_label(value, option, what='name'):
     """Namespaces, Service-like names: RFC 1123 label (at most 63 characters)."""
-    text = value if isinstance(value, string_types) else str(value)
-    if len(text) > 63 or not _DNS_LABEL.match(text):
-        raise InvalidOption('%s "%s" is not a valid Kubernetes %s: use at most 63 lowercase letters, digits and "-", '
-                            'starting and ending with a letter or digit, such as "%s".' % (option, value, what, _suggest_name(value)))
-    return text
+    return _check_dns(value, option, what, _DNS_LABEL, 63, 'at most 63 lowercase letters, digits and "-"')
 
 
 def check_dns_subdomain(value, option, what='name'):
     """Object names (VirtualMachine, Secret...): RFC 1123 subdomain (at most 253 characters)."""
-    text = value if isinstance(value, string_types) else str(value)
-    if len(text) > 253 or not _DNS_SUBDOMAIN.match(text):
-        raise InvalidOption('%s "%s" is not a valid Kubernetes %s: use lowercase letters, digits, "-" and ".", starting and '
-                            'ending with a letter or digit, such as "%s".' % (option, value, what, _suggest_name(value)))
-    return text
+    return _check_dns(value, option, what, _DNS_SUBDOMAIN, 253, 'lowercase letters, digits, "-" and "."')
 
 
 def check_generate_name(value, option='generate_name'):
