@@ -3,9 +3,10 @@
 # Apache License 2.0 (see LICENSE or https://www.apache.org/licenses/LICENSE-2.0)
 """Connection options -> an HTTP client for the Kubernetes API.
 
-The ``kubernetes`` package is used for what it is good at and stable across its versions: reading
-kubeconfig files (exec/OIDC token refresh included), the in-cluster service account, and the
-``Configuration`` object. Requests themselves go through one urllib3 pool owned here, because
+Kubeconfig files and the in-cluster service account are read by ``_kubeconfig`` (same rules as
+``kubernetes.config``, without its 0.1 s import). The ``kubernetes`` package is imported only for a
+kubeconfig user that authenticates through ``exec`` or ``auth-provider`` plugins (token refresh), which
+only it implements. Requests themselves go through one urllib3 pool owned here, because
 ``ApiClient.call_api`` changed its signature between client releases and would force model
 deserialisation we do not want. That one place (``Client._send``) is where requests are counted and
 where the retry policy applies.
@@ -28,6 +29,7 @@ except ImportError:  # pragma: no cover
     from urllib import urlencode  # type: ignore
     from urlparse import urlparse  # type: ignore
 
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kubeconfig
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
     ApiError,
     ConfigError,
@@ -39,18 +41,17 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import 
 IMPORT_ERROR = None
 try:
     import urllib3
-    import kubernetes.client
-    import kubernetes.config
-    from kubernetes.config.config_exception import ConfigException
     try:
         from urllib3 import HTTPHeaderDict as _HeaderDict
     except ImportError:  # urllib3 1.26
         from urllib3._collections import HTTPHeaderDict as _HeaderDict
+    # The kubernetes package stays a requirement (exec / auth-provider kubeconfigs), but importing it costs
+    # about 0.1 s, so its presence is checked here and it is imported only when such a kubeconfig needs it.
+    import importlib.util
+    if importlib.util.find_spec('kubernetes') is None:
+        raise ImportError("No module named 'kubernetes'")
 except ImportError as _exc:  # the modules report it through missing_required_lib
     IMPORT_ERROR = _exc
-
-    class ConfigException(Exception):  # type: ignore[no-redef]
-        pass
 
 try:
     import yaml
@@ -125,11 +126,11 @@ def _kubeconfig_paths(value):
     return [os.path.expanduser(p) for p in str(value).split(os.pathsep) if p]
 
 
-def _read_contexts(kubeconfig):
-    """Context names and current-context of a kubeconfig path (``:``-separated list) or dict."""
+def _read_documents(kubeconfig):
+    """[(path or None, parsed document)] of a kubeconfig path (``:``-separated list; missing files skipped) or dict."""
     docs = []
     if isinstance(kubeconfig, dict):
-        docs = [kubeconfig]
+        docs = [(None, kubeconfig)]
     elif yaml is not None:
         for path in _kubeconfig_paths(kubeconfig):
             if not os.path.exists(path):
@@ -140,9 +141,16 @@ def _read_contexts(kubeconfig):
                 except yaml.YAMLError as exc:
                     raise ConfigError('The kubeconfig file %s is not valid YAML (%s): fix the file or point kubeconfig '
                                       '(K8S_AUTH_KUBECONFIG) at another one.' % (path, str(exc).splitlines()[0]))
-            docs.append(loaded if isinstance(loaded, dict) else {})
+            docs.append((path, loaded))
+    return docs
+
+
+def _read_contexts(kubeconfig, docs=None):
+    """Context names and current-context of a kubeconfig path (``:``-separated list) or dict."""
     names, current = [], None
-    for doc in docs:
+    for _path, doc in (_read_documents(kubeconfig) if docs is None else docs):
+        if not isinstance(doc, dict):
+            continue
         for ctx in doc.get('contexts') or []:
             if isinstance(ctx, dict) and ctx.get('name') and ctx['name'] not in names:
                 names.append(ctx['name'])
@@ -150,7 +158,7 @@ def _read_contexts(kubeconfig):
     return names, current
 
 
-def _check_kubeconfig(kubeconfig, context, source):
+def _check_kubeconfig(kubeconfig, context, source, docs=None):
     """Fail with a clear sentence on a missing file or context before the client raises something cryptic."""
     if not isinstance(kubeconfig, dict):
         paths = _kubeconfig_paths(kubeconfig)
@@ -159,7 +167,7 @@ def _check_kubeconfig(kubeconfig, context, source):
             raise ConfigError('The kubeconfig file %s does not exist: set kubeconfig (or K8S_AUTH_KUBECONFIG) to an '
                               'existing file, or give host and api_key instead.' % (kubeconfig if source == 'option' else
                                                                                     '%s (%s)' % (kubeconfig, source)))
-    names, current = _read_contexts(kubeconfig)
+    names, current = _read_contexts(kubeconfig, docs)
     where = 'the kubeconfig given as a dict' if isinstance(kubeconfig, dict) else 'kubeconfig %s' % kubeconfig
     if context and names and context not in names:
         raise ConfigError('The context "%s" is not in %s (it has: %s): set context (or K8S_AUTH_CONTEXT) to one of them.'
@@ -172,8 +180,25 @@ def _check_kubeconfig(kubeconfig, context, source):
                           % (where[0].upper() + where[1:]))
 
 
-def _load_kubeconfig(configuration, auth, kubeconfig, source):
-    _check_kubeconfig(kubeconfig, auth.get('context'), source)
+def _load_kubeconfig(auth, kubeconfig, source):
+    """The kubeconfig -> settings: ``_kubeconfig`` for plain users, kubernetes.config for exec / auth-provider ones."""
+    docs = _read_documents(kubeconfig)
+    _check_kubeconfig(kubeconfig, auth.get('context'), source, docs)
+    where = 'given as a dict' if isinstance(kubeconfig, dict) else kubeconfig
+    try:
+        settings = _kubeconfig.load(docs, auth.get('context')) if yaml is not None else None
+    except _kubeconfig.KubeconfigError as exc:
+        raise ConfigError('Cannot use the kubeconfig %s (%s): fix the file, or set kubeconfig / context '
+                          '(K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT).' % (where, exc))
+    except (IOError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConfigError('Cannot load the kubeconfig %s (%s: %s): check kubeconfig and context.'
+                          % (where, type(exc).__name__, exc))
+    if settings is not None:
+        return settings
+    import kubernetes.client  # pylint: disable=import-outside-toplevel
+    import kubernetes.config  # pylint: disable=import-outside-toplevel
+    from kubernetes.config.config_exception import ConfigException  # pylint: disable=import-outside-toplevel
+    configuration = kubernetes.client.Configuration()
     kwargs = dict(context=auth.get('context'), client_configuration=configuration,
                   persist_config=bool(auth.get('persist_config')))
     try:
@@ -188,15 +213,16 @@ def _load_kubeconfig(configuration, auth, kubeconfig, source):
     except (IOError, OSError, ValueError, TypeError, KeyError) as exc:
         raise ConfigError('Cannot load the kubeconfig %s (%s: %s): check kubeconfig and context.'
                           % ('given as a dict' if isinstance(kubeconfig, dict) else kubeconfig, type(exc).__name__, exc))
+    return configuration
 
 
 def build_configuration(auth, environ=None):
-    """Resolved auth options -> ``kubernetes.client.Configuration`` (raises ConfigError)."""
+    """Resolved auth options -> ``_kubeconfig.Settings`` (or ``kubernetes.client.Configuration``); raises ConfigError."""
     if IMPORT_ERROR is not None:
         raise ConfigError('The kubernetes Python library (>= 28.1.0) is required on the host that runs this task: '
                           'pip install kubernetes (%s).' % IMPORT_ERROR)
     environ = os.environ if environ is None else environ
-    configuration = kubernetes.client.Configuration()
+    configuration = _kubeconfig.Settings()
     host = auth.get('host')
     self_sufficient = host and (auth.get('api_key') or (auth.get('username') and auth.get('password'))
                                 or (auth.get('client_cert') and auth.get('client_key')))
@@ -205,19 +231,19 @@ def build_configuration(auth, environ=None):
     elif auth.get('kubeconfig') or auth.get('context'):
         kubeconfig = auth.get('kubeconfig') or environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
         source = 'option' if auth.get('kubeconfig') else 'default location'
-        _load_kubeconfig(configuration, auth, kubeconfig, source)
+        configuration = _load_kubeconfig(auth, kubeconfig, source)
     else:
         try:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
-        except ConfigException:
+            configuration = _kubeconfig.load_incluster()  # the pod environment, as kubernetes.config reads it
+        except _kubeconfig.KubeconfigError:
             kubeconfig = environ.get('KUBECONFIG') or os.path.expanduser('~/.kube/config')
             if not any(os.path.isfile(p) for p in _kubeconfig_paths(kubeconfig)) and not host:
                 raise ConfigError('No Kubernetes connection is configured: set kubeconfig (or K8S_AUTH_KUBECONFIG), '
                                   'or host with api_key, or run inside a pod with a service account (%s does not exist).'
                                   % kubeconfig)
             if not host or any(os.path.isfile(p) for p in _kubeconfig_paths(kubeconfig)):
-                _load_kubeconfig(configuration, auth, kubeconfig, 'KUBECONFIG' if environ.get('KUBECONFIG')
-                                 else 'default location')
+                configuration = _load_kubeconfig(auth, kubeconfig, 'KUBECONFIG' if environ.get('KUBECONFIG')
+                                                 else 'default location')
     if host:
         configuration.host = host.rstrip('/')
     if auth.get('api_key'):

@@ -138,7 +138,7 @@ def test_no_configuration_at_all(tmp_path, monkeypatch):
 
 
 def test_in_cluster_service_account(tmp_path, monkeypatch):
-    import kubernetes.config.incluster_config as incluster
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kubeconfig as incluster
     token = tmp_path / 'token'
     token.write_text('sa-token')
     ca = tmp_path / 'ca.crt'
