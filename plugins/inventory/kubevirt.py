@@ -175,6 +175,17 @@ options:
         trips; lower it if the API server or a proxy limits response sizes.
     type: int
     default: 5000
+  gc_freeze:
+    description:
+      - After building the hosts, run one garbage collection and move every object of the process into Python's
+        permanent generation (C(gc.freeze())), so that the cyclic garbage collector stops walking the whole inventory
+        again and again while ansible-core prints it or runs plays on it. At 10,000 VMs this saves about 0.5 s of CPU
+        in C(ansible-inventory --list) (see C(bench/README.md)).
+      - The next refresh of this plugin in the same process (for example the C(refresh_inventory) meta task)
+        unfreezes them first, so a replaced inventory is still freed.
+      - Set to C(false) if something else in the process relies on C(gc.freeze()) itself.
+    type: bool
+    default: true
   connections:
     description:
       - Several clusters in one source, as kubevirt.core's C(connections) list. Each entry takes the connection
@@ -232,7 +243,9 @@ from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructa
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._client import client_from_plugin_options, translate_errors
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_cache as cache_util
-from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import ClusterFetcher, gc_paused, guest_hostname_getter
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import (
+    ClusterFetcher, gc_freeze, gc_paused, gc_thaw, guest_hostname_getter,
+)
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
     ALIASES, AUTH_OPTIONS, CLUSTER_OPTIONS, build_connections, check_unknown_options,
 )
@@ -259,8 +272,13 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         check_unknown_options(self._read_config_data(path), set(self._options) | set(ALIASES), path)
         options = dict((key, self.get_option(key)) for key in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
         connections = build_connections(options, self.get_option("connections"))
+        freeze = self.get_option("gc_freeze")
+        if freeze:
+            gc_thaw()
         with gc_paused():
             self._populate(path, connections, cache)
+        if freeze:
+            gc_freeze()
 
     def _populate(self, path, connections, cache):
         use_cache = self.get_option("cache")

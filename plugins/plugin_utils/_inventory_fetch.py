@@ -49,6 +49,22 @@ def gc_paused():
             gc.enable()
 
 
+def gc_freeze():
+    """Collect once, then exempt every surviving object from later cyclic collections (``gc.freeze()``).
+
+    After a refresh the process holds the inventory (10,000s of hosts and their variables) for the rest of
+    its life; each full collection while ansible-core prints or uses it would walk all of it again. The
+    collection first frees any cycle made while the collector was paused, so nothing is frozen as garbage.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+def gc_thaw():
+    """Undo a previous gc_freeze(), so the inventory a refresh replaces can be collected."""
+    gc.unfreeze()
+
+
 def _trim_meta(obj):
     meta = obj.get("metadata") or {}
     return dict((k, meta[k]) for k in _META_KEYS if k in meta)

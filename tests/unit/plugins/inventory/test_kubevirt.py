@@ -36,7 +36,8 @@ def make_plugin(tmp_path, **options):
     values = dict((k, None) for k in tuple(CLUSTER_OPTIONS) + AUTH_OPTIONS)
     values.update({"compose": {}, "groups": {}, "keyed_groups": [], "strict": False, "include_filters": [],
                    "exclude_filters": [], "use_extra_vars": False, "leading_separator": True, "connections": None,
-                   "cache": False, "cache_connection": None, "cache_prefix": "ansible_inventory_"})
+                   "cache": False, "cache_connection": None, "cache_prefix": "ansible_inventory_",
+                   "gc_freeze": False})  # freezing would be process-wide: pytest's own objects too
     values.update(options)
     plugin.get_option = values.__getitem__
     source = tmp_path / "kubevirt.yml"
