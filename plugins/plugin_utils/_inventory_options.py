@@ -31,7 +31,8 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_popu
 )
 
 # Connection options come from the client layer (documented by the _auth fragment); these are the
-# aliases kubevirt.core accepted inside connections entries.
+# aliases kubevirt.core accepted inside connections entries. They must equal the aliases in the plugin's
+# DOCUMENTATION (and its doc fragment): tests/unit/plugins/inventory/test_options.py compares the two.
 ALIASES = {"interface_name": "network_name", "cert_file": "client_cert", "key_file": "client_key",
            "ssl_ca_cert": "ca_cert", "verify_ssl": "validate_certs"}
 

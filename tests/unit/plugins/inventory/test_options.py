@@ -73,3 +73,23 @@ def test_invalid_values_name_the_option(options, connections, message):
     with pytest.raises(AnsibleError) as err:
         build_connections(options, connections)
     assert message in str(err.value)
+
+
+def test_aliases_match_the_documented_ones():
+    """ALIASES (used for connections entries and the unknown-option check) is the documented aliases, no more or less."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import (
+        ALIASES, AUTH_OPTIONS, CLUSTER_OPTIONS,
+    )
+
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-doc"), "-t", "inventory", "--json",
+                          "virtfleet.kubevirt.kubevirt"], capture_output=True, text=True, check=True)
+    options = json.loads(out.stdout)["virtfleet.kubevirt.kubevirt"]["doc"]["options"]
+    documented = dict((alias, name) for name, spec in options.items() for alias in spec.get("aliases") or [])
+    assert documented == ALIASES
+    # every per-cluster and connection option is documented at the top level
+    assert set(CLUSTER_OPTIONS) | set(AUTH_OPTIONS) <= set(options)
