@@ -9,6 +9,7 @@ from ansible.plugins.cache import CachePluginAdjudicator
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.virtfleet.kubevirt.plugins.inventory import kubevirt as plugin_module
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_fetch as fetch_module
 from ansible_collections.virtfleet.kubevirt.plugins.inventory.kubevirt import HAS_DATA_TAGGING, InventoryModule
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import AUTH_OPTIONS, CLUSTER_OPTIONS
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import HostEntry
@@ -145,3 +146,41 @@ def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
     third._cache = plugin._cache
     third.parse(third.inventory, third.loader, source, cache=True)
     assert len(calls) == 6  # another selection: the cached entry does not match
+
+
+class RecordingGc(object):
+    """Stands in for the gc module of _inventory_fetch: records the calls, freezes nothing in the test process."""
+
+    def __init__(self, frozen=0):
+        self.calls = []
+        self.frozen = frozen
+
+    def __getattr__(self, name):
+        def call(*args):
+            self.calls.append(name)
+            return {"get_freeze_count": self.frozen, "isenabled": True}.get(name)
+        return call
+
+
+@pytest.mark.parametrize("options, frozen_before, expected", [
+    ({}, 0, ["get_freeze_count", "unfreeze", "freeze"]),  # nothing to collect: no 0.1 s full collection
+    ({}, 5, ["get_freeze_count", "unfreeze", "collect", "freeze"]),  # a refresh: the old inventory is garbage
+    ({"compose": {"x": "1"}}, 0, ["get_freeze_count", "unfreeze", "collect", "freeze"]),  # templating left cycles
+    ({"exclude_filters": ["false"]}, 0, ["get_freeze_count", "unfreeze", "collect", "freeze"]),
+    ({"gc_freeze": False}, 5, []),
+])
+def test_gc_freeze_collects_only_when_garbage_can_exist(tmp_path, monkeypatch, options, frozen_before, expected):
+    fake_gc = RecordingGc(frozen_before)
+    monkeypatch.setattr(fetch_module, "gc", fake_gc)
+    monkeypatch.setattr(plugin_module, "client_from_plugin_options", lambda get_option: FakeClient())
+    monkeypatch.setattr(plugin_module, "Api", fake_api_factory([]))
+    options = dict(options)
+    options.setdefault("gc_freeze", True)
+    if "compose" in options:
+        options["compose"] = trusted(options["compose"])
+    if "exclude_filters" in options:
+        options["exclude_filters"] = trusted(options["exclude_filters"])
+    plugin = make_plugin(tmp_path, **options)
+    plugin.parse(plugin.inventory, plugin.loader, str(tmp_path / "kubevirt.yml"), cache=False)
+    assert plugin.inventory.get_host("prod-web") is not None
+    assert [c for c in fake_gc.calls if c not in ("isenabled", "disable", "enable")] == expected
