@@ -279,8 +279,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         with gc_paused():
             self._populate(path, connections, cache)
         if freeze:
-            templated = any(self.get_option(o) for o in ("compose", "groups", "keyed_groups", "include_filters",
-                                                          "exclude_filters"))
+            templating = ("compose", "groups", "keyed_groups", "include_filters", "exclude_filters")
+            templated = any(self.get_option(option) for option in templating)
             gc_freeze(collect=thawed or templated)
 
     def _populate(self, path, connections, cache):

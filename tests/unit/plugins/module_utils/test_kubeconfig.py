@@ -135,8 +135,8 @@ def test_merged_files_and_paths_relative_to_each_file(files):
         {'first-ctx': {'cluster': 'shared', 'user': 'shared-user'}}, current='first-ctx'))
     other = write(second / 'config', config(
         {'shared': {'server': 'https://ignored'}, 'own': {'server': 'https://second', 'certificate-authority': 'ca.crt'}},
-        {'shared-user': {'token': 'ignored'}, 'own-user': {'client-certificate': '../certs/client.crt',
-                                                          'client-key': '../certs/client.key'}},
+        {'shared-user': {'token': 'ignored'},
+         'own-user': {'client-certificate': '../certs/client.crt', 'client-key': '../certs/client.key'}},
         {'second-ctx': {'cluster': 'own', 'user': 'own-user'}, 'mixed': {'cluster': 'shared', 'user': 'shared-user'}},
         current='second-ctx'))
     paths = os.pathsep.join([first, str(files / 'absent.yaml'), other])
