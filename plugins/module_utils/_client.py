@@ -180,21 +180,8 @@ def _check_kubeconfig(kubeconfig, context, source, docs=None):
                           % (where[0].upper() + where[1:]))
 
 
-def _load_kubeconfig(auth, kubeconfig, source):
-    """The kubeconfig -> settings: ``_kubeconfig`` for plain users, kubernetes.config for exec / auth-provider ones."""
-    docs = _read_documents(kubeconfig)
-    _check_kubeconfig(kubeconfig, auth.get('context'), source, docs)
-    where = 'given as a dict' if isinstance(kubeconfig, dict) else kubeconfig
-    try:
-        settings = _kubeconfig.load(docs, auth.get('context')) if yaml is not None else None
-    except _kubeconfig.KubeconfigError as exc:
-        raise ConfigError('Cannot use the kubeconfig %s (%s): fix the file, or set kubeconfig / context '
-                          '(K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT).' % (where, exc))
-    except (IOError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ConfigError('Cannot load the kubeconfig %s (%s: %s): check kubeconfig and context.'
-                          % (where, type(exc).__name__, exc))
-    if settings is not None:
-        return settings
+def _load_with_kubernetes(auth, kubeconfig):
+    """kubernetes.config for the users only it can authenticate (exec and auth-provider plugins)."""
     import kubernetes.client  # pylint: disable=import-outside-toplevel
     import kubernetes.config  # pylint: disable=import-outside-toplevel
     from kubernetes.config.config_exception import ConfigException  # pylint: disable=import-outside-toplevel
@@ -207,13 +194,24 @@ def _load_kubeconfig(auth, kubeconfig, source):
         else:
             kubernetes.config.load_kube_config(config_file=kubeconfig, **kwargs)
     except ConfigException as exc:
-        raise ConfigError('Cannot use the kubeconfig %s (%s): fix the file, or set kubeconfig / context '
-                          '(K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT).'
-                          % ('given as a dict' if isinstance(kubeconfig, dict) else kubeconfig, exc))
-    except (IOError, OSError, ValueError, TypeError, KeyError) as exc:
-        raise ConfigError('Cannot load the kubeconfig %s (%s: %s): check kubeconfig and context.'
-                          % ('given as a dict' if isinstance(kubeconfig, dict) else kubeconfig, type(exc).__name__, exc))
+        raise _kubeconfig.KubeconfigError(str(exc))
     return configuration
+
+
+def _load_kubeconfig(auth, kubeconfig, source):
+    """The kubeconfig -> settings: ``_kubeconfig`` for plain users, kubernetes.config for exec / auth-provider ones."""
+    docs = _read_documents(kubeconfig)
+    _check_kubeconfig(kubeconfig, auth.get('context'), source, docs)
+    where = 'given as a dict' if isinstance(kubeconfig, dict) else kubeconfig
+    try:
+        settings = _kubeconfig.load(docs, auth.get('context')) if yaml is not None else None
+        return settings if settings is not None else _load_with_kubernetes(auth, kubeconfig)
+    except _kubeconfig.KubeconfigError as exc:
+        raise ConfigError('Cannot use the kubeconfig %s (%s): fix the file, or set kubeconfig / context '
+                          '(K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT).' % (where, exc))
+    except (IOError, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ConfigError('Cannot load the kubeconfig %s (%s: %s): check kubeconfig and context.'
+                          % (where, type(exc).__name__, exc))
 
 
 def build_configuration(auth, environ=None):

@@ -248,3 +248,16 @@ def test_plain_kubeconfig_does_not_import_kubernetes(files):
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONPATH=collections))
     assert out.stdout.strip() == '[]'
+
+
+def test_kubernetes_config_errors_get_the_same_sentence(files, monkeypatch):
+    """A broken exec/auth-provider kubeconfig fails in kubernetes.config; the message names the file and the fix."""
+    def fake_load(**_kwargs):
+        raise ConfigException('Invalid kube-config file. Expected key exec in users[u].user')
+    monkeypatch.setattr(kubernetes.config, 'load_kube_config', fake_load)
+    doc = simple({'server': 'https://api.example'}, {'exec': {'command': 'get-token'}})
+    path = write(files / 'config', doc)
+    with pytest.raises(ConfigError) as err:
+        _client.build_configuration(_client.resolve_auth({'kubeconfig': path}, {}), {})
+    assert err.value.msg == ('Cannot use the kubeconfig %s (Invalid kube-config file. Expected key exec in users[u].user): '
+                             'fix the file, or set kubeconfig / context (K8S_AUTH_KUBECONFIG / K8S_AUTH_CONTEXT).' % path)
