@@ -145,10 +145,10 @@ def _read_documents(kubeconfig):
     return docs
 
 
-def _read_contexts(kubeconfig, docs=None):
-    """Context names and current-context of a kubeconfig path (``:``-separated list) or dict."""
+def _read_contexts(docs):
+    """Context names and current-context of the documents _read_documents() gave."""
     names, current = [], None
-    for _path, doc in (_read_documents(kubeconfig) if docs is None else docs):
+    for _path, doc in docs:
         if not isinstance(doc, dict):
             continue
         for ctx in doc.get('contexts') or []:
@@ -158,7 +158,7 @@ def _read_contexts(kubeconfig, docs=None):
     return names, current
 
 
-def _check_kubeconfig(kubeconfig, context, source, docs=None):
+def _check_kubeconfig(kubeconfig, context, source, docs):
     """Fail with a clear sentence on a missing file or context before the client raises something cryptic."""
     if not isinstance(kubeconfig, dict):
         paths = _kubeconfig_paths(kubeconfig)
@@ -167,7 +167,7 @@ def _check_kubeconfig(kubeconfig, context, source, docs=None):
             raise ConfigError('The kubeconfig file %s does not exist: set kubeconfig (or K8S_AUTH_KUBECONFIG) to an '
                               'existing file, or give host and api_key instead.' % (kubeconfig if source == 'option' else
                                                                                     '%s (%s)' % (kubeconfig, source)))
-    names, current = _read_contexts(kubeconfig, docs)
+    names, current = _read_contexts(docs)
     where = 'the kubeconfig given as a dict' if isinstance(kubeconfig, dict) else 'kubeconfig %s' % kubeconfig
     if context and names and context not in names:
         raise ConfigError('The context "%s" is not in %s (it has: %s): set context (or K8S_AUTH_CONTEXT) to one of them.'

@@ -4,18 +4,16 @@ Runs ansible-core's InventoryManager in a child process (the freeze is process-w
 ``meta: refresh_inventory`` does, and checks with a weak reference that the replaced inventory's hosts were freed.
 """
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
+from tests.conftest import COLLECTIONS
 from tests.unit.plugins.inventory.objects import vm, vmi
 
 from .inventory_support import base_env, load, namespace, start_emulator, write_source
 
-COLLECTIONS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), ".build",
-                           "collections")
 CHILD = r"""
 import gc, json, sys, weakref
 from ansible.plugins.loader import init_plugin_loader
@@ -48,7 +46,7 @@ def emu(tmp_path_factory):
 
 def refresh_twice(emu, tmp_path, config):
     source = write_source(tmp_path, dict({"plugin": "virtfleet.kubevirt.kubevirt"}, **config))
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(source), COLLECTIONS], env=base_env(emu, tmp_path),
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(source), str(COLLECTIONS)], env=base_env(emu, tmp_path),
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

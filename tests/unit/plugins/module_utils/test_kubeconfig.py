@@ -17,6 +17,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client, _kubeconfig
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ConfigError
+from tests.conftest import COLLECTIONS
 
 CA = b'-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n'
 CERT = b'-----BEGIN CERTIFICATE-----\nCLIENT\n-----END CERTIFICATE-----\n'
@@ -244,9 +245,8 @@ def test_plain_kubeconfig_does_not_import_kubernetes(files):
             "cfg = _client.build_configuration(_client.resolve_auth({'kubeconfig': %r}, {}), {})\n"
             "assert cfg.host == 'https://api.example:6443', cfg.host\n"
             "print(sorted(m for m in sys.modules if m == 'kubernetes' or m.startswith('kubernetes.')))\n" % path)
-    collections = os.path.abspath(os.path.join(os.path.dirname(_client.__file__), '..', '..', '..', '..', '..'))
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, PYTHONPATH=collections))
+                         env=dict(os.environ, PYTHONPATH=str(COLLECTIONS)))
     assert out.stdout.strip() == '[]'
 
 
