@@ -16,10 +16,13 @@ author:
   - virtfleet maintainers (@virtfleet)
 description:
   - Lists running KubeVirt virtual machines (a C(VirtualMachineInstance) in phase C(Running)) as hosts with a
-    reachable C(ansible_host), C(ansible_port) and, for Windows guests, C(ansible_connection=winrm).
-  - A drop-in replacement for the C(kubevirt.core.kubevirt) inventory plugin 2.x; an inventory file written for it
-    works after changing its C(plugin) value. Host names, groups (cluster, C(namespace_<namespace>), C(label_<key>_<value>))
-    and the C(vm_*)/C(vmi_*) host variables are the same.
+    reachable C(ansible_host), C(ansible_port) and, for Windows guests, C(ansible_connection) (see
+    O(default_win_ansible_connection)).
+  - A drop-in replacement for the C(kubevirt.core.kubevirt) inventory plugin 2.x with one deliberate difference:
+    only running VMs are hosts by default, where kubevirt.core also lists stopped ones; O(states=[all]) gives
+    kubevirt.core's host list back. An inventory file written for it works after changing its C(plugin) value. Host
+    names, groups (cluster, C(namespace_<namespace>), C(label_<key>_<value>)) and the C(vm_*)/C(vmi_*) host variables
+    are the same.
   - One refresh costs a constant number of paginated list requests (VMIs, VMs, and Services/Nodes when an address
     strategy needs them), listed cluster-wide; per-namespace lists are used only for the O(namespaces) given or when the
     credentials may not list cluster-wide.
@@ -123,6 +126,18 @@ options:
     description: Append the base domain to node names used for NodePort Services.
     type: bool
     default: false
+  default_win_ansible_connection:
+    description:
+      - Value of C(ansible_connection) for Windows guests, as in kubevirt.core 2.3.0. A guest is Windows when the
+        guest agent reports the OS id C(mswindows), or, without that report, when the VMI's (else the VM's)
+        annotation C(kubevirt.io/cluster-preference-name), C(kubevirt.io/preference-name) or C(vm.kubevirt.io/os)
+        starts with C(windows).
+      - With V(winrm) or V(psrp) (with or without C(ansible.builtin.)), Services must map one of O(winrm_ports);
+        with V(ssh) or V(ansible.builtin.ssh), they must map O(ssh_port), as for other guests.
+      - Hosts that are not Windows get no C(ansible_connection).
+    type: str
+    choices: [winrm, ansible.builtin.winrm, psrp, ansible.builtin.psrp, ssh, ansible.builtin.ssh]
+    default: winrm
   api_version:
     description: KubeVirt API version of VirtualMachines and VirtualMachineInstances.
     type: str

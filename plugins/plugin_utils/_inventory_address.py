@@ -161,9 +161,12 @@ class AddressChooser(object):
             self.node_addresses[name] = (node.get("status") or {}).get("addresses") or []
         self.guest_hostname = guest_hostname
 
-    def choose(self, vmi, windows=False):
-        """Return an Address, or None when no strategy found one."""
-        wanted = self.settings.winrm_ports if windows else (self.settings.ssh_port,)
+    def choose(self, vmi, winrm=False):
+        """Return an Address, or None when no strategy found one.
+
+        winrm: the host is reached over WinRM/PSRP, so Services must map a WinRM port, not the SSH port.
+        """
+        wanted = self.settings.winrm_ports if winrm else (self.settings.ssh_port,)
         services = None
         for strategy in self.settings.strategies:
             if strategy in SERVICE_STRATEGIES:

@@ -27,7 +27,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_addr
     IP_FAMILIES, NEEDS_NETWORK_NAME, NODE_ADDRESS_TYPES, STRATEGIES, AddressSettings, default_strategies,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import (
-    PopulateSettings, check_host_format,
+    WIN_CONNECTIONS, PopulateSettings, check_host_format,
 )
 
 # Connection options come from the client layer (documented by the _auth fragment); these are the
@@ -51,6 +51,7 @@ CLUSTER_OPTIONS = {
     "append_base_domain": ("bool", False),
     "api_version": ("str", "kubevirt.io/v1"),
     "host_format": ("str", "{namespace}-{name}"),
+    "default_win_ansible_connection": ("str", "winrm"),
     "states": ("list", ["Running"]),
     "address_strategies": ("list", None),
     "prefer_ip_family": ("str", "any"),
@@ -87,7 +88,8 @@ class Connection(object):
             node_address_types=values["node_address_types"])
         self.populate = PopulateSettings(
             self.address, host_format=values["host_format"], create_groups=values["create_groups"],
-            states=values["states"], unset_ansible_port=values["unset_ansible_port"])
+            states=values["states"], unset_ansible_port=values["unset_ansible_port"],
+            win_connection=values["default_win_ansible_connection"])
 
     @property
     def needs_base_domain_lookup(self):
@@ -151,6 +153,9 @@ def _check(index, values):
         raise AnsibleError(error)
     if values["prefer_ip_family"] not in IP_FAMILIES:
         raise AnsibleError("%s must be one of %s, got %r." % (where("prefer_ip_family"), ", ".join(IP_FAMILIES), values["prefer_ip_family"]))
+    if values["default_win_ansible_connection"] not in WIN_CONNECTIONS:
+        raise AnsibleError("%s must be one of %s, got %r." % (where("default_win_ansible_connection"), ", ".join(WIN_CONNECTIONS),
+                                                            values["default_win_ansible_connection"]))
     if values["page_size"] < 1:
         raise AnsibleError("%s must be a positive number of objects per list request." % where("page_size"))
     for port in [values["ssh_port"]] + values["winrm_ports"]:

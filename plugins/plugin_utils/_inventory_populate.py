@@ -24,6 +24,10 @@ _SNAKE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 WINDOWS_ANNOTATIONS = ("kubevirt.io/cluster-preference-name", "kubevirt.io/preference-name", "vm.kubevirt.io/os")
 HOST_FORMAT_FIELDS = ("name", "namespace", "uid", "cluster")
 ALL_STATES = "all"
+# kubevirt.core 2.3.0's default_win_ansible_connection values; the ssh ones make a Windows guest's
+# Service lookup use the SSH port instead of the WinRM ports.
+WIN_CONNECTIONS = ("winrm", "ansible.builtin.winrm", "psrp", "ansible.builtin.psrp", "ssh", "ansible.builtin.ssh")
+SSH_CONNECTIONS = ("ssh", "ansible.builtin.ssh")
 
 
 class HostEntry(object):
@@ -43,8 +47,9 @@ class PopulateSettings(object):
     """Per-connection settings of the populate step (already validated)."""
 
     def __init__(self, address, host_format="{namespace}-{name}", create_groups=False, states=("Running",),
-                 unset_ansible_port=True):
+                 unset_ansible_port=True, win_connection="winrm"):
         self.address = address
+        self.win_connection = win_connection
         self.host_format = host_format
         self.create_groups = create_groups
         self.states = tuple(s.lower() for s in states)
@@ -183,10 +188,11 @@ def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None)
                         label_groups.append(group)
         variables["vm_state"] = state
         if vmi is not None:
-            windows = is_windows(vmi, vm)
-            if windows:
-                variables["ansible_connection"] = "winrm"
-            address = chooser.choose(vmi, windows=windows)
+            winrm = False
+            if is_windows(vmi, vm):
+                variables["ansible_connection"] = settings.win_connection
+                winrm = settings.win_connection not in SSH_CONNECTIONS
+            address = chooser.choose(vmi, winrm=winrm)
             if address is not None:
                 variables["ansible_host"] = address.host
                 if address.port is not None or settings.unset_ansible_port:

@@ -15,8 +15,8 @@ NODES = [node("node01", [("InternalIP", "192.0.2.11"), ("InternalIP", "2001:db8:
                          ("Hostname", "node01")])]
 
 
-def choose(settings, obj, services=(), nodes=None, windows=False, guest=None):
-    return AddressChooser(settings, services, NODES if nodes is None else nodes, guest).choose(obj, windows=windows)
+def choose(settings, obj, services=(), nodes=None, winrm=False, guest=None):
+    return AddressChooser(settings, services, NODES if nodes is None else nodes, guest).choose(obj, winrm=winrm)
 
 
 @pytest.mark.parametrize("network_name, secondary_dns, use_service, expected", [
@@ -83,7 +83,7 @@ OTHER = service("other-np", selector={"app": "other"})
 OTHER_NS = service("web-np", namespace="elsewhere", selector={"app": "web"})
 
 
-@pytest.mark.parametrize("strategies, node_types, family, windows, expected", [
+@pytest.mark.parametrize("strategies, node_types, family, winrm, expected", [
     (("load_balancer", "node_port", "first_interface"), ("NodeName",), "any", False, Address("203.0.113.7", 2222, "load_balancer")),
     (("load_balancer",), ("NodeName",), "ipv6", False, Address("2001:db8::7", 2222, "load_balancer")),
     (("node_port",), ("NodeName",), "any", False, Address("node01", 30222, "node_port")),  # LB Services have node ports too
@@ -92,10 +92,10 @@ OTHER_NS = service("web-np", namespace="elsewhere", selector={"app": "web"})
     (("node_port",), ("InternalDNS", "Hostname"), "any", False, Address("node01", 30222, "node_port")),
     (("load_balancer", "node_port"), ("NodeName",), "any", True, Address("node01", 31986, "node_port")),  # WinRM only on NP
 ])
-def test_service_strategies(strategies, node_types, family, windows, expected):
+def test_service_strategies(strategies, node_types, family, winrm, expected):
     settings = AddressSettings(strategies, ip_family=family, node_address_types=node_types)
     obj = vmi("web", labels=LABELS, ports=[{"name": "ssh", "port": 22}], interfaces=DUAL)
-    assert choose(settings, obj, services=[OTHER, NP, LB, OTHER_NS], windows=windows) == expected
+    assert choose(settings, obj, services=[OTHER, NP, LB, OTHER_NS], winrm=winrm) == expected
 
 
 def test_node_port_uses_named_target_port_resolved_through_vmi_ports():

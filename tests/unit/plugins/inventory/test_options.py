@@ -44,6 +44,14 @@ def test_connections_inherit_top_level_and_override():
     assert west.populate.create_groups is False and west.namespaces == ["a", "b"]
 
 
+def test_default_win_ansible_connection_top_level_and_per_connection():
+    (conn,) = build_connections({})
+    assert conn.populate.win_connection == "winrm"
+    top, other = build_connections({"default_win_ansible_connection": "psrp"},
+                                   [{"name": "a"}, {"name": "b", "default_win_ansible_connection": "ansible.builtin.ssh"}])
+    assert top.populate.win_connection == "psrp" and other.populate.win_connection == "ansible.builtin.ssh"
+
+
 def test_fingerprint_never_contains_credentials():
     (conn,) = build_connections({"api_key": "s3cr3t", "password": "pw", "host": "https://h"})
     assert "s3cr3t" not in repr(conn.fetch_fingerprint()) and "pw" not in repr(conn.fetch_fingerprint())
@@ -55,6 +63,8 @@ def test_fingerprint_never_contains_credentials():
     ({"host_format": "{name"}, None, "host_format"),
     ({"host_format": "{nmae}"}, None, "may only use the specifiers"),
     ({"prefer_ip_family": "v4"}, None, "prefer_ip_family must be one of any, ipv4, ipv6"),
+    ({"default_win_ansible_connection": "local"}, None, "default_win_ansible_connection must be one of winrm, ansible.builtin.winrm"),
+    ({}, [{"default_win_ansible_connection": "rdp"}], "connections[0].default_win_ansible_connection must be one of"),
     ({"address_strategies": ["dns"]}, None, "address_strategies must list some of"),
     ({"address_strategies": ["network"]}, None, "needs network_name"),
     ({"node_address_types": ["PublicIP"]}, None, "node_address_types must list some of"),

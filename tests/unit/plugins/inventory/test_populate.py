@@ -165,6 +165,22 @@ def test_windows_host_gets_winrm_and_winrm_service_port():
     assert (v["ansible_host"], v["ansible_port"], v["vm_address_source"]) == ("node01", 30985, "node_port")
 
 
+@pytest.mark.parametrize("connection, port", [
+    ("winrm", 30985), ("ansible.builtin.winrm", 30985), ("psrp", 30985), ("ansible.builtin.psrp", 30985),
+    ("ssh", 30022), ("ansible.builtin.ssh", 30022),
+])
+def test_default_win_ansible_connection_sets_connection_and_service_port(connection, port):
+    winrm = service("a-winrm", selector={"kubevirt.io/domain": "a"}, ports=[{"port": 5985, "targetPort": 5985, "nodePort": 30985}])
+    ssh = service("a-ssh", selector={"kubevirt.io/domain": "a"})
+    data = {"vmis": [vmi("a", labels={"kubevirt.io/domain": "a"}, guest_os={"id": "mswindows"}),
+                     vmi("b", labels={"kubevirt.io/domain": "b"}, guest_os={"id": "fedora"})],
+            "services": [winrm, ssh]}
+    hosts = hosts_by_name(data, win_connection=connection)
+    v = hosts["default-a"].variables
+    assert (v["ansible_connection"], v["ansible_host"], v["ansible_port"]) == (connection, "node01", port)
+    assert "ansible_connection" not in hosts["default-b"].variables
+
+
 def test_linux_host_uses_ssh_service():
     ssh = service("a-ssh", selector={"kubevirt.io/domain": "a"})
     data = {"vmis": [vmi("a", labels={"kubevirt.io/domain": "a"})], "services": [ssh]}
