@@ -18,9 +18,9 @@ description:
   - Lists running KubeVirt virtual machines (a C(VirtualMachineInstance) in phase C(Running)) as hosts with a
     reachable C(ansible_host), C(ansible_port) and, for Windows guests, C(ansible_connection) (see
     O(default_win_ansible_connection)).
-  - A drop-in replacement for the C(kubevirt.core.kubevirt) inventory plugin 2.x with one deliberate difference:
-    only running VMs are hosts by default, where kubevirt.core also lists stopped ones; O(states=[all]) gives
-    kubevirt.core's host list back. An inventory file written for it works after changing its C(plugin) value. Host
+  - A drop-in replacement for the C(kubevirt.core.kubevirt) inventory plugin 2.x with one deliberate
+    difference, which is that only running VMs are hosts by default (kubevirt.core also lists stopped ones);
+    O(states=[all]) gives kubevirt.core's host list back. An inventory file written for it works after changing its C(plugin) value. Host
     names, groups (cluster, C(namespace_<namespace>), C(label_<key>_<value>)) and the C(vm_*)/C(vmi_*) host variables
     are the same.
   - One refresh costs a constant number of paginated list requests (VMIs, VMs, and Services/Nodes when an address
