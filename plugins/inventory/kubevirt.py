@@ -134,7 +134,7 @@ options:
         starts with C(windows).
       - With V(winrm) or V(psrp) (with or without C(ansible.builtin.)), Services must map one of O(winrm_ports);
         with V(ssh) or V(ansible.builtin.ssh), they must map O(ssh_port), as for other guests.
-      - Hosts that are not Windows get no C(ansible_connection).
+      - Hosts that are not Windows, and hosts without C(ansible_host), get no C(ansible_connection).
     type: str
     choices: [winrm, ansible.builtin.winrm, psrp, ansible.builtin.psrp, ssh, ansible.builtin.ssh]
     default: winrm

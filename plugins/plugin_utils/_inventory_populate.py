@@ -188,12 +188,12 @@ def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None)
                         label_groups.append(group)
         variables["vm_state"] = state
         if vmi is not None:
-            winrm = False
-            if is_windows(vmi, vm):
-                variables["ansible_connection"] = settings.win_connection
-                winrm = settings.win_connection not in SSH_CONNECTIONS
-            address = chooser.choose(vmi, winrm=winrm)
+            windows = is_windows(vmi, vm)
+            address = chooser.choose(vmi, winrm=windows and settings.win_connection not in SSH_CONNECTIONS)
             if address is not None:
+                # As kubevirt.core: a host without an address gets no ansible_connection either.
+                if windows:
+                    variables["ansible_connection"] = settings.win_connection
                 variables["ansible_host"] = address.host
                 if address.port is not None or settings.unset_ansible_port:
                     variables["ansible_port"] = address.port

@@ -181,6 +181,12 @@ def test_default_win_ansible_connection_sets_connection_and_service_port(connect
     assert "ansible_connection" not in hosts["default-b"].variables
 
 
+def test_windows_host_without_address_gets_no_connection():
+    data = {"vmis": [vmi("a", guest_os={"id": "mswindows"}, interfaces=[{"name": "default"}])]}
+    v = hosts_by_name(data)["default-a"].variables
+    assert "ansible_connection" not in v and "ansible_host" not in v
+
+
 def test_linux_host_uses_ssh_service():
     ssh = service("a-ssh", selector={"kubevirt.io/domain": "a"})
     data = {"vmis": [vmi("a", labels={"kubevirt.io/domain": "a"})], "services": [ssh]}
