@@ -50,3 +50,19 @@ attributes:
     description: A second run with the same options reports no change and sends no write request.
     support: full
 '''
+
+    # kubevirt_vm: as WRITE_MODULE, but state=restarted restarts on every run.
+    VM_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
+    support: full
+  diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
+    support: full
+  idempotent:
+    description: A second run with the same options reports no change and sends no write request.
+    support: partial
+    details: O(state=restarted) restarts the VM on every run and always reports a change; every other state is idempotent.
+'''

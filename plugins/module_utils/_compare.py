@@ -3,8 +3,15 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure functions: desired vs live VirtualMachine (idempotency), diff before/after, hidden fields.
 
-How the module knows what it owns
----------------------------------
+Two update modes
+----------------
+By default (kubevirt.core's semantics) an update writes only the fields the task gives, as a JSON merge patch:
+everything else on the VM stays, whoever set it. ``patch_body`` builds that patch from the desired object and the
+live one, and ``differences`` decides, without a request, whether it would change anything. No annotation is
+added. With ``full_ownership`` the module owns the whole declaration, as described next.
+
+How the module knows what it owns (full_ownership)
+--------------------------------------------------
 Writes are server-side apply requests with field manager ``virtfleet.kubevirt``. The API server records
 which fields that manager set and removes a field the manager set before but no longer sends, so a field
 the user drops from their options disappears from the VM while fields other actors own (webhooks,
@@ -194,3 +201,69 @@ def condition(obj, ctype):
 def is_true(obj, ctype):
     cond = condition(obj, ctype)
     return bool(cond) and str(cond.get("status")).lower() == "true"
+
+
+# Fields the API server changes on every write: not a change of the object.
+_VOLATILE_META = ("resourceVersion", "generation", "managedFields")
+
+
+def _without_volatile(obj):
+    out = copy.deepcopy(obj or {})
+    meta = out.get("metadata") or {}
+    for key in _VOLATILE_META:
+        meta.pop(key, None)
+    return out
+
+
+def changed_between(before, after, hidden_fields=None):
+    """Did a write change the object? (kubevirt.core's test: anything but resourceVersion and generation differs;
+    hidden fields are ignored, as in every comparison of this module)."""
+    return hide_fields(_without_volatile(before), hidden_fields) != hide_fields(_without_volatile(after), hidden_fields)
+
+
+def _get_path(obj, path):
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _element_name(item, name_key):
+    return _get_path(item, name_key) if isinstance(item, dict) else None
+
+
+def merge_by_name(want, have, name_key):
+    """`have` with each element of `want` put in by name: an element that already satisfies it stays as it is
+    (with what others added, such as a MAC address), a different one is replaced, a new one is appended."""
+    out = copy.deepcopy(have)
+    index = dict((_element_name(item, name_key), pos) for pos, item in enumerate(out))
+    for item in want:
+        pos = index.get(_element_name(item, name_key))
+        if pos is None:
+            index[_element_name(item, name_key)] = len(out)
+            out.append(copy.deepcopy(item))
+        elif differences(item, out[pos]):
+            out[pos] = copy.deepcopy(item)
+    return out
+
+
+def patch_body(desired, live, named_lists=()):
+    """The JSON merge patch that writes what `desired` gives onto `live` and nothing else.
+
+    `named_lists` (``(path, name_key)`` pairs) are lists the task builds element by element: they are merged into
+    the live list by name, because a JSON merge patch would otherwise replace the whole list and drop the
+    elements the task did not name. KubeVirt rejects ``running`` and ``runStrategy`` together, so the one the
+    task sets removes the other (a ``null`` in a merge patch deletes the field).
+    """
+    body = copy.deepcopy(desired)
+    for path, name_key in named_lists:
+        want = _get_path(body, path)
+        have = _get_path(live, path)
+        if isinstance(want, list) and isinstance(have, list):
+            _get_path(body, path[:-1])[path[-1]] = merge_by_name(want, have, name_key)
+    spec, live_spec = body.get("spec") or {}, (live or {}).get("spec") or {}
+    for field, other in (("running", "runStrategy"), ("runStrategy", "running")):
+        if spec.get(field) is not None and other in live_spec:
+            spec[other] = None
+    return body

@@ -109,8 +109,13 @@ class VMTask(object):
 
     def __init__(self, api, items, api_version=vs.DEFAULT_API_VERSION, wait=False, wait_timeout=120, hidden_fields=None,
                  delete_options=None, restart_if_required=False, grace_period_seconds=None, check_mode=False,
-                 diff_mode=False, clock=time.monotonic, sleep=time.sleep, wait_sleep=5, create_namespace=False):
+                 diff_mode=False, clock=time.monotonic, sleep=time.sleep, wait_sleep=5, create_namespace=False,
+                 full_ownership=False, force=False):
         self.api = api
+        # How an existing VM is updated: only the given fields (default), server-side apply of the whole
+        # declaration (full_ownership), or a replace of the whole object (force).
+        self.full_ownership = full_ownership
+        self.force = force
         self.namespaces = _namespaces.Namespaces(api, create_namespace, check_mode=check_mode)
         self.kind = _kinds.VM.with_api_version(api_version)
         self.vmi_kind = _kinds.VMI.with_api_version(api_version)
@@ -162,6 +167,14 @@ class VMTask(object):
 
     # --- deciding and writing -----------------------------------------------------------------------------
     def _desired(self, vm):
+        if not self.full_ownership:
+            # Defaults no option names (the pod network) only go into a VM that is created.
+            desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version, implied=vm.live is None or self.force)
+            if vm.live is not None and self.force:
+                self._keep_run_strategy(desired, vm.live)
+            elif vm.live is not None:
+                desired = cmp.patch_body(desired, vm.live, vs.convenience_lists(vm.opts))
+            return desired
         desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version)
         # The digest covers what the user declared, not the create-time run strategy default.
         declared = vs.build_vm(vm.opts, vm.state, live={}, api_version=self.api_version)
@@ -171,13 +184,19 @@ class VMTask(object):
             if "running" in spec and "runStrategy" in live_spec and "running" not in live_spec:
                 # KubeVirt rejects both fields together; a VM that uses runStrategy gets `running` as one.
                 spec["runStrategy"] = "Always" if spec.pop("running") else "Halted"
-            if "runStrategy" not in spec and "running" not in spec:
-                # Not given on update: keep the live value in the applied config so that server-side apply
-                # does not remove a field this manager set at create time.
-                for field in ("runStrategy", "running"):
-                    if field in live_spec:
-                        spec[field] = live_spec[field]
+            # Not given on update: keep the live value in the applied config so that server-side apply
+            # does not remove a field this manager set at create time.
+            self._keep_run_strategy(desired, vm.live)
         return desired
+
+    @staticmethod
+    def _keep_run_strategy(desired, live):
+        """A write of the whole object that names no run strategy keeps the live one."""
+        spec, live_spec = desired["spec"], live.get("spec") or {}
+        if "runStrategy" not in spec and "running" not in spec:
+            for field in ("runStrategy", "running"):
+                if field in live_spec:
+                    spec[field] = live_spec[field]
 
     def write(self, vm):
         """Create/update/delete one VM as needed; records the outcome on `vm`, never raises ApiError."""
@@ -239,6 +258,8 @@ class VMTask(object):
         if vm.live is not None and not self._defines(vm) and vm.state in LIFECYCLE_STATES:
             # A bare lifecycle request (name + state only) must not rewrite the VM.
             vm.result = vm.live
+        elif not self.full_ownership:
+            self._write_given(vm)
         else:
             needed, _why = cmp.needs_apply(vm.desired, vm.live, self.hidden)
             if needed:
@@ -275,6 +296,51 @@ class VMTask(object):
             vm.observe = vm.changed and cmp.template_changed(vm.live, vm.result)
             vm.restart_required = vm.observe or cmp.is_true(vm.live, "RestartRequired")
         self._plan_lifecycle(vm)
+
+    def _write_given(self, vm):
+        """The default update: create the VM, or write only the fields the task gives (a JSON merge patch, or a
+        replace of the whole object with ``force``), and only when the live VM does not have them already."""
+        if vm.live is None:
+            body = vm.desired
+            if not vm.desired["metadata"].get("name") and not self.check_mode:
+                # The server picks the name: this label is how a create whose answer was lost is found again.
+                body = dict(vm.desired, metadata=dict(vm.desired["metadata"]))
+                body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {},
+                                                  **{CREATE_TOKEN_LABEL: uuid.uuid4().hex})
+            vm.result = self._in_namespace(vm, lambda: self.api.create(
+                self.kind, body, vm.namespace, dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER))
+            vm.name = (vm.result.get("metadata") or {}).get("name")
+            vm.changed = vm.wrote = True
+            vm.diff = cmp.diff(None, vm.result, self.hidden)
+            return
+        if self.force:
+            vm.result = self._replace(vm)
+        elif cmp.differences(cmp.hide_fields(vm.desired, self.hidden), cmp.hide_fields(vm.live, self.hidden)):
+            vm.result = self.api.patch(self.kind, vm.name, vm.desired, vm.namespace, patch_type="merge",
+                                       dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER)
+        else:
+            vm.result = vm.live
+            return
+        vm.wrote = vm.changed = cmp.changed_between(vm.live, vm.result, self.hidden)
+        vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
+
+    def _replace(self, vm):
+        """Replace the VM with the declaration (``force``), guarded by the resourceVersion read: the API server
+        refuses an unconditional update of a custom resource, and a VM changed in between is read again."""
+        live = vm.live
+        for attempt in range(1, SWAP_ATTEMPTS + 1):
+            body = dict(vm.desired, metadata=dict(vm.desired["metadata"],
+                                                  resourceVersion=(live.get("metadata") or {}).get("resourceVersion")))
+            try:
+                return self.api.replace(self.kind, body, vm.namespace, dry_run=self.check_mode,
+                                        field_manager=cmp.FIELD_MANAGER)
+            except ApiError as err:
+                if err.status != 409 or attempt == SWAP_ATTEMPTS:
+                    raise
+                live = self.api.get(self.kind, vm.name, vm.namespace)
+                if live is None:
+                    raise
+        return None  # not reached: the last attempt returns or raises
 
     def _in_namespace(self, vm, send):
         """Send a create/apply of `vm`; when its namespace is missing, create that (create_namespace) and resend.
@@ -376,8 +442,12 @@ class VMTask(object):
             vm.changed = True
             return
         body = {}
-        if vm.action == "restart" and self.grace_period_seconds is not None:
-            body["gracePeriodSeconds"] = self.grace_period_seconds
+        if self.grace_period_seconds is not None:
+            # KubeVirt's StopOptions and RestartOptions spell it differently.
+            if vm.action == "restart":
+                body["gracePeriodSeconds"] = self.grace_period_seconds
+            elif vm.action == "stop":
+                body["gracePeriod"] = self.grace_period_seconds
         sub = _kinds.VM_SUBRESOURCE
         # start and stop end in the same state when sent twice (the second gets 409 "already so"), so the client
         # may retry them; a restart sent twice restarts twice, so after a lost answer the VMI is checked first.
@@ -713,7 +783,8 @@ def run_task(api, params, check_mode=False, diff_mode=False):
                   hidden_fields=params.get("hidden_fields"), delete_options=params.get("delete_options"),
                   restart_if_required=bool(params.get("restart_if_required")),
                   grace_period_seconds=params.get("grace_period_seconds"), check_mode=check_mode, diff_mode=diff_mode,
-                  wait_sleep=params.get("wait_sleep"), create_namespace=bool(params.get("create_namespace")))
+                  wait_sleep=params.get("wait_sleep"), create_namespace=bool(params.get("create_namespace")),
+                  full_ownership=bool(params.get("full_ownership")), force=bool(params.get("force")))
     client = getattr(api, "client", None)
     if hasattr(client, "set_deadline"):
         # Retries (and their pauses) never carry the task past wait_timeout.

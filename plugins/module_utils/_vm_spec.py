@@ -259,8 +259,12 @@ def _networks(nets):
     return networks, interfaces
 
 
-def _template_spec(p, name):
-    """The VMI template spec from the convenience options (before `spec` is merged over it)."""
+def _template_spec(p, name, implied=True):
+    """The VMI template spec from the convenience options (before `spec` is merged over it).
+
+    ``implied=False`` leaves out what no option names (the default pod network): an update that only writes the
+    fields a task gives must not add it to a VM that exists.
+    """
     tspec = {"domain": {"devices": {}}}
     domain = tspec["domain"]
     cpu = {k: v for k, v in (p.get("cpu") or {}).items() if v is not None}
@@ -284,7 +288,7 @@ def _template_spec(p, name):
     user_spec = p.get("spec") or {}
     user_nets = "networks" in user_spec or "interfaces" in (user_spec.get("domain") or {}).get("devices", {})
     nets = p.get("networks")
-    if nets is None and uses_convenience(p) and not user_nets:
+    if nets is None and uses_convenience(p) and not user_nets and implied:
         nets = [{"name": DEFAULT_NETWORK}]
     if nets:
         networks, interfaces = _networks(nets)
@@ -346,10 +350,46 @@ def _apply_run_strategy(vm, p, state, live):
         spec["runStrategy"] = "Halted" if state == "stopped" else "Always"
 
 
-def build_vm(p, state="present", live=None, api_version=DEFAULT_API_VERSION):
+# Lists of named elements that the convenience options build element by element (path in the VM, key of an
+# element's name). An update in the default mode merges them into the live lists by name; a list the user gives
+# whole (through `spec` or `data_volume_templates`) replaces the live one, as a JSON merge patch does.
+NAMED_LISTS = (
+    (("spec", "template", "spec", "domain", "devices", "disks"), ("name",)),
+    (("spec", "template", "spec", "domain", "devices", "interfaces"), ("name",)),
+    (("spec", "template", "spec", "volumes"), ("name",)),
+    (("spec", "template", "spec", "networks"), ("name",)),
+    (("spec", "dataVolumeTemplates"), ("metadata", "name")),
+)
+
+
+def _has_path(obj, path):
+    for key in path:
+        if not isinstance(obj, dict) or key not in obj:
+            return False
+        obj = obj[key]
+    return True
+
+
+def convenience_lists(p):
+    """The NAMED_LISTS entries that this VM's convenience options build and the user does not give whole."""
+    if p.get("definition") or not uses_convenience(p):
+        return []
+    out = []
+    for path, name_key in NAMED_LISTS:
+        if path[:3] == ("spec", "template", "spec"):
+            given = _has_path(p.get("spec") or {}, path[3:])
+        else:
+            given = p.get("data_volume_templates") is not None
+        if not given:
+            out.append((path, name_key))
+    return out
+
+
+def build_vm(p, state="present", live=None, api_version=DEFAULT_API_VERSION, implied=True):
     """The desired VirtualMachine for one VM's options.
 
     ``live`` is the VM as it exists (None when it does not): it only decides the create-time run strategy default.
+    ``implied=False``: leave out defaults no option names (see ``_template_spec``).
     """
     name = p.get("name")
     if p.get("definition"):
@@ -392,7 +432,7 @@ def build_vm(p, state="present", live=None, api_version=DEFAULT_API_VERSION):
         meta["annotations"] = annotations
         template.setdefault("metadata", {})["annotations"] = dict(annotations)
 
-    tspec, dvts = _template_spec(p, name)
+    tspec, dvts = _template_spec(p, name, implied)
     if p.get("spec"):
         tspec = deep_merge(tspec, p["spec"])
     template["spec"] = tspec

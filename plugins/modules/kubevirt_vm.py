@@ -20,13 +20,16 @@ description:
   - Options and return values are those of C(kubevirt.core.kubevirt_vm) 2.x, so a playbook migrates by changing
     the collection prefix. Beyond it, the module builds common VMs from a few options (O(cpu), O(memory),
     O(boot_disk), O(cloud_init), O(networks), ...), declares many VMs in one task with O(vms), and waits exactly.
-  - Writes are server-side apply requests with the field manager C(virtfleet.kubevirt). The API server records
-    which fields this manager set, and removes a field that the module set before but no longer sends. A field
-    you drop from the options is therefore removed from the VM, while fields that webhooks and controllers add
-    (MAC addresses from kubemacpool, firmware UUID and serial, machine type, default disks, annotations) stay.
-  - The module writes the annotation C(virtfleet.kubevirt/applied-digest), a digest of what it applied. A re-run
-    compares the live VM with the desired one, tolerating fields others added, and compares the digest to see
-    whether an option was dropped. When nothing changed it sends no write request and reports C(changed=false).
+  - An existing VM is updated as C(kubevirt.core) updates it; only the fields the task gives are written (a JSON
+    merge patch). Everything else on the VM stays as it is, whoever set it, including fields an earlier run of
+    this module set. A task that gives only O(labels) and O(state) changes the labels and the run state, nothing
+    else. Labels, annotations and other dictionaries are merged key by key. A list given whole in O(spec) or
+    O(data_volume_templates) replaces the VM's list, and a disk, volume, interface, network or DataVolume
+    template built by O(boot_disk), O(cloud_init) or O(networks) replaces only the element of the same name.
+  - When the VM already has every given field, the module sends no write request, adds nothing to the VM (no
+    annotation), and reports C(changed=false), also for VMs this module never wrote.
+  - O(full_ownership=true) makes the task the owner of the whole declaration. O(force=true) replaces the whole
+    object, as in C(kubevirt.core).
   - Unlike C(kubevirt.core), the deprecated C(spec.running) is never sent unless O(running) is set, the run
     strategy is only defaulted (to C(Always)) when the VM is created and never changed on update unless
     O(run_strategy) or O(running) is given, and check mode predicts lifecycle states from the VM's current state.
@@ -74,7 +77,8 @@ options:
       - V(stopped) makes sure it exists and does not run, through the C(stop) subresource. On create the run
         strategy defaults to C(Halted).
       - V(restarted) restarts a running VM (C(restart) subresource) or starts a stopped one; it always reports a change.
-        V(restart) is accepted as in C(kubevirt.core) 2.3.
+        V(restart) is a synonym of V(restarted) that only this collection accepts (C(kubevirt.core) 2.3.0 has no such
+        choice).
       - With O(wait), V(started) waits for the VM's C(Ready) condition, V(stopped) until its C(VirtualMachineInstance)
         is gone, V(restarted) until a new C(VirtualMachineInstance) (another uid) is Ready, V(absent) until the VM is gone.
     type: str
@@ -419,6 +423,27 @@ options:
         description: See O(eviction_strategy).
         type: str
         choices: [None, LiveMigrate, LiveMigrateIfPossible, External]
+  full_ownership:
+    description:
+      - Fields this module set before and the task no longer gives are removed from the VM.
+      - The task then owns the whole declaration, for fleets described in one file: each write is a server-side
+        apply with the field manager C(virtfleet.kubevirt) (C(force=true) on conflicts), and the module stores the
+        annotation C(virtfleet.kubevirt/applied-digest) to see, without a request, that an option was dropped.
+        Fields that other tools, webhooks and controllers set (MAC addresses, firmware UUID, machine type) stay.
+      - Off by default, when only the fields a task gives are written (see the description).
+      - Mutually exclusive with O(force).
+    type: bool
+    default: false
+  force:
+    description:
+      - With O(state=present) or a lifecycle state, replace an existing VM with the declaration (an HTTP C(PUT)), as
+        O(force) of C(kubevirt.core) does. Every field the declaration does not give is removed, also labels,
+        annotations and fields set by other tools; the VM's run strategy is kept when the task gives none.
+      - The replace carries the C(resourceVersion) read, so a VM changed in between is read again (the API server
+        refuses a replace of a custom resource without one). A replace that changes nothing reports no change.
+      - Mutually exclusive with O(full_ownership).
+    type: bool
+    default: false
   restart_if_required:
     description:
       - When a running VM's new spec only takes effect after a restart (condition C(RestartRequired)), restart it.
@@ -427,7 +452,9 @@ options:
     default: false
   grace_period_seconds:
     description:
-      - Grace period of a restart; KubeVirt only accepts V(0) (restart immediately) or none (the VM's default).
+      - Grace period in seconds of a stop (O(state=stopped)) or a restart (O(state=restarted), also with
+        O(restart_if_required)), sent to the C(stop) or C(restart) subresource.
+      - For a restart KubeVirt only accepts V(0) (restart immediately) or none (the VM's default).
     type: int
   delete_options:
     description:
@@ -459,7 +486,7 @@ extends_documentation_fragment:
   - virtfleet.kubevirt._auth
   - virtfleet.kubevirt._wait
   - virtfleet.kubevirt._attributes
-  - virtfleet.kubevirt._attributes.WRITE_MODULE
+  - virtfleet.kubevirt._attributes.VM_MODULE
 requirements:
   - python >= 3.9
   - kubernetes >= 28.1.0
@@ -686,6 +713,8 @@ def argument_spec():
         state=dict(type="str", default="present", choices=vs.STATES),
         vms=dict(type="list", elements="dict", options=vs.vm_option_spec(for_item=True),
                  mutually_exclusive=vs.vm_option_rules()),
+        full_ownership=dict(type="bool", default=False),
+        force=dict(type="bool", default=False),
         restart_if_required=dict(type="bool", default=False),
         grace_period_seconds=dict(type="int"),
         delete_options=dict(type="dict", options=dict(
@@ -703,7 +732,7 @@ def argument_spec():
 def main():
     module = KubeVirtModule(
         argument_spec=argument_spec(),
-        mutually_exclusive=vs.vm_option_rules() + [["vms", "name"], ["vms", "generate_name"]],
+        mutually_exclusive=vs.vm_option_rules() + [["vms", "name"], ["vms", "generate_name"], ["full_ownership", "force"]],
         required_one_of=[["name", "generate_name", "vms", "definition"]],
         supports_check_mode=True,
         sensitive=vs.sensitive_values,

@@ -145,7 +145,7 @@ def test_check_mode_uses_dry_runs_and_predicts_lifecycle(kubeapi, ansible_env, t
 
 
 def test_idempotent_rerun_sends_no_write_despite_server_added_fields(kubeapi, ansible_env, tmp_path, ns):
-    # `extra` has no disk: the webhook adds a default one; interfaces get kubemacpool MACs; the VM gets a
+    # `extra` has no disk: KubeVirt adds a default one to the VMI only; interfaces get kubemacpool MACs; the VM gets a
     # firmware UUID, machine type, architecture and the transaction-timestamp annotation.
     args = web(ns, labels={"app": "web"}, spec={"volumes": [{"name": "extra", "emptyDisk": {"capacity": "1Gi"}}]})
     args["spec"]["volumes"].insert(0, {"name": "rootdisk", "containerDisk": {"image": "quay.io/containerdisks/fedora:41"}})
@@ -156,7 +156,7 @@ def test_idempotent_rerun_sends_no_write_despite_server_added_fields(kubeapi, an
     tspec = live["spec"]["template"]["spec"]
     assert tspec["domain"]["devices"]["interfaces"][0]["macAddress"]
     assert tspec["domain"]["firmware"]["uuid"] and tspec["domain"]["machine"]["type"] == "q35"
-    assert "extra" in [d["name"] for d in tspec["domain"]["devices"]["disks"]]
+    assert "extra" not in [d["name"] for d in tspec["domain"]["devices"]["disks"]]
     assert "kubemacpool.io/transaction-timestamp" in live["metadata"]["annotations"]
 
     mark = kubeapi.mark()
@@ -168,10 +168,25 @@ def test_idempotent_rerun_sends_no_write_despite_server_added_fields(kubeapi, an
     assert kubeapi.get_object(VMS % ns + "/web")["metadata"]["resourceVersion"] == live["metadata"]["resourceVersion"]
 
 
-def test_a_field_the_user_drops_is_removed(kubeapi, ansible_env, tmp_path, ns):
+def test_a_field_the_user_drops_stays_by_default(kubeapi, ansible_env, tmp_path, ns):
     first = web(ns, labels={"app": "web", "tier": "frontend"}, node_selector={"kubernetes.io/os": "linux"},
                 tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}])
-    second = web(ns, labels={"app": "web"})
+    r = play(ansible_env, tmp_path, [vm_task("first", **first),
+                                     vm_task("subset", name="web", namespace=ns, labels={"app": "web"}),
+                                     vm_task("stop", name="web", namespace=ns, labels={"app": "web"}, state="stopped")])
+    assert r["first"]["changed"] is True and r["subset"]["changed"] is False and r["stop"]["changed"] is True
+    live = kubeapi.get_object(VMS % ns + "/web")
+    assert live["metadata"]["labels"] == {"app": "web", "tier": "frontend"}
+    tspec = live["spec"]["template"]["spec"]
+    assert tspec["nodeSelector"] == {"kubernetes.io/os": "linux"} and tspec["tolerations"][0]["key"] == "dedicated"
+    assert [d["name"] for d in tspec["domain"]["devices"]["disks"]] == ["rootdisk", "cloudinit"]
+    assert "virtfleet.kubevirt/applied-digest" not in live["metadata"].get("annotations", {})
+
+
+def test_a_field_the_user_drops_is_removed_with_full_ownership(kubeapi, ansible_env, tmp_path, ns):
+    first = web(ns, labels={"app": "web", "tier": "frontend"}, node_selector={"kubernetes.io/os": "linux"},
+                tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}], full_ownership=True)
+    second = web(ns, labels={"app": "web"}, full_ownership=True)
     r = play(ansible_env, tmp_path, [vm_task("first", **first), vm_task("second", **second),
                                      vm_task("third", **second)], diff=True)
     assert r["second"]["changed"] is True and r["third"]["changed"] is False
@@ -267,8 +282,10 @@ def test_vm_from_another_tool_with_spec_running_moves_to_run_strategy(kubeapi, a
         vm_task("same_again", name="old", namespace=ns, spec={"domain": {"devices": {}}}),
         vm_task("manual", name="old", namespace=ns, run_strategy="Manual", spec={"domain": {"devices": {}}}),
     ])
-    assert r["same"]["changed"] is True            # first run takes ownership (digest annotation)
+    # A VM made elsewhere and re-declared with the options that made it: no change, nothing added.
+    assert r["same"]["changed"] is False and r["same_again"]["changed"] is False
     assert r["same"]["result"]["spec"]["running"] is True and "runStrategy" not in r["same"]["result"]["spec"]
-    assert r["same_again"]["changed"] is False
+    assert "virtfleet.kubevirt/applied-digest" not in (r["same"]["result"]["metadata"].get("annotations") or {})
+    assert r["manual"]["changed"] is True
     spec = kubeapi.get_object(VMS % ns + "/old")["spec"]
     assert spec["runStrategy"] == "Manual" and "running" not in spec

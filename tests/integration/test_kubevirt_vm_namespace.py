@@ -27,8 +27,8 @@ def test_creates_the_missing_namespace_then_reruns_without_writes(kubeapi, ansib
     log = kubeapi.requests(since=mark)
     assert kubeapi.get_object("%s/%s" % (NAMESPACES, ns)) is not None
     assert kubeapi.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/web" % ns) is not None
-    # GET of the VM (404), apply (404: namespace not found), POST of the namespace, the apply again.
-    assert [(e["method"], e["status"]) for e in log] == [("GET", 404), ("PATCH", 404), ("POST", 201), ("PATCH", 201)], log
+    # GET of the VM (404), its create (404: namespace not found), POST of the namespace, the create again.
+    assert [(e["method"], e["status"]) for e in log] == [("GET", 404), ("POST", 404), ("POST", 201), ("POST", 201)], log
     assert [e["path"] for e in ns_requests(log)] == [NAMESPACES]
 
     mark = kubeapi.mark()
@@ -52,8 +52,8 @@ def test_check_mode_predicts_the_vm_in_a_missing_namespace(kubeapi, ansible_env,
     assert planned["diff"]["before"] == {} and planned["diff"]["after"]["metadata"]["name"] == "web"
     assert ns in planned["diff"]["after_header"]
     log = kubeapi.requests(since=mark)
-    # Every write was a dry run: the namespace POST and the VM apply that found it missing.
-    assert [(e["method"], e["status"]) for e in writes(log)] == [("PATCH", 404), ("POST", 201)], log
+    # Every write was a dry run: the namespace POST and the VM create that found it missing.
+    assert [(e["method"], e["status"]) for e in writes(log)] == [("POST", 404), ("POST", 201)], log
     assert all(e["query"].get("dryRun") in ("All", ["All"]) for e in writes(log)), log
     assert kubeapi.get_object("%s/%s" % (NAMESPACES, ns)) is None
 
@@ -70,9 +70,9 @@ def test_vms_spanning_two_new_namespaces(kubeapi, ansible_env, tmp_path):
     assert fleet["diff"]["after"]["Namespace " + a]["metadata"]["name"] == a
     log = kubeapi.requests(since=mark)
     assert len([e for e in ns_requests(log) if e["method"] == "POST"]) == 2, log
-    # Per namespace one apply found it missing and was sent again; a2 went straight through.
-    applies = [e for e in log if e["method"] == "PATCH"]
-    assert [e["status"] for e in applies].count(404) == 2 and len(applies) == 5, applies
+    # Per namespace one VM create found it missing and was sent again; a2 went straight through.
+    creates = [e for e in log if e["method"] == "POST" and e["path"].endswith("/virtualmachines")]
+    assert [e["status"] for e in creates].count(404) == 2 and len(creates) == 5, creates
 
     mark = kubeapi.mark()
     r = play(ansible_env, tmp_path, [vm_task("fleet2", create_namespace=True, vms=items, **common)])
@@ -106,8 +106,8 @@ def test_forbidden_namespace_create_names_the_option_and_writes_no_vm(kubeapi, a
     assert "403" in msg and "create the namespace beforehand or grant" in msg, msg
     log = kubeapi.requests(since=mark)
     assert not [e for e in writes(log) if e["status"] < 300], log
-    # One apply finds the namespace missing, one POST is refused; x2 fails with the same reason, no request.
-    assert [(e["method"], e["status"]) for e in writes(log)] == [("PATCH", 404), ("POST", 403)], log
+    # One VM create finds the namespace missing, one POST is refused; x2 fails with the same reason, no request.
+    assert [(e["method"], e["status"]) for e in writes(log)] == [("POST", 404), ("POST", 403)], log
     assert kubeapi.get_object("%s/%s" % (NAMESPACES, ns)) is None
 
 

@@ -15,6 +15,19 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import 
 _uids = itertools.count(1)
 
 
+def merge_patch(target, patch):
+    """RFC 7386 JSON merge patch, as the API server applies it."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
+
+
 class FakeApi:
     def __init__(self, converge=True):
         self.objs = {"virtualmachines": {}, "virtualmachineinstances": {}}
@@ -104,6 +117,19 @@ class FakeApi:
               force=None, subresource=None):
         self.calls.append(("patch", name, patch_type, dry_run))
         vm = copy.deepcopy(self.objs["virtualmachines"][(namespace, name)])
+        if patch_type == "merge":
+            old = copy.deepcopy(vm)
+            vm = merge_patch(vm, patch)
+            if old["spec"] != vm["spec"]:
+                vm["metadata"]["generation"] += 1
+            if (namespace, name) in self.objs["virtualmachineinstances"] and not dry_run and \
+                    old["spec"]["template"] != vm["spec"]["template"]:
+                self.restart_required.add(name)
+            self._webhooks(vm)
+            if not dry_run and old != vm:
+                self._bump(vm)
+                self.objs["virtualmachines"][(namespace, name)] = vm
+            return copy.deepcopy(vm)
         for op in patch:
             field = op["path"].rsplit("/", 1)[1]
             if op["op"] == "test":
@@ -118,12 +144,33 @@ class FakeApi:
         return copy.deepcopy(vm)
 
     def writes(self):
-        return [c for c in self.calls if c[0] in ("apply", "create", "delete", "subresource", "patch")]
+        return [c for c in self.calls if c[0] in ("apply", "create", "delete", "subresource", "patch", "replace")]
+
+    def replace(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
+        name = obj["metadata"]["name"]
+        self.calls.append(("replace", name, dry_run))
+        old = self.objs["virtualmachines"][(namespace, name)]
+        if obj["metadata"].get("resourceVersion") != old["metadata"]["resourceVersion"]:
+            raise ApiError("Conflict (409): the object has been modified", 409)
+        new = copy.deepcopy(obj)
+        new["metadata"].update({k: old["metadata"][k] for k in ("uid", "generation")})
+        if old["spec"] != new["spec"]:
+            new["metadata"]["generation"] += 1
+        new["status"] = copy.deepcopy(old.get("status", {}))
+        self._webhooks(new)
+        if not dry_run and new != old:
+            self._bump(new)
+            self.objs["virtualmachines"][(namespace, name)] = new
+        return copy.deepcopy(new)
 
     def create(self, kind, obj, namespace=None, dry_run=False, field_manager=None):
         obj = copy.deepcopy(obj)
-        obj["metadata"]["name"] = obj["metadata"].pop("generateName") + "abcde"
+        if "generateName" in obj["metadata"]:
+            obj["metadata"]["name"] = obj["metadata"].pop("generateName") + "abcde"
         self.calls.append(("create", obj["metadata"]["name"], dry_run))
+        if obj["metadata"]["name"] in self.reject:
+            raise ApiError(self.reject[obj["metadata"]["name"]], 422)
+        self._webhooks(obj)
         obj["metadata"].update(uid="vm-%d" % next(_uids), generation=1)
         if not dry_run:
             self._bump(obj)
@@ -214,32 +261,88 @@ def run(api, check_mode=False, diff_mode=False, **kw):
     return va.run_task(api, params(**kw), check_mode=check_mode, diff_mode=diff_mode)
 
 
-def test_many_vms_one_list_one_apply_each_then_zero_writes():
+@pytest.mark.parametrize("full_ownership", [False, True])
+def test_many_vms_one_list_one_write_each_then_zero_writes(full_ownership):
     api = FakeApi()
-    failed, res = run(api, vms=FLEET, **COMMON)
+    failed, res = run(api, vms=FLEET, full_ownership=full_ownership, **COMMON)
     assert not failed and res["changed"]
-    assert [c[0] for c in api.calls] == ["list"] + ["apply"] * 5
-    assert all(c[3] is True and c[4] == "virtfleet.kubevirt" for c in api.calls[1:])
+    if full_ownership:
+        assert [c[0] for c in api.calls] == ["list"] + ["apply"] * 5
+        assert all(c[3] is True and c[4] == "virtfleet.kubevirt" for c in api.calls[1:])
+    else:
+        assert [c[0] for c in api.calls] == ["list"] + ["create"] * 5
     assert [r["method"] for r in res["results"]] == ["create"] * 5
     stored = api.vm("ns", "vm-0")
     assert stored["spec"]["runStrategy"] == "Always" and "running" not in stored["spec"]
+    assert ("virtfleet.kubevirt/applied-digest" in stored["metadata"].get("annotations", {})) is full_ownership
 
-    failed, res = run(api, vms=FLEET, **COMMON)
+    failed, res = run(api, vms=FLEET, full_ownership=full_ownership, **COMMON)
     assert not failed and res["changed"] is False
     assert api.calls == [("list", "virtualmachines", "ns")]
     assert [r["method"] for r in res["results"]] == ["update"] * 5
 
 
-def test_dropped_option_is_written_again_and_unchanged_vms_are_not():
+def test_full_ownership_removes_a_dropped_option_and_leaves_unchanged_vms_alone():
     api = FakeApi()
-    run(api, vms=FLEET, **COMMON)
+    run(api, vms=FLEET, full_ownership=True, **COMMON)
     fleet = copy.deepcopy(FLEET)
     fleet[2]["labels"] = {"extra": "x"}
-    run(api, vms=fleet, **COMMON)
+    run(api, vms=fleet, full_ownership=True, **COMMON)
     assert [c[1] for c in api.writes()] == ["vm-2"]
-    failed, res = run(api, vms=FLEET, **COMMON)     # the item label is dropped again
+    failed, res = run(api, vms=FLEET, full_ownership=True, **COMMON)     # the item label is dropped again
     assert [c[1] for c in api.writes()] == ["vm-2"]
     assert res["results"][2]["changed"] and not res["results"][1]["changed"]
+
+
+def test_default_mode_never_removes_what_the_task_does_not_name():
+    api = FakeApi()
+    run(api, name="a", cloud_init={"user": "u"}, instancetype={"name": "u1.small"}, **common(memory=None))
+    full = copy.deepcopy(api.vm("ns", "a")["spec"])
+    # kubevirt.core's relabel-and-stop task: fewer fields, nothing else may go.
+    failed, res = run(api, name="a", namespace="ns", labels={"tier": "web"}, state="stopped")
+    assert not failed and res["changed"]
+    stored = api.vm("ns", "a")
+    assert stored["metadata"]["labels"] == {"app": "fleet", "tier": "web"}
+    template = stored["spec"]["template"]["spec"]
+    assert template == full["template"]["spec"] and stored["spec"]["instancetype"] == {"name": "u1.small"}
+    assert "virtfleet.kubevirt/applied-digest" not in stored["metadata"].get("annotations", {})
+    # A convenience option names one element: the others stay (a merge patch alone would replace the list).
+    failed, res = run(api, name="a", namespace="ns", boot_disk={"container_image": "img2"})
+    volumes = api.vm("ns", "a")["spec"]["template"]["spec"]["volumes"]
+    assert [v["name"] for v in volumes] == ["rootdisk", "cloudinit"]
+    assert volumes[0]["containerDisk"]["image"] == "img2"
+    assert api.vm("ns", "a")["spec"]["template"]["spec"]["networks"] == full["template"]["spec"]["networks"]
+    # The same subset again: no write at all.
+    failed, res = run(api, name="a", namespace="ns", labels={"tier": "web"}, boot_disk={"container_image": "img2"})
+    assert res["changed"] is False and api.writes() == []
+
+
+def test_default_mode_no_change_and_no_annotation_for_a_vm_made_elsewhere():
+    api = FakeApi()
+    made = {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+            "metadata": {"name": "k", "namespace": "ns", "labels": {"app": "x"}, "generation": 1, "uid": "u",
+                         "resourceVersion": "1"},
+            "spec": {"runStrategy": "Halted", "template": {"metadata": {"labels": {"app": "x"}},
+                                                           "spec": {"domain": {"devices": {}}}}}}
+    api.objs["virtualmachines"][("ns", "k")] = copy.deepcopy(made)
+    failed, res = run(api, name="k", namespace="ns", labels={"app": "x"}, spec={"domain": {"devices": {}}})
+    assert not failed and res["changed"] is False and api.writes() == []
+    assert api.vm("ns", "k") == made
+
+
+@pytest.mark.parametrize("check_mode", [False, True])
+def test_force_replaces_the_object(check_mode):
+    api = FakeApi()
+    run(api, name="a", **COMMON)
+    api.vm("ns", "a")["metadata"]["labels"]["other"] = "tool"
+    failed, res = run(api, check_mode=check_mode, diff_mode=True, name="a", force=True, **COMMON)
+    assert not failed and res["changed"] and [c[0] for c in api.writes()] == ["replace"]
+    assert "other" not in res["diff"]["after"]["metadata"]["labels"]
+    assert ("other" in api.vm("ns", "a")["metadata"]["labels"]) is check_mode
+    assert api.vm("ns", "a")["spec"]["runStrategy"] == "Always"
+    if not check_mode:
+        failed, res = run(api, name="a", force=True, **COMMON)
+        assert not failed and res["changed"] is False
 
 
 def test_update_never_touches_run_strategy_unless_given():
@@ -249,8 +352,7 @@ def test_update_never_touches_run_strategy_unless_given():
     failed, res = run(api, name="a", **common(memory="2Gi"))
     assert res["changed"]
     assert api.vm("ns", "a")["spec"]["runStrategy"] == "Manual"
-    applied = [c for c in api.calls if c[0] == "apply"]
-    assert len(applied) == 1
+    assert len(api.writes()) == 1
 
 
 def test_single_vm_uses_get_not_list():
@@ -395,21 +497,34 @@ def test_whole_task_errors_before_any_request(kw, msg):
     assert api.calls == []
 
 
-def test_running_on_a_vm_that_uses_run_strategy_is_sent_as_run_strategy():
+def test_running_on_a_vm_that_uses_run_strategy_is_sent_as_run_strategy_with_full_ownership():
     api = FakeApi()
-    run(api, name="a", **COMMON)
-    failed, res = run(api, name="a", running=False, **COMMON)
+    run(api, name="a", full_ownership=True, **COMMON)
+    failed, res = run(api, name="a", running=False, full_ownership=True, **COMMON)
     spec = api.vm("ns", "a")["spec"]
     assert spec["runStrategy"] == "Halted" and "running" not in spec
 
 
+def test_running_given_replaces_run_strategy_as_kubevirt_core_does():
+    api = FakeApi()
+    run(api, name="a", **COMMON)
+    failed, res = run(api, name="a", running=False, **COMMON)
+    spec = api.vm("ns", "a")["spec"]
+    assert spec["running"] is False and "runStrategy" not in spec
+    assert [c[2] for c in api.writes()] == ["merge"]
+
+
+@pytest.mark.parametrize("full_ownership", [False, True])
 @pytest.mark.parametrize("check_mode", [False, True])
-def test_run_strategy_replaces_running_set_by_another_tool(check_mode):
+def test_run_strategy_replaces_running_set_by_another_tool(check_mode, full_ownership):
     api = FakeApi()
     run(api, name="a", running=True, **COMMON)           # like a VM kubevirt.core created
-    failed, res = run(api, check_mode=check_mode, name="a", run_strategy="Manual", **COMMON)
+    failed, res = run(api, check_mode=check_mode, name="a", run_strategy="Manual", full_ownership=full_ownership, **COMMON)
     assert not failed and res["changed"]
-    assert [c[0] for c in api.writes()] == (["patch"] if check_mode else ["patch", "apply"])
+    if full_ownership:
+        assert [c[0] for c in api.writes()] == (["patch"] if check_mode else ["patch", "apply"])
+    else:
+        assert [c[:3] for c in api.writes()] == [("patch", "a", "merge")]
     spec = api.vm("ns", "a")["spec"]
     if check_mode:
         assert spec["running"] is True

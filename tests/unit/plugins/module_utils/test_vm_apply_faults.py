@@ -57,7 +57,7 @@ def test_error_after_the_writes_keeps_their_outcomes():
     real_list = api.list
 
     def flaky(kind, *args, **kwargs):
-        if any(c[0] == "apply" for c in api.calls):
+        if api.writes():
             raise TransportError("The API server at h did not answer in time.", retryable=True)
         return real_list(kind, *args, **kwargs)
     api.list = flaky
@@ -100,7 +100,7 @@ def test_running_swap_rereads_when_the_vm_changed_under_it():
             raise ApiError("The API server rejected VirtualMachine ns/a as invalid (422): test failed", 422)
         return real_patch(kind, name, patch, namespace, **kwargs)
     api.patch = racing_patch
-    failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
+    failed, res = run(api, name="a", run_strategy="Manual", full_ownership=True, **COMMON)
     assert not failed and sent == [True, False]
     spec = api.vm("ns", "a")["spec"]
     assert spec["runStrategy"] == "Manual" and "running" not in spec
@@ -117,7 +117,7 @@ def test_running_swap_whose_answer_was_lost_is_not_sent_again():
         real_patch(kind, name, patch, namespace, **kwargs)
         raise TransportError("dropped", retryable=True)
     api.patch = lossy_patch
-    failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
+    failed, res = run(api, name="a", run_strategy="Manual", full_ownership=True, **COMMON)
     assert not failed and len(sent) == 1
     assert api.vm("ns", "a")["spec"]["runStrategy"] == "Manual"
 
@@ -133,7 +133,7 @@ def test_running_swap_gives_up_after_its_attempts():
         vm["spec"]["running"] = not vm["spec"]["running"]     # another tool keeps flipping it
         raise ApiError("The API server rejected VirtualMachine ns/a as invalid (422): test failed", 422)
     api.patch = flapping
-    failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
+    failed, res = run(api, name="a", run_strategy="Manual", full_ownership=True, **COMMON)
     assert failed and "test failed" in res["msg"]
     assert len(sent) == va.SWAP_ATTEMPTS
     # One read of the VM, then one re-read before each new attempt.
@@ -149,7 +149,7 @@ def test_running_swap_rejected_for_another_reason_is_not_repeated():
         sent.append(args)
         raise ApiError("The API server rejected VirtualMachine ns/a as invalid (422): spec.runStrategy: bad", 422)
     api.patch = invalid
-    failed, res = run(api, name="a", run_strategy="Manual", **COMMON)
+    failed, res = run(api, name="a", run_strategy="Manual", full_ownership=True, **COMMON)
     assert failed and "spec.runStrategy: bad" in res["msg"] and len(sent) == 1
 
 
@@ -212,7 +212,7 @@ def test_restart_that_did_not_happen_is_sent_again():
 
 def test_start_repeated_after_a_lost_answer_counts_as_done():
     api = FakeApi()
-    run(api, name="a", run_strategy="Manual", **COMMON)
+    run(api, name="a", run_strategy="Manual", full_ownership=True, **COMMON)
     api.client = CountingClient()
     calls = []
 
