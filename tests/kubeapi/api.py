@@ -48,7 +48,8 @@ class Api:
         self._rand = random.Random(7)
         self._ip_lock = threading.Lock()
         self._next_cluster_ip = 1
-        # Admission webhooks registered by controllers: hook(rtype, obj, old) may mutate obj or raise ApiError.
+        # Admission webhooks registered by controllers: hook(rtype, obj, old) may mutate obj or raise ApiError,
+        # and may return a list of warnings (an AdmissionResponse's `warnings`, sent as Warning headers).
         # Called under the store lock for creates, updates, patches and applies (dry runs too), not for /status.
         self.admission_hooks = []
         self._orphans = set()   # uids deleted with propagationPolicy Orphan: GC strips ownerRefs instead
@@ -108,11 +109,13 @@ class Api:
         if causes:
             raise errors.invalid(rtype, name, causes)
 
-    def _admit(self, rtype, new, old, subresource):
+    def _admit(self, rtype, new, old, subresource, opts):
         if subresource:
             return
         for hook in list(self.admission_hooks):
-            hook(rtype, new, old)
+            warnings = hook(rtype, new, old)
+            if warnings:
+                opts.warnings.extend(warnings)
 
     def _check_body(self, rtype, version, body, ns):
         if not isinstance(body, dict):
@@ -257,7 +260,7 @@ class Api:
         if rtype.has_status():
             body.pop("status", None)
         self._validate(rtype, version, body, opts, name)
-        self._admit(rtype, body, None, None)
+        self._admit(rtype, body, None, None, opts)
         self._finish(rtype, body)
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation", "selfLink"):
             meta.pop(k, None)
@@ -330,7 +333,7 @@ class Api:
                                                     "message": "Invalid value: 0x0: must be specified for an update"}])
             new = self._merge_update(rtype, old, body, subresource)
             self._validate(rtype, version, new, opts, name, patching=_patch)
-            self._admit(rtype, new, old, subresource)
+            self._admit(rtype, new, old, subresource, opts)
             self._finish(rtype, new)
             return self._commit(rtype, version, old, new, opts, subresource)
 
@@ -463,8 +466,10 @@ class Api:
                 if rtype.namespaced:
                     merged["metadata"]["namespace"] = ns
                 entries = merged["metadata"]["managedFields"]
-                return self.create(rtype, version, ns, merged, Options(opts.dry_run, "Ignore", opts.manager,
-                                                                      user=opts.user), managed_fields=entries)
+                inner = Options(opts.dry_run, "Ignore", opts.manager, user=opts.user)
+                created = self.create(rtype, version, ns, merged, inner, managed_fields=entries)
+                opts.warnings.extend(inner.warnings)   # admission warnings
+                return created
             try:
                 merged = fieldmanager.apply(self.serve(rtype, version, old), body, opts.manager, opts.force,
                                             rtype.api_version(version), now(), sch, rtype.has_status(), subresource)
@@ -476,7 +481,7 @@ class Api:
             new = self._merge_update(rtype, old, merged, subresource)
             new["metadata"]["managedFields"] = merged["metadata"]["managedFields"]
             self._validate(rtype, version, new, Options(validation="Ignore", trusted=opts.trusted), name)
-            self._admit(rtype, new, old, subresource)
+            self._admit(rtype, new, old, subresource, opts)
             self._finish(rtype, new)
             return self._commit(rtype, version, old, new, opts, subresource, manager_entries=True)
 

@@ -4,8 +4,12 @@ VM: runStrategy (or legacy spec.running) decides whether a VMI should exist; VM 
 (printableStatus, ready, created, Ready condition). VMI: Pending -> Scheduling -> Scheduled -> Running, one
 step per timer tick, then interfaces with IPs, node name, guest OS info; deletion goes through Succeeded.
 State changes are timer-driven and deterministic (node round-robin, IPs and MACs from counters).
+Like KubeVirt v1.9.0's virt-controller it first stamps the observed API version annotations on every VM and VMI it
+syncs, persists a legacy firmware UUID into a VM template without one, and builds the VMI with a disk per volume.
+The VM admission checks (runStrategy, running) are in webhooks.py.
 """
 import itertools
+import uuid
 
 from .. import errors
 from ..api import Options, now
@@ -17,6 +21,11 @@ VMI = ("kubevirt.io", "virtualmachineinstances")
 VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
 NODES = ("", "nodes")
 FINALIZER = "kubevirt.io/virtualMachineControllerFinalize"
+# staging/src/kubevirt.io/api/core/v1/types.go: ControllerAPI{Latest,Storage}VersionObservedAnnotation; the values
+# are register.go's ApiLatestVersion and ApiStorageVersion ("v1" both in v1.9.0).
+OBSERVED_API_VERSIONS = {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1"}
+# pkg/virt-controller/watch/vm/firmware.go: magicUUID, the namespace of CalculateLegacyUUID
+LEGACY_FIRMWARE_NS = uuid.UUID("6a1a24a1-4061-4607-8bf4-a3963d0c5895")
 NEXT_PHASE = {"": "Pending", "Pending": "Scheduling", "Scheduling": "Scheduled", "Scheduled": "Running"}
 GUESTS = {
     "fedora": {"id": "fedora", "name": "Fedora Linux", "prettyName": "Fedora Linux 41 (Cloud Edition)",
@@ -39,28 +48,9 @@ def run_strategy(vm):
     return "Always" if spec.get("running") else "Halted"
 
 
-RUN_STRATEGIES = ("Always", "Halted", "Manual", "RerunOnFailure", "Once", "WaitAsReceiver")
-
-
-def admit_vm(rtype, new, old):
-    """runStrategy checks of virt-api's VM validating webhook (the rest lives in webhooks.py)."""
-    if rtype.key != VM:
-        return
-    spec = new.get("spec") or {}
-    causes = []
-    if spec.get("running") is not None and spec.get("runStrategy"):
-        return   # mutually exclusive: reported by webhooks.py with the real message
-    if spec.get("running") is None and not spec.get("runStrategy"):
-        causes.append({"reason": "FieldValueRequired", "field": "spec.runStrategy",
-                       "message": "RunStrategy must be specified"})
-    elif spec.get("runStrategy") and spec["runStrategy"] not in RUN_STRATEGIES:
-        causes.append({"reason": "FieldValueInvalid", "field": "spec.runStrategy",
-                       "message": "Invalid RunStrategy (%s)" % spec["runStrategy"]})
-    if causes:
-        raise errors.ApiError(422, "Invalid", 'admission webhook "virtualmachine-validator.kubevirt.io" denied the '
-                              'request: ' + ", ".join(c["message"] for c in causes),
-                              {"name": new["metadata"].get("name", ""), "group": "kubevirt.io",
-                               "kind": "VirtualMachine", "causes": causes})
+def legacy_firmware_uuid(name):
+    """pkg/virt-controller/watch/vm/firmware.go:CalculateLegacyUUID: SHA1 (v5) UUID of the VM name."""
+    return str(uuid.uuid5(LEGACY_FIRMWARE_NS, name))
 
 
 def _cond(ctype, status, reason="", message=""):
@@ -108,7 +98,6 @@ class VirtController(Controller):
         self._node_rr = itertools.count(0)
         self._pending = set()
         self._create_failed = set()
-        self.api.admission_hooks.append(admit_vm)
         handlers = self.app.subresource_handlers
         handlers[("virtualmachines", "start")] = self.sub_start
         handlers[("virtualmachines", "stop")] = self.sub_stop
@@ -151,7 +140,16 @@ class VirtController(Controller):
     # --- VM ----------------------------------------------------------------------------------------------
     def sync_vm(self, ns, name):
         vm = self.store.get(VM, ns, name)
-        if vm is None or vm["metadata"].get("deletionTimestamp"):
+        if vm is None:
+            return
+        # pkg/virt-controller/watch/vm/vm.go:Controller.execute: "this must be first step in execution" -- if
+        # controller.ObservedLatestApiVersionAnnotation is false, SetLatestApiVersionAnnotation and Update the VM,
+        # then return (the update's event syncs again). Deleting VMs too: execute checks before anything else.
+        if self._observe_api_version(VM, vm):
+            return
+        if vm["metadata"].get("deletionTimestamp"):
+            return
+        if self._sync_firmware(vm):
             return
         strategy = run_strategy(vm)
         vmi = self.store.get(VMI, ns, name)
@@ -174,6 +172,43 @@ class VirtController(Controller):
                 (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed") and strategy == "Always":
             self._delete_vmi(ns, name)
         self._update_vm_status(ns, name)
+
+    def _observe_api_version(self, key, obj):
+        """pkg/controller/controller.go:ObservedLatestApiVersionAnnotation / SetLatestApiVersionAnnotation, written
+        with a plain Update (PUT) of the whole object, as vm.go and vmi.go execute() do: admission runs, the
+        resourceVersion moves, the generation does not (no spec change). True when it wrote (or tried)."""
+        annotations = obj["metadata"].get("annotations") or {}
+        if annotations.get("kubevirt.io/latest-observed-api-version") == "v1":
+            return False
+        body = clone(obj)
+        body["metadata"].setdefault("annotations", {}).update(OBSERVED_API_VERSIONS)
+        try:
+            self.api.update(self._rt(key), "v1", obj["metadata"]["namespace"], obj["metadata"]["name"], body,
+                            self._opts())
+        except errors.ApiError:
+            pass    # e.g. a conflict with a newer write: that write's event brings the VM back here
+        return True
+
+    def _sync_firmware(self, vm):
+        """pkg/virt-controller/watch/vm/firmware.go:FirmwareController.Sync: a VM template without a firmware UUID
+        (the VM mutator only sets one on create) gets CalculateLegacyUUID(name) through a JSON patch (test + add of
+        /spec/template/spec/domain/firmware). True when it patched."""
+        tspec = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+        firmware = (tspec.get("domain") or {}).get("firmware")
+        if (firmware or {}).get("uuid"):
+            return False
+        new = dict(firmware or {}, uuid=legacy_firmware_uuid(vm["metadata"]["name"]))
+        ops = [{"op": "add", "path": "/spec/template/spec/domain/firmware", "value": new}]
+        if firmware is not None:
+            ops.insert(0, {"op": "test", "path": "/spec/template/spec/domain/firmware", "value": firmware})
+        if "domain" not in tspec:   # only a hand-written stored object lacks it (the mutator always sets it)
+            return False
+        try:
+            self.api.patch(self._rt(VM), "v1", vm["metadata"]["namespace"], vm["metadata"]["name"],
+                           "application/json-patch+json", ops, self._opts())
+        except errors.ApiError:
+            pass
+        return True
 
     def _handle_state_requests(self, vm, vmi, requests):
         ns, name = vm["metadata"]["namespace"], vm["metadata"]["name"]
@@ -213,6 +248,18 @@ class VirtController(Controller):
                                                  "name": meta["name"], "uid": meta["uid"], "controller": True,
                                                  "blockOwnerDeletion": True}]},
                "spec": clone(tmpl.get("spec") or {})}
+        # pkg/virt-controller/watch/vm/vm.go:SetupVMIFromVM: setupStableFirmwareUUID (the template's UUID, else
+        # CalculateLegacyUUID) and util.SetDefaultVolumeDisk (a bare {name} disk per volume without one; the VMI
+        # mutating webhook then gives it `disk: {}`, see webhooks.py:mutate_new_vmi).
+        domain = vmi["spec"].setdefault("domain", {})
+        firmware = domain.setdefault("firmware", {})
+        firmware["uuid"] = firmware.get("uuid") or legacy_firmware_uuid(meta["name"])
+        devices = domain.setdefault("devices", {})
+        named = {d.get("name") for d in devices.get("disks") or []} | {
+            f.get("name") for f in devices.get("filesystems") or []}
+        missing = [v.get("name") for v in vmi["spec"].get("volumes") or [] if v.get("name") not in named]
+        if missing:
+            devices["disks"] = list(devices.get("disks") or []) + [{"name": n} for n in missing]
         if not vmi["metadata"]["annotations"]:
             del vmi["metadata"]["annotations"]
         try:
@@ -294,6 +341,9 @@ class VirtController(Controller):
     def sync_vmi(self, ns, name):
         vmi = self.store.get(VMI, ns, name)
         if vmi is None:
+            return
+        # pkg/virt-controller/watch/vmi/vmi.go:Controller.execute does the same first step as the VM controller.
+        if self._observe_api_version(VMI, vmi):
             return
         uid = vmi["metadata"]["uid"]
         phase = (vmi.get("status") or {}).get("phase", "")
