@@ -154,8 +154,8 @@ def _check(index, values):
     if values["prefer_ip_family"] not in IP_FAMILIES:
         raise AnsibleError("%s must be one of %s, got %r." % (where("prefer_ip_family"), ", ".join(IP_FAMILIES), values["prefer_ip_family"]))
     if values["default_win_ansible_connection"] not in WIN_CONNECTIONS:
-        raise AnsibleError("%s must be one of %s, got %r." % (where("default_win_ansible_connection"), ", ".join(WIN_CONNECTIONS),
-                                                            values["default_win_ansible_connection"]))
+        raise AnsibleError("%s must be one of %s, got %r." % (
+            where("default_win_ansible_connection"), ", ".join(WIN_CONNECTIONS), values["default_win_ansible_connection"]))
     if values["page_size"] < 1:
         raise AnsibleError("%s must be a positive number of objects per list request." % where("page_size"))
     for port in [values["ssh_port"]] + values["winrm_ports"]:

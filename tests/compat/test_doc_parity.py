@@ -91,7 +91,7 @@ def documentation(tmp_path_factory):
                     % REF_VENV, pytrace=False)
     workdir = tmp_path_factory.mktemp("doc-parity")
     kinds = {}
-    for name, (kind, _) in sorted(PLUGINS.items()):
+    for name, (kind, _name) in sorted(PLUGINS.items()):
         kinds.setdefault(kind, []).append(name)
     docs = {"ref": {}, "our": {}}
     jobs = [(side, tuple(names)) for side in SIDES for names in kinds.values()]
@@ -219,5 +219,5 @@ def test_comparison_rules():
     assert inexcusable == ["inventory:option:options.gone: kubevirt.core documents this option, we do not"]
     del our["options"]["a"]["aliases"]
     our["options"]["a"]["choices"] = ["x"]
-    _, inexcusable = differences("kubevirt_vm", {"options": {"a": ref["options"]["a"]}}, our)
+    inexcusable = differences("kubevirt_vm", {"options": {"a": ref["options"]["a"]}}, our)[1]
     assert [m.split(":")[2].split(" ")[0] for m in inexcusable] == ["options.a.choices", "options.a.aliases"]

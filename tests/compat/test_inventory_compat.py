@@ -243,7 +243,7 @@ def test_scenarios_use_every_kubevirt_core_option():
     """A new kubevirt.core option must get a scenario (auth options come from the emulator's kubeconfig)."""
     doc = yaml.safe_load(_reference_documentation())
     used = set()
-    for config, _ in SCENARIOS.values():
+    for config, _ours_only in SCENARIOS.values():
         used |= set(config)
         for entry in config.get("connections", ()):
             used |= set(entry)
