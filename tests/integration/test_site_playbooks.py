@@ -120,6 +120,21 @@ def test_site_declares_installs_and_second_run_changes_nothing(emu, tmp_path):
     assert [e for e in emu.requests(since=mark) if e["method"] in WRITES] == []
 
 
+@pytest.mark.parametrize("owned", [True, False])
+def test_declare_vms_owns_the_fleet_unless_told_not_to(emu, tmp_path, owned):
+    ns = namespace(emu)
+    first = fleet(ns)
+    first["fleet_vms"][0]["labels"] = {"app": "web", "tier": "front"}
+    rc, out = run(emu, tmp_path, "declare_vms.yml", dict(first, fleet_wait=False))
+    assert rc == 0, out
+    # The label is dropped from the fleet file: removed when the file owns the VMs, kept otherwise.
+    rc, out = run(emu, tmp_path, "declare_vms.yml", dict(fleet(ns), fleet_wait=False, fleet_full_ownership=owned))
+    assert rc == 0, out
+    vm = emu.get_object(VM_PATH % (ns, "web-1"))
+    assert ("tier" in vm["metadata"]["labels"]) is not owned
+    assert ("virtfleet.kubevirt/applied-digest" in vm["metadata"].get("annotations", {})) is True   # first run owned it
+
+
 def test_declare_vms_alone_deletes_with_fleet_state_absent(emu, tmp_path):
     ns = namespace(emu)
     rc, out = run(emu, tmp_path, "declare_vms.yml", fleet(ns))
