@@ -221,10 +221,24 @@ options:
       - name: K8S_AUTH_NO_PROXY
   proxy_headers:
     description:
-      - Headers sent to the proxy, with keys C(proxy_basic_auth), C(basic_auth) and C(user_agent).
-      - Each can also be set with E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH), E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH),
-        E(K8S_AUTH_PROXY_HEADERS_USER_AGENT).
+      - Headers sent to the proxy.
     type: dict
+    suboptions:
+      proxy_basic_auth:
+        description:
+          - C(user:password) for the proxy's basic authentication header.
+          - Can also be set with E(K8S_AUTH_PROXY_HEADERS_PROXY_BASIC_AUTH).
+        type: str
+      basic_auth:
+        description:
+          - C(user:password) for a basic authentication header.
+          - Can also be set with E(K8S_AUTH_PROXY_HEADERS_BASIC_AUTH).
+        type: str
+      user_agent:
+        description:
+          - The user agent, such as C(foo/1.0).
+          - Can also be set with E(K8S_AUTH_PROXY_HEADERS_USER_AGENT).
+        type: str
   persist_config:
     description:
       - Whether to write refreshed tokens back to the kubeconfig file.

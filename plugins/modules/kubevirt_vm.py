@@ -423,10 +423,17 @@ options:
         description: See O(eviction_strategy).
         type: str
         choices: [None, LiveMigrate, LiveMigrateIfPossible, External]
+  wait:
+    description:
+      - Whether to wait until every VM reaches the state the task asks for (see O(state)).
+      - All VMs of the task are waited for together, through one watch on the API server, under a single
+        deadline of O(wait_timeout) seconds.
+    type: bool
+    default: false
   full_ownership:
     description:
       - Fields this module set before and the task no longer gives are removed from the VM.
-      - The task then owns the whole declaration, for fleets described in one file: each write is a server-side
+      - The task then owns the whole declaration, for fleets described in one file. Each write is a server-side
         apply with the field manager C(virtfleet.kubevirt) (C(force=true) on conflicts), and the module stores the
         annotation C(virtfleet.kubevirt/applied-digest) to see, without a request, that an option was dropped.
         Fields that other tools, webhooks and controllers set (MAC addresses, firmware UUID, machine type) stay.
@@ -713,6 +720,7 @@ def argument_spec():
         state=dict(type="str", default="present", choices=vs.STATES),
         vms=dict(type="list", elements="dict", options=vs.vm_option_spec(for_item=True),
                  mutually_exclusive=vs.vm_option_rules()),
+        wait=dict(type="bool", default=False),
         full_ownership=dict(type="bool", default=False),
         force=dict(type="bool", default=False),
         restart_if_required=dict(type="bool", default=False),
