@@ -7,13 +7,21 @@ CORE_FLOOR  ?= ansible-core>=2.16,<2.17
 COLL_ROOT   := .build/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/virtfleet/kubevirt
 PYTEST_ARGS ?=
+# The reference collection for the differential tests (tests/compat) and the benchmarks (bench/): kubevirt.core
+# 2.3.0 and kubernetes.core 6.6.0 as the `ansible` 14.5.0 package ships them, in a virtualenv of their own (never in
+# .venv, whose ansible-core must only see this collection). ansible 14 needs Python >= 3.12: REF_PYTHON, else the
+# first of python3.12/python3.13 on PATH that runs (a pyenv shim without PYENV_VERSION does not), else pyenv's
+# installed 3.12+ versions.
+REF_VENV    ?= .venv-ref
+REF_PYTHON  ?=
+REF_PACKAGES ?= ansible==14.5.0 kubernetes jsonpatch
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: bench bench-venv venv collection test test-newest test-floor sanity lint demo clean sanity-newest sanity-floor
 
-venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp collection
+venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp $(REF_VENV)/.stamp collection
 
 $(VENV)/.stamp: requirements.txt requirements-test.txt
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
@@ -25,19 +33,32 @@ $(VENV_FLOOR)/.stamp: requirements.txt requirements-test.txt
 	$(VENV_FLOOR)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt '$(CORE_FLOOR)'
 	touch $@
 
+$(REF_VENV)/.stamp:
+	@py="$(REF_PYTHON)"; \
+	if [ -z "$$py" ]; then \
+	  for c in python3.12 python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+	    if "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then py=$$c; break; fi; \
+	  done; \
+	fi; \
+	if [ -z "$$py" ]; then echo "no Python >= 3.12 found for $(REF_VENV): set REF_PYTHON=/path/to/python3.12" >&2; exit 1; fi; \
+	echo "$(REF_VENV): reference collections from $(REF_PACKAGES) with $$py"; \
+	rm -rf $(REF_VENV) && "$$py" -m venv $(REF_VENV)
+	$(REF_VENV)/bin/pip install -q --disable-pip-version-check $(REF_PACKAGES)
+	touch $@
+
 # Ansible finds the collection at ansible_collections/virtfleet/kubevirt: a link to this checkout.
 collection:
 	mkdir -p $(dir $(COLL_LINK))
 	ln -sfn $(CURDIR) $(COLL_LINK)
 
-# The README's test command: unit + emulator conformance + integration, on the newest
-# ansible-core Python 3.11 supports (2.19) and on our floor (2.16).
+# The README's test command: unit + emulator conformance + integration + differential tests against kubevirt.core
+# (tests/compat, with $(REF_VENV)), on the newest ansible-core Python 3.11 supports (2.19) and on our floor (2.16).
 test: venv
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
 
 test-newest: venv
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
 
 test-floor: venv
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
@@ -89,15 +110,9 @@ lint: $(VENV_LINT)/.stamp collection
 	else echo "shellcheck not installed (apt-get install shellcheck): .ci/run not checked"; fi
 
 # ---- Benchmarks against kubevirt.core (bench/README.md) ----
-# The reference collection (kubevirt.core + kubernetes.core) comes from the `ansible` package on PyPI, in
-# its own virtualenv: never in .venv, whose ansible-core must only see this collection.
-BENCH_VENV ?= bench/.venv-ref
+# The reference collection is the one of the differential tests: $(REF_VENV) (see REF_VENV above).
+BENCH_VENV ?= $(REF_VENV)
 bench-venv: $(BENCH_VENV)/.stamp
-
-$(BENCH_VENV)/.stamp:
-	rm -rf $(BENCH_VENV) && $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check ansible kubernetes
-	touch $@
 
 # Prints ratios and request counts; never fails on wall time.
 bench: venv bench-venv
@@ -105,7 +120,7 @@ bench: venv bench-venv
 	@if [ -f bench/inventory_bench.py ]; then $(VENV)/bin/python bench/inventory_bench.py --repeat 3 --json bench/results/inventory_bench.json; fi
 
 clean:
-	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) .build tests/output .pytest_cache
+	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) $(REF_VENV) .build tests/output .pytest_cache
 
 # Role kvm_host for real on Debian 12 guests booted with QEMU TCG (tests/node). Installs the system packages it
 # needs when missing (root), builds the guest image once into .build/node-image, ~10 minutes on 2 cores.

@@ -3,8 +3,9 @@
 versus kubevirt.core.kubevirt_vm in a loop — then the idempotent re-run of both.
 
 Both run through ansible-playbook against the same Kubernetes API emulator (tests/kubeapi with the simulated
-virt-controller, fast timing), each in its own namespace, with the same VM spec. kubevirt.core comes from the
-``ansible`` package installed in its own virtualenv (bench/.venv-ref, made by ``make bench-venv``). The script
+virt-controller, fast timing), each in its own namespace, with the same VM spec. The reference is kubevirt.core
+2.3.0 from the ``ansible`` 14.5.0 package, in the virtualenv of the differential tests (.venv-ref, made by
+``make venv`` or ``make bench-venv``). The script
 times each ansible-playbook command and counts the HTTP requests the emulator logged (all of them: discovery,
 reads, writes, watches). It prints wall-time ratios and request counts; it never passes or fails on time.
 
@@ -30,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from tests.kubeapi.harness import Emulator  # noqa: E402  (the repo root must be on sys.path first)
 
 OURS_BIN = REPO / ".venv" / "bin"
-REF_BIN = REPO / "bench" / ".venv-ref" / "bin"
+REF_BIN = REPO / ".venv-ref" / "bin"
 COLLECTIONS = REPO / ".build" / "collections"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 

@@ -16,8 +16,8 @@ def normalise_object(obj, ns):
     """`obj` (a VM or VMI) without server-owned fields and status, its namespace replaced by <ns>."""
     if not isinstance(obj, dict):
         return obj
-    obj = json.loads(json.dumps(obj).replace('"%s"' % ns, '"<ns>"').replace("/namespaces/%s/" % ns,
-                                                                             "/namespaces/<ns>/"))
+    text = json.dumps(obj).replace('"%s"' % ns, '"<ns>"').replace("/namespaces/%s/" % ns, "/namespaces/<ns>/")
+    obj = json.loads(text)
     obj.pop("status", None)
     meta = obj.get("metadata")
     if isinstance(meta, dict):
@@ -64,12 +64,10 @@ def walk(ref, our, path=""):
             elif key not in our:
                 yield sub, ref[key], ABSENT
             else:
-                for diff in walk(ref[key], our[key], sub):
-                    yield diff
+                yield from walk(ref[key], our[key], sub)
     elif isinstance(ref, list) and isinstance(our, list) and len(ref) == len(our):
         for i, (a, b) in enumerate(zip(ref, our)):
-            for diff in walk(a, b, "%s[%d]" % (path, i)):
-                yield diff
+            yield from walk(a, b, "%s[%d]" % (path, i))
     elif ref != our:
         yield path, ref, our
 

@@ -59,15 +59,15 @@ def playbook(side, scenarios, workdir, reader_config):
                 task["diff"] = True
             tasks.append(task)
             snap = workdir / ("%s.%d.json" % (scenario, i))
-            cmd = " ".join(shlex.quote(str(part)) for part in (sys.executable, READER, reader_config, snap, ns,
-                                                                read_name(step)))
+            parts = (sys.executable, READER, reader_config, snap, ns, read_name(step))
+            cmd = " ".join(shlex.quote(str(part)) for part in parts)
             tasks.append({"name": "%s step %d: read the VM" % (scenario, i),
                           "ansible.builtin.set_fact": {"compat_read": "{{ lookup('ansible.builtin.pipe', %s) }}"
                                                        % json.dumps(cmd)},
                           "check_mode": False, "ignore_errors": True})
             entries.append((i, reg, snap))
         results = workdir / ("%s.results.json" % scenario)
-        mapping = ", ".join("%s: %s" % (json.dumps(reg), reg) for _, reg, _ in entries)
+        mapping = ", ".join("%s: %s" % (json.dumps(entry[1]), entry[1]) for entry in entries)
         tasks.append({"name": "%s: write every registered result" % scenario, "ansible.builtin.copy": {
             "content": "{{ {%s} | to_json }}" % mapping, "dest": str(results), "mode": "0600"}, "check_mode": False})
         (workdir / ("%s.yml" % scenario)).write_text(yaml.safe_dump(tasks, sort_keys=False))
@@ -79,7 +79,7 @@ def playbook(side, scenarios, workdir, reader_config):
     path.write_text(yaml.safe_dump(play, sort_keys=False))
     binary = REF_VENV / "bin" if side == "ref" else OUR_BIN
     inventory = {"all": {"vars": {"ansible_connection": "local", "ansible_python_interpreter": str(binary / "python")},
-                         "hosts": dict((scenario, None) for scenario, _ in scenarios)}}
+                         "hosts": dict((scenario[0], None) for scenario in scenarios)}}
     (workdir / "inventory.yml").write_text(yaml.safe_dump(inventory))
     return path, index
 

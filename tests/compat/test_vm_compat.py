@@ -5,6 +5,7 @@ docs/migrating-from-kubevirt-core.md allows its ``plugin:area:path`` key.
 
 kubevirt.core runs from the reference virtualenv .venv-ref (``make venv`` builds it).
 """
+import collections
 import json
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from tests.compat.scenarios import CLUSTER_OBJECTS, scenarios
 from tests.summary import record
 
 SCENARIOS = scenarios()
+Diff = collections.namedtuple("Diff", "key ref our row")
+Step = collections.namedtuple("Step", "index step diffs")
 
 
 def _load(path):
@@ -32,7 +35,7 @@ def _short(value, limit=300):
 
 @pytest.fixture(scope="module")
 def compat_run(tmp_path_factory):
-    """Run both collections once; {scenario: [(step index, step, [(key, ref, our, row id or None)])]}."""
+    """Run both collections once; {scenario: [Step]}."""
     if not (runner.REF_VENV / "bin" / "ansible-playbook").exists():
         pytest.fail("the reference virtualenv %s (kubevirt.core 2.3.0 from ansible 14.5.0) is missing: run "
                     "`make venv`, which builds it" % runner.REF_VENV, pytrace=False)
@@ -44,66 +47,66 @@ def compat_run(tmp_path_factory):
     try:
         for obj in CLUSTER_OBJECTS:
             emu.apply_object(obj)
-        for name, _ in SCENARIOS:
+        for scenario in SCENARIOS:
             for side in runner.SIDES:
                 emu.apply_object({"apiVersion": "v1", "kind": "Namespace",
-                                  "metadata": {"name": runner.namespace(side, name)}})
+                                  "metadata": {"name": runner.namespace(side, scenario[0])}})
         reader_config = workdir / "reader.json"
         reader_config.write_text(json.dumps({"url": emu.url, "token": emu.admin_token, "ca_file": str(emu.ca_file)}))
         runs = runner.run_both(SCENARIOS, workdir, emu.kubeconfig, reader_config)
     finally:
         emu.stop()
-    for side, (index, code, _) in runs.items():
-        missing = [name for name, (results, _) in index.items() if _load(results) is None]
+    for side, (index, code, seconds) in runs.items():
+        missing = [name for name, files in index.items() if _load(files[0]) is None]
         if missing:
             log = (workdir / ("%s.log" % side)).read_text()
-            pytest.fail("the %s playbook wrote no results for %s (exit %s):\n%s" % (side, ", ".join(missing), code,
-                                                                                  log[-4000:]), pytrace=False)
+            pytest.fail("the %s playbook wrote no results for %s (exit %s after %ss):\n%s"
+                        % (side, ", ".join(missing), code, seconds, log[-4000:]), pytrace=False)
     return _compare(runs)
 
 
 def _attribute(diffs):
     """A ``changed`` difference the table does not list is explained by an intended difference of the same step
     (e.g. kubevirt.core's write sends ``spec.running: true`` where ours writes nothing: row running-default)."""
-    rows = [row for key, _, _, row in diffs if row and not key.endswith(":result:changed")]
-    return [(key, a, b, row or (rows[0] if rows and key.endswith(":result:changed") else None))
-            for key, a, b, row in diffs]
+    rows = [d.row for d in diffs if d.row and not d.key.endswith(":result:changed")]
+    return [d._replace(row=rows[0]) if d.row is None and rows and d.key.endswith(":result:changed") else d
+            for d in diffs]
 
 
 def _compare(runs):
     table = Table.load()
-    ref_index, _, ref_seconds = runs["ref"]
-    our_index, _, our_seconds = runs["our"]
+    ref_index, our_index = runs["ref"][0], runs["our"][0]
     out = {}
     for name, steps in SCENARIOS:
-        ref_results, ref_entries = ref_index[name]
-        our_results, our_entries = our_index[name]
-        ref_results, our_results = _load(ref_results), _load(our_results)
+        ref_file, ref_entries = ref_index[name]
+        our_file, our_entries = our_index[name]
+        ref_results, our_results = _load(ref_file) or {}, _load(our_file) or {}
         ref_ns, our_ns = runner.namespace("ref", name), runner.namespace("our", name)
         out[name] = []
-        for (i, reg, ref_snap), (_, _, our_snap) in zip(ref_entries, our_entries):
+        for (i, reg, ref_snap), our_entry in zip(ref_entries, our_entries):
             step = steps[i]
-            diffs = list(compare.result_differences(step, ref_results.get(reg), our_results.get(reg), ref_ns, our_ns))
-            diffs += list(compare.vm_differences(_load(ref_snap), _load(our_snap), ref_ns, our_ns))
-            out[name].append((i, step, _attribute([(key, a, b, table.match(key)) for key, a, b in diffs])))
-    n_steps = sum(len(s) for s in out.values())
-    seen = sorted(set(row for s in out.values() for _, _, diffs in s for _, _, _, row in diffs if row))
-    unlisted = sum(1 for s in out.values() for _, _, diffs in s for _, _, _, row in diffs if not row)
+            found = list(compare.result_differences(step, ref_results.get(reg), our_results.get(reg), ref_ns, our_ns))
+            found += list(compare.vm_differences(_load(ref_snap), _load(our_entry[2]), ref_ns, our_ns))
+            out[name].append(Step(i, step, _attribute([Diff(key, a, b, table.match(key)) for key, a, b in found])))
+    diffs = [d for steps in out.values() for step in steps for d in step.diffs]
+    seen = sorted(set(d.row for d in diffs if d.row))
     record("compat", "compat: %d scenarios, %d steps run with both collections; intended differences seen: %s; "
-                     "unlisted differences: %d" % (len(out), n_steps, ", ".join(seen) or "none", unlisted))
+                     "unlisted differences: %d" % (len(out), sum(len(s) for s in out.values()),
+                                                   ", ".join(seen) or "none", len([d for d in diffs if not d.row])))
     record("compat", "compat: playbook wall time (run side by side): kubevirt.core %ss, virtfleet.kubevirt %ss"
-           % (ref_seconds, our_seconds))
+           % (runs["ref"][2], runs["our"][2]))
     return out
 
 
-@pytest.mark.parametrize("scenario", [name for name, _ in SCENARIOS])
+@pytest.mark.parametrize("scenario", [scenario[0] for scenario in SCENARIOS])
 def test_same_behaviour_as_kubevirt_core(compat_run, scenario):
     problems = []
-    for i, step, diffs in compat_run[scenario]:
-        for key, ref, our, row in diffs:
-            if row is None:
+    for step in compat_run[scenario]:
+        mode = " check_mode" * step.step["check"] + " diff" * step.step["diff"]
+        for diff in step.diffs:
+            if diff.row is None:
                 problems.append("step %d (%s %s%s): %s\n    kubevirt.core: %s\n    virtfleet:     %s" % (
-                    i, step["module"], _short(step["args"], 160), " check_mode" * step["check"] + " diff" * step["diff"],
-                    key, _short(ref), _short(our)))
+                    step.index, step.step["module"], _short(step.step["args"], 160), mode, diff.key,
+                    _short(diff.ref), _short(diff.our)))
     assert not problems, "scenario %s: differences not in the intended-differences table:\n%s" % (
         scenario, "\n".join(problems))
