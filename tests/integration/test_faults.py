@@ -123,14 +123,17 @@ def test_lost_create_answers_are_read_back_not_repeated(kubeapi, ansible_env, tm
 def test_faults_beyond_the_retry_budget_report_every_vm(kubeapi, ansible_env, tmp_path, ns):
     """Writes to two VMs always fail: the task fails naming what was done to each of the four."""
     common = dict(namespace=ns, memory="64Mi", boot_disk={"container_image": "img"}, run_strategy="Halted")
-    # Only writes to bad-* are faulted, so the first task (which creates "same") runs clean in the same play.
+    # Only updates (PATCH) of bad-* are faulted, so the first task (which creates the VMs) runs clean in the same
+    # play; the second changes a label of bad-* (a merge patch each) and creates ok-1.
     kubeapi.set_faults(rate=1.0, statuses=(500, 503), reset=True, methods=["PATCH"],
                        path_regex="/namespaces/%s/virtualmachines/bad-" % ns, seed=5)
     mark = kubeapi.mark()
+    relabel = {"labels": {"v": "2"}}
     r = play(ansible_env, tmp_path, [
-        vm_task("pre", vms=[{"name": "same"}], **common),
+        vm_task("pre", vms=[{"name": "same"}, {"name": "bad-1"}, {"name": "bad-2"}], **common),
         vm_task("fleet", ignore_errors=True, wait_timeout=60,
-                vms=[{"name": "ok-1"}, {"name": "bad-1"}, {"name": "same"}, {"name": "bad-2"}], **common)])
+                vms=[{"name": "ok-1"}, dict(relabel, name="bad-1"), {"name": "same"}, dict(relabel, name="bad-2")],
+                **common)])
     assert not r["pre"].get("failed"), r["pre"].get("msg")
     entries = kubeapi.requests(since=mark)
     kubeapi.clear_faults()
@@ -143,9 +146,11 @@ def test_faults_beyond_the_retry_budget_report_every_vm(kubeapi, ansible_env, tm
     assert "%s/bad-2: " % ns in msg and "gave up after 6 attempts" in msg
     assert "created 1: %s/ok-1" % ns in msg and "unchanged 1: %s/same" % ns in msg
     live = sorted(o["metadata"]["name"] for o in _live_vms(kubeapi, ns))
-    assert live == ["ok-1", "same"]
-    # ok-1 once, each bad VM the full budget (the apply of "same" belongs to the first task).
-    assert _count([e for e in entries if not e["path"].endswith("/same")], method="PATCH") == 1 + 2 * 6
+    assert live == ["bad-1", "bad-2", "ok-1", "same"]
+    assert all("v" not in (o["metadata"].get("labels") or {}) for o in _live_vms(kubeapi, ns))
+    # Each bad VM the full budget; ok-1 is one create.
+    assert _count(entries, method="PATCH") == 2 * 6
+    assert _count([e for e in entries if e["path"].endswith("/virtualmachines")], method="POST") == 4
     assert res["api_retries"] == 2 * 5
     _record("faults beyond the retry budget", entries, "; outcomes: %s; retries %d"
             % (", ".join("%s %s" % kv for kv in sorted(outcomes.items())), res["api_retries"]))
