@@ -91,13 +91,14 @@ def _named(items):
     return (isinstance(items, list) and items and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items))
 
 
-def differences(desired, live, path=""):
+def differences(desired, live, path="", extra_ok=True):
     """Paths where `live` does not satisfy `desired` (empty list: nothing to change).
 
     Dicts: every desired key must be satisfied; live may have more keys. Lists of named objects (disks,
     interfaces, volumes, networks, ...): each desired element must be satisfied by the live element of the
-    same name, in the same relative order; live may hold more elements (a webhook's default disk). Other
-    lists: same length, element by element. An empty desired dict is satisfied by any dict.
+    same name, in the same relative order; live may hold more elements (a webhook's default disk) unless
+    ``extra_ok`` is false, as for a JSON merge patch, which replaces a list whole. Other lists: same length,
+    element by element. An empty desired dict is satisfied by any dict.
     """
     if isinstance(desired, dict):
         if not isinstance(live, dict):
@@ -110,12 +111,14 @@ def differences(desired, live, path=""):
                     continue
                 out.append(sub)
                 continue
-            out.extend(differences(value, live[key], sub))
+            out.extend(differences(value, live[key], sub, extra_ok))
         return out
     if isinstance(desired, list):
         if not isinstance(live, list):
             return [path]
         if _named(desired) and _named(live):
+            if not extra_ok and [i["name"] for i in desired] != [i["name"] for i in live]:
+                return [path]
             index = {item["name"]: pos for pos, item in enumerate(live)}
             out = []
             last = -1
@@ -126,13 +129,13 @@ def differences(desired, live, path=""):
                     out.append(sub)
                     continue
                 last = pos
-                out.extend(differences(item, live[pos], sub))
+                out.extend(differences(item, live[pos], sub, extra_ok))
             return out
         if len(desired) != len(live):
             return [path]
         out = []
         for pos, (want, have) in enumerate(zip(desired, live)):
-            out.extend(differences(want, have, "%s[%d]" % (path, pos)))
+            out.extend(differences(want, have, "%s[%d]" % (path, pos), extra_ok))
         return out
     if isinstance(desired, bool) != isinstance(live, bool):
         return [path]

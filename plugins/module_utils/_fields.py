@@ -23,21 +23,25 @@ def parse_path(path):
 
 
 def _remove(node, tokens):
+    """Remove the path; a dict or list that the removal leaves empty goes too, as in kubernetes.core (hiding the
+    only annotation leaves no ``annotations: {}`` behind)."""
     if not tokens:
         return
     head, rest = tokens[0], tokens[1:]
     if isinstance(node, dict):
-        if head not in node:
+        key = head
+        if key not in node:
             return
-        if rest:
-            _remove(node[head], rest)
-        else:
-            del node[head]
     elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
-        if rest:
-            _remove(node[int(head)], rest)
-        else:
-            del node[int(head)]
+        key = int(head)
+    else:
+        return
+    if rest:
+        _remove(node[key], rest)
+        if node[key] in ({}, []):
+            del node[key]
+    else:
+        del node[key]
 
 
 def hide_fields(obj, paths):

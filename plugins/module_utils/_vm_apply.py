@@ -222,7 +222,8 @@ class VMTask(object):
         result = self._delete_call(vm, opts.get("propagationPolicy"), body_extra)
         vm.changed = True
         vm.wrote = True
-        vm.result = {}
+        # The API server answers a delete with the object (or a Status when it is gone at once).
+        vm.result = result if isinstance(result, dict) and result.get("kind") == self.kind.kind else {}
         vm.diff = cmp.diff(vm.live, None, self.hidden)
         if result is not None:
             vm.target = "gone"
@@ -315,7 +316,8 @@ class VMTask(object):
             return
         if self.force:
             vm.result = self._replace(vm)
-        elif cmp.differences(cmp.hide_fields(vm.desired, self.hidden), cmp.hide_fields(vm.live, self.hidden)):
+        elif cmp.differences(cmp.hide_fields(vm.desired, self.hidden), cmp.hide_fields(vm.live, self.hidden),
+                             extra_ok=False):
             vm.result = self.api.patch(self.kind, vm.name, vm.desired, vm.namespace, patch_type="merge",
                                        dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER)
         else:

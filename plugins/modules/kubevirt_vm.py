@@ -618,7 +618,9 @@ action:
   sample: start
 result:
   description:
-    - The VM as the API returned it (after the wait, when waiting), without O(hidden_fields). Empty after a deletion.
+    - The VM as the API returned it (after the wait, when waiting), without O(hidden_fields).
+    - With O(state=absent), the VM as the API server answered the delete (with C(deletionTimestamp) while
+      finalizers hold it), as in C(kubevirt.core); empty when the VM did not exist.
   returned: success, without O(vms)
   type: dict
 diff:

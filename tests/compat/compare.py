@@ -101,6 +101,32 @@ def unwrap(result):
     return result, False
 
 
+def changed_fields(before, after):
+    """(before, after) reduced to the keys whose values differ, recursing into dicts; lists count whole. This is the
+    form of kubevirt.core's ``diff`` (kubernetes.core's recursive diff); ours holds the whole objects."""
+    left = dict((k, v) for k, v in before.items() if k not in after)
+    right = dict((k, v) for k, v in after.items() if k not in before)
+    for key in set(before) & set(after):
+        a, b = before[key], after[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            sub = changed_fields(a, b)
+            if sub[0] or sub[1]:
+                left[key], right[key] = sub
+        elif a != b:
+            left[key], right[key] = a, b
+    return left, right
+
+
+def reduce_diff(ref, our):
+    """Our whole-object ``diff`` in kubevirt.core's changed-fields form, when kubevirt.core returned one; the flag
+    says whether the form was changed (one difference, listed in the table, instead of one per unchanged field)."""
+    diff = (our or {}).get("diff")
+    if "diff" not in (ref or {}) or not isinstance(diff, dict) or not diff.get("before") or not diff.get("after"):
+        return our, False
+    before, after = changed_fields(diff["before"], diff["after"])
+    return dict(our, diff=dict(diff, before=before, after=after)), True
+
+
 def changed_key(module, step):
     """The key of a ``changed`` difference: check mode predicts lifecycle actions on purpose, so a check-mode
     step's key names the mode and the state, e.g. ``kubevirt_vm:result:changed (check_mode, state=started)``."""
@@ -120,6 +146,9 @@ def result_differences(step, ref, our, ref_ns, our_ns):
     if ref_wrapped != our_wrapped:
         yield ("%s:result:result.results" % module, "[{changed, method, result: <the VM>}]" if ref_wrapped else ABSENT,
                "[{changed, method, result: <the VM>}]" if our_wrapped else ABSENT)
+    our, reduced = reduce_diff(ref, our)
+    if reduced:
+        yield "%s:result:diff (whole objects)" % module, "changed fields", "whole objects"
     ref_n = normalise_result(module, ref, ref_ns)
     our_n = normalise_result(module, our, our_ns)
     # Ours may return more keys (a superset); only kubevirt.core's are compared.

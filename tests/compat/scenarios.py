@@ -95,6 +95,11 @@ SCENARIOS = [
     ("labels-stopped", [running(), vm(state="stopped", wait=True, **NO_SPEC_STATE)]),
     ("labels-restarted", [running(), vm(state="restarted", wait=True, **NO_SPEC_STATE)]),
     ("labels-absent", [create(), vm(state="absent", wait=True, **NO_SPEC_STATE)]),
+    # kubevirt.core's "relabel and stop this VM", then start it again: the spec of the first task must survive.
+    ("relabel-and-stop", [create(wait=True, annotations={"owner": "team-a"}, spec=spec_with(data_disk=True),
+                                 data_volume_templates=DVT, preference={"name": "fedora"}),
+                          vm(state="stopped", wait=True, labels={"app": "web", "tier": "front"}),
+                          vm(state="started", wait=True, labels={"app": "web", "tier": "front"})]),
     # --- spec changes ----------------------------------------------------------------------------------------
     ("spec-add-list-element", [create(), create(spec=spec_with(data_disk=True))]),
     ("spec-change-list-element", [create(), create(spec=spec_with(image="quay.io/containerdisks/fedora:42"))]),

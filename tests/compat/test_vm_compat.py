@@ -18,7 +18,7 @@ from tests.summary import record
 
 SCENARIOS = scenarios()
 Diff = collections.namedtuple("Diff", "key ref our row")
-Step = collections.namedtuple("Step", "index step diffs")
+Step = collections.namedtuple("Step", "index step diffs ref our ref_vm our_vm")
 
 
 def _load(path):
@@ -85,9 +85,12 @@ def _compare(runs):
         out[name] = []
         for (i, reg, ref_snap), our_entry in zip(ref_entries, our_entries):
             step = steps[i]
+            ref_vm, our_vm = _load(ref_snap), _load(our_entry[2])
             found = list(compare.result_differences(step, ref_results.get(reg), our_results.get(reg), ref_ns, our_ns))
-            found += list(compare.vm_differences(_load(ref_snap), _load(our_entry[2]), ref_ns, our_ns))
-            out[name].append(Step(i, step, _attribute([Diff(key, a, b, table.match(key)) for key, a, b in found])))
+            found += list(compare.vm_differences(ref_vm, our_vm, ref_ns, our_ns))
+            out[name].append(Step(i, step, _attribute([Diff(key, a, b, table.match(key)) for key, a, b in found]),
+                                  ref_results.get(reg) or {}, our_results.get(reg) or {},
+                                  (ref_vm or {}).get("object"), (our_vm or {}).get("object")))
     diffs = [d for steps in out.values() for step in steps for d in step.diffs]
     seen = sorted(set(d.row for d in diffs if d.row))
     record("compat", "compat: %d scenarios, %d steps run with both collections; intended differences seen: %s; "
@@ -110,3 +113,22 @@ def test_same_behaviour_as_kubevirt_core(compat_run, scenario):
                     _short(diff.ref), _short(diff.our)))
     assert not problems, "scenario %s: differences not in the intended-differences table:\n%s" % (
         scenario, "\n".join(problems))
+
+
+def test_relabel_and_stop_keeps_the_spec(compat_run):
+    """The safety case of issue #13: a task that names fewer fields (labels + state) never strips the VM."""
+    steps = compat_run["relabel-and-stop"]
+    first, stopped, started = (step.our_vm for step in steps)
+    assert first and stopped and started, "the VM is missing after a step"
+    for later in (stopped, started):
+        assert later["spec"]["template"]["spec"] == first["spec"]["template"]["spec"]
+        for field in ("dataVolumeTemplates", "preference"):
+            assert later["spec"][field] == first["spec"][field]
+        assert later["metadata"]["annotations"]["owner"] == "team-a"
+        assert later["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    assert stopped["spec"]["runStrategy"] == "Halted" and started["spec"]["runStrategy"] == "Always"
+    changed = [(step.ref.get("changed"), step.our.get("changed")) for step in steps]
+    assert all(ref == our for ref, our in changed), changed
+    record("compat", "compat: relabel-and-stop (create with a full spec, labels + stopped, labels + started): template "
+                     "spec, dataVolumeTemplates, preference and annotations identical after each step; changed "
+                     "(kubevirt.core, virtfleet) = %s" % changed)

@@ -16,7 +16,6 @@ import yaml
 from tests.conftest import kubeapi_env
 
 BIN = Path(sys.executable).parent
-REF_BIN = Path(__file__).resolve().parents[2] / "bench" / ".venv-ref" / "bin"
 
 
 def start_emulator(tmp_path_factory, nodes=None):

@@ -461,7 +461,7 @@ def test_absent_deletes_once_and_is_idempotent():
     api = FakeApi()
     run(api, name="a", **COMMON)
     failed, res = run(api, name="a", namespace="ns", state="absent", delete_options={"propagationPolicy": "Foreground"})
-    assert res["changed"] and res["method"] == "delete" and res["result"] == {}
+    assert res["changed"] and res["method"] == "delete" and res["result"]["metadata"]["name"] == "a"
     assert api.writes() == [("delete", "a", False, "Foreground")]
     failed, res = run(api, name="a", namespace="ns", state="absent")
     assert res["changed"] is False and api.writes() == []
