@@ -47,4 +47,4 @@ class Table(object):
         return None
 
     def ids(self):
-        return [row_id for row_id, _ in self.rows]
+        return [row[0] for row in self.rows]
