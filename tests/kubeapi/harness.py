@@ -161,10 +161,11 @@ class Emulator:
         self._hook("DELETE", "requests")
 
     def set_faults(self, rate=0.1, statuses=(500, 429), reset=False, latency_ms=0, path_regex=None, count=None,
-                   seed=1, methods=None, after_commit=0.0):
+                   seed=1, methods=None, after_commit=0.0, watch_only=False):
         return self._hook("PUT", "faults", {"rate": rate, "statuses": list(statuses), "reset": reset,
                                             "latency_ms": latency_ms, "path_regex": path_regex, "count": count,
-                                            "seed": seed, "methods": methods, "after_commit": after_commit})
+                                            "seed": seed, "methods": methods, "after_commit": after_commit,
+                                            "watch_only": watch_only})
 
     def clear_faults(self):
         self._hook("DELETE", "faults")

@@ -152,7 +152,7 @@ class Handler(BaseHTTPRequestHandler):
             if self.headers.get("X-Kubeapi-Harness") == "true":
                 latency, outcome = 0, None
             else:
-                latency, outcome = self.emu.faults.decide(method, path)
+                latency, outcome = self.emu.faults.decide(method, path, _q(query, "watch") in ("true", "1"))
             if latency:
                 time.sleep(latency)
             if outcome is not None and self.emu.faults.after_commit(method, outcome):
@@ -175,6 +175,14 @@ class Handler(BaseHTTPRequestHandler):
                 entry["fault"] = str(outcome)
                 if outcome == "reset":
                     return self._reset()
+                if outcome == 410:
+                    if _q(query, "watch") in ("true", "1"):
+                        self._expire_watch = True
+                        try:
+                            return self._route(method, path, query, body, user, entry)
+                        finally:
+                            self._expire_watch = False
+                    raise errors.gone()
                 raise errors.too_many_requests() if outcome == 429 else errors.internal_error()
             self._route(method, path, query, body, user, entry)
         except errors.ApiError as exc:
@@ -427,7 +435,10 @@ class Handler(BaseHTTPRequestHandler):
                                               "allowWatchBookmarks to true"}])
         snapshot_rv = None
         with emu.store.lock:
-            if rv in (None, "", "0") or send_initial:
+            if getattr(self, "_expire_watch", False):
+                gone = True     # an injected 410 (faults with status 410): as if rv fell out of the history
+                watcher = None
+            elif rv in (None, "", "0") or send_initial:
                 # Watch-list (sendInitialEvents) and plain watches without a resourceVersion start with the state.
                 initial = emu.store.items(rtype.key, key_ns if key_ns else None)
                 watcher = emu.store.watch(rtype.key, key_ns, None)
