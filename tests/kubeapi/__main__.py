@@ -26,7 +26,7 @@ def parse_args(argv=None):
                    "'admin' with the admin bearer token); ca.crt is written beside it")
     p.add_argument("--no-tls", action="store_true", help="serve plain HTTP instead of HTTPS")
     p.add_argument("--api-dir", help="directory with kubevirt-crds.yaml and cdi-crds.yaml (default: "
-                   "$VIRTFLEET_KUBEVIRT_API_DIR or <repo>/../shared/kubevirt-api)")
+                   "$VIRTFLEET_KUBEVIRT_API_DIR or <repo>/tests/fixtures/kubevirt-api)")
     p.add_argument("--rbac", help="YAML/JSON file with a list of token specs: {token, user, namespaces, verbs, "
                    "cluster_wide_read, resources}")
     p.add_argument("--faults", help="fault config as a JSON string or a file: {rate, statuses, reset, latency_ms, "

@@ -20,8 +20,7 @@ def default_api_dir():
     env = os.environ.get("VIRTFLEET_KUBEVIRT_API_DIR")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "kubevirt-api"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "kubevirt-api"
 
 
 class App:

@@ -11,7 +11,7 @@ import yaml
 from .test_client import vm_body
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = Path(os.environ.get("VIRTFLEET_KUBEVIRT_API_DIR") or REPO.parent / "shared" / "kubevirt-api") / "examples"
+EXAMPLES = Path(os.environ.get("VIRTFLEET_KUBEVIRT_API_DIR") or REPO / "tests" / "fixtures" / "kubevirt-api") / "examples"
 
 
 def ns_manifest(name):

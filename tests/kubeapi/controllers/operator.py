@@ -1,6 +1,11 @@
 """Simulated virt-operator and cdi-operator (controller name ``operators``), written for the kubevirt_install issue.
 
-What the real operators do that a playbook can observe, per the facts in shared/kubevirt-api/NOTES.md §1:
+What the real operators do that a playbook can observe, as read in upstream's source: kubevirt@v1.9.0
+``pkg/virt-operator/kubevirt.go``, ``pkg/virt-operator/util/client.go``, ``pkg/virt-operator/webhooks/webhook.go``,
+``staging/src/kubevirt.io/api/core/v1/types.go`` (KubeVirt status, phases, conditions) and
+containerized-data-importer@v1.66.0
+``staging/src/kubevirt.io/containerized-data-importer-api/pkg/apis/core/v1beta1/types.go``,
+``vendor/kubevirt.io/controller-lifecycle-operator-sdk/api/types.go``, ``pkg/apiserver/webhooks/cdi-validate.go``:
 
 * The operator runs once its Deployment (``virt-operator`` / ``cdi-operator``) is rolled out. This controller
   also plays kube-controller-manager + kubelet for the operator and operand Deployments/DaemonSets: after one
