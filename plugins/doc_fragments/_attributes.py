@@ -36,7 +36,9 @@ attributes:
     support: full
 '''
 
-    # Modules that write: true check mode (server-side dry run) and diff.
+    # Modules that write: true check mode (server-side dry run) and diff. A module that is idempotent only in part
+    # (kubevirt_vm, state=restarted) overrides attributes.idempotent.support/details in its own DOCUMENTATION:
+    # its keys win over the fragment's.
     WRITE_MODULE = r'''
 options: {}
 attributes:
@@ -51,18 +53,3 @@ attributes:
     support: full
 '''
 
-    # kubevirt_vm: as WRITE_MODULE, but state=restarted restarts on every run.
-    VM_MODULE = r'''
-options: {}
-attributes:
-  check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
-    support: full
-  diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
-    support: full
-  idempotent:
-    description: A second run with the same options reports no change and sends no write request.
-    support: partial
-    details: O(state=restarted) restarts the VM on every run and always reports a change; every other state is idempotent.
-'''

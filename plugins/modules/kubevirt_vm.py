@@ -489,11 +489,15 @@ options:
     type: list
     elements: str
     default: ['metadata.annotations[kubemacpool.io/transaction-timestamp]', metadata.managedFields]
+attributes:
+  idempotent:
+    support: partial
+    details: O(state=restarted) restarts the VM on every run and always reports a change; every other state is idempotent.
 extends_documentation_fragment:
   - virtfleet.kubevirt._auth
   - virtfleet.kubevirt._wait
   - virtfleet.kubevirt._attributes
-  - virtfleet.kubevirt._attributes.VM_MODULE
+  - virtfleet.kubevirt._attributes.write_module
 requirements:
   - python >= 3.9
   - kubernetes >= 28.1.0
