@@ -17,7 +17,7 @@ import re
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.six import string_types
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import AUTH_ENV
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._auth_env import AUTH_ENV
 
 
 def _env(name):
