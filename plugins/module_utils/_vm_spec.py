@@ -3,8 +3,8 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Pure functions: kubevirt_vm options -> VirtualMachine manifest.
 
-No I/O here. The argument spec of one VM lives here too because it is used twice: at the top level of
-the module and as the suboptions of each item of ``vms``.
+No I/O here. The options of one VM (their argument spec, used at the top level of the module and as the
+suboptions of each item of ``vms``) are one table in ``_vm_options``; its names are importable from here too.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,117 +18,21 @@ import re
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
+# The per-VM option table and what is derived from it (names kept importable from here).
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_options import (  # noqa: F401 pylint: disable=unused-import
+    CONVENIENCE_OPTIONS, DEFINITION_EXCLUSIVE, EVICTION_STRATEGIES, MERGED_DICT_OPTIONS, PER_VM_OPTIONS, RUN_STRATEGIES,
+    STATES, VM_OPTIONS, defines, uses_convenience, vm_option_rules, vm_option_spec,
+)
 
 VM_KIND = "VirtualMachine"
 DEFAULT_API_VERSION = "kubevirt.io/v1"
-RUN_STRATEGIES = ["Always", "Halted", "Manual", "RerunOnFailure", "Once"]
-EVICTION_STRATEGIES = ["None", "LiveMigrate", "LiveMigrateIfPossible", "External"]
 ROOT_DISK = "rootdisk"
 CLOUD_INIT_DISK = "cloudinit"
 DEFAULT_NETWORK = "default"
 
-# Options that build the VM's template from parts (beyond kubevirt.core's raw `spec`).
-CONVENIENCE_OPTIONS = ("cpu", "memory", "boot_disk", "cloud_init", "networks", "node_selector",
-                       "tolerations", "eviction_strategy")
-# Options that describe the VM object; `definition` replaces all of them.
-DEFINITION_EXCLUSIVE = ("labels", "annotations", "instancetype", "preference", "data_volume_templates", "spec",
-                        "running", "run_strategy", "generate_name") + CONVENIENCE_OPTIONS
-# Every option that may be given per VM (top level = shared default, `vms` item = override).
-PER_VM_OPTIONS = ("name", "generate_name", "namespace", "state", "definition", "labels", "annotations",
-                  "instancetype", "preference", "data_volume_templates", "spec", "running",
-                  "run_strategy") + CONVENIENCE_OPTIONS
-# Dict options where a `vms` item's keys are merged over the shared default instead of replacing it.
-MERGED_DICT_OPTIONS = ("labels", "annotations", "node_selector")
-STATES = ["present", "absent", "started", "stopped", "restarted", "restart"]
-
 
 class VMSpecError(ValueError):
     """An option value that cannot be turned into a VirtualMachine; the message names the option."""
-
-
-def _boot_disk_spec():
-    return dict(
-        container_image=dict(type="str"),
-        url=dict(type="str"),
-        registry=dict(type="str"),
-        clone_from=dict(type="dict", options=dict(
-            name=dict(type="str", required=True),
-            namespace=dict(type="str"),
-        )),
-        pvc=dict(type="str"),
-        size=dict(type="str"),
-        storage_class=dict(type="str"),
-        access_modes=dict(type="list", elements="str"),
-        bus=dict(type="str"),
-    )
-
-
-def _disk_source_rules():
-    sources = ["container_image", "url", "registry", "clone_from", "pvc"]
-    return dict(
-        mutually_exclusive=[sources],
-        required_one_of=[sources],
-        required_by={"url": "size", "registry": "size"},
-    )
-
-
-def vm_option_spec(for_item=False):
-    """Argument spec of the options that describe one VM.
-
-    Nothing here has a default: a value of None means "not given", which both the `vms` merge and the
-    run-strategy rule ("never touch it on update unless given") rely on.
-    """
-    spec = dict(
-        name=dict(type="str"),
-        generate_name=dict(type="str"),
-        namespace=dict(type="str"),
-        definition=dict(type="dict", aliases=["resource_definition"]),
-        labels=dict(type="dict"),
-        annotations=dict(type="dict"),
-        instancetype=dict(type="dict"),
-        preference=dict(type="dict"),
-        data_volume_templates=dict(type="list", elements="dict"),
-        spec=dict(type="dict"),
-        running=dict(type="bool"),
-        run_strategy=dict(type="str", choices=RUN_STRATEGIES),
-        cpu=dict(type="dict", options=dict(
-            cores=dict(type="int"),
-            sockets=dict(type="int"),
-            threads=dict(type="int"),
-            model=dict(type="str"),
-        )),
-        memory=dict(type="str"),
-        boot_disk=dict(type="dict", options=_boot_disk_spec(), **_disk_source_rules()),
-        cloud_init=dict(type="dict", options=dict(
-            user_data=dict(type="str", no_log=True),
-            network_data=dict(type="str"),
-            user=dict(type="str"),
-            ssh_authorized_keys=dict(type="list", elements="str", no_log=False),
-            password=dict(type="str", no_log=True),
-        ), mutually_exclusive=[["user_data", "ssh_authorized_keys"], ["user_data", "password"],
-                               ["user_data", "user"]]),
-        networks=dict(type="list", elements="dict", options=dict(
-            name=dict(type="str", required=True),
-            multus=dict(type="str"),
-            binding=dict(type="str", choices=["masquerade", "bridge"]),
-            mac_address=dict(type="str"),
-            model=dict(type="str"),
-        )),
-        node_selector=dict(type="dict"),
-        tolerations=dict(type="list", elements="dict"),
-        eviction_strategy=dict(type="str", choices=EVICTION_STRATEGIES),
-    )
-    if for_item:
-        spec["state"] = dict(type="str", choices=STATES)
-    return spec
-
-
-def vm_option_rules():
-    """mutually_exclusive pairs shared by the top level and `vms` items (Ansible names both options)."""
-    exclusive = [["name", "generate_name"], ["running", "run_strategy"]]
-    exclusive += [["definition", opt] for opt in DEFINITION_EXCLUSIVE]
-    exclusive += [["instancetype", "cpu"], ["instancetype", "memory"]]
-    return exclusive
 
 
 def merge_item(defaults, item):
@@ -167,10 +71,6 @@ def _str_map(value, option):
             val = "true" if val else "false"
         out[str(key)] = "" if val is None else str(val)
     return out
-
-
-def uses_convenience(p):
-    return any(p.get(opt) not in (None, [], {}) for opt in CONVENIENCE_OPTIONS)
 
 
 def _boot_disk(p, name):

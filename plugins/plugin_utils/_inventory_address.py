@@ -22,9 +22,25 @@ NETWORK = "network"
 FIRST_INTERFACE = "first_interface"
 GUEST_AGENT_HOSTNAME = "guest_agent_hostname"
 
-STRATEGIES = (SECONDARY_DNS, LOAD_BALANCER, NODE_PORT, NETWORK, FIRST_INTERFACE, GUEST_AGENT_HOSTNAME)
-SERVICE_STRATEGIES = (LOAD_BALANCER, NODE_PORT)
-NEEDS_NETWORK_NAME = (SECONDARY_DNS, NETWORK)
+Strategy = namedtuple("Strategy", [
+    "name",                # value of address_strategies and of the host variable vm_address_source
+    "needs_network_name",  # only works with network_name set (checked before any request)
+    "uses_services",       # reads the Services that map the SSH/WinRM port (fetched only when one is used)
+])
+
+# The address strategies, in the order they are documented (O(address_strategies) choices, checked by
+# tests/unit/plugins/test_option_parity.py). A strategy that does not use Services is AddressChooser._<name>.
+STRATEGY_TABLE = (
+    Strategy(SECONDARY_DNS, needs_network_name=True, uses_services=False),
+    Strategy(LOAD_BALANCER, needs_network_name=False, uses_services=True),
+    Strategy(NODE_PORT, needs_network_name=False, uses_services=True),
+    Strategy(NETWORK, needs_network_name=True, uses_services=False),
+    Strategy(FIRST_INTERFACE, needs_network_name=False, uses_services=False),
+    Strategy(GUEST_AGENT_HOSTNAME, needs_network_name=False, uses_services=False),
+)
+STRATEGIES = tuple(s.name for s in STRATEGY_TABLE)
+SERVICE_STRATEGIES = tuple(s.name for s in STRATEGY_TABLE if s.uses_services)
+NEEDS_NETWORK_NAME = tuple(s.name for s in STRATEGY_TABLE if s.needs_network_name)
 
 NODE_NAME = "NodeName"
 NODE_ADDRESS_TYPES = (NODE_NAME, "ExternalIP", "InternalIP", "ExternalDNS", "InternalDNS", "Hostname")

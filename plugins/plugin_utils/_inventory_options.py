@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import difflib
 import re
+from collections import namedtuple
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -30,37 +31,52 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_popu
     WIN_CONNECTIONS, PopulateSettings, check_host_format,
 )
 
-# Connection options come from the client layer (documented by the _auth fragment); these are the
-# aliases kubevirt.core accepted inside connections entries. They must equal the aliases in the plugin's
-# DOCUMENTATION (and its doc fragment): tests/unit/plugins/inventory/test_options.py compares the two.
-ALIASES = {"interface_name": "network_name", "cert_file": "client_cert", "key_file": "client_key",
-           "ssl_ca_cert": "ca_cert", "verify_ssl": "validate_certs"}
+# Options of the inventory source, each documented in the plugin's DOCUMENTATION with the same type, default,
+# choices and aliases: tests/unit/plugins/test_option_parity.py compares this table with the documentation.
+# kind: str, bool, int, list (of strings) or intlist (of integers). The top-level values are typed by Ansible's
+# config system, which does not look inside `connections` entries: there _coerce() types them by kind.
+ClusterOption = namedtuple("ClusterOption", ["name", "kind", "default", "choices", "aliases"])
 
-# Options that may differ per cluster, with their types and defaults (defaults also in DOCUMENTATION).
-CLUSTER_OPTIONS = {
-    "name": ("str", None),
-    "namespaces": ("list", None),
-    "label_selector": ("str", None),
-    "field_selector": ("str", None),
-    "network_name": ("str", None),
-    "kube_secondary_dns": ("bool", False),
-    "use_service": ("bool", True),
-    "unset_ansible_port": ("bool", True),
-    "create_groups": ("bool", False),
-    "base_domain": ("str", None),
-    "append_base_domain": ("bool", False),
-    "api_version": ("str", "kubevirt.io/v1"),
-    "host_format": ("str", "{namespace}-{name}"),
-    "default_win_ansible_connection": ("str", "winrm"),
-    "states": ("list", ["Running"]),
-    "address_strategies": ("list", None),
-    "prefer_ip_family": ("str", "any"),
-    "ssh_port": ("int", 22),
-    "winrm_ports": ("intlist", [5986, 5985]),
-    "node_address_types": ("list", ["NodeName"]),
-    "fail_on_forbidden": ("bool", False),
-    "page_size": ("int", 5000),
-}
+
+def _option(name, kind, default=None, choices=None, aliases=()):
+    return ClusterOption(name, kind, default, tuple(choices) if choices else None, tuple(aliases))
+
+
+# Options that may differ per cluster: top-level values are defaults, a `connections` entry overrides them.
+CLUSTER_OPTION_TABLE = (
+    _option("name", "str"),
+    _option("namespaces", "list"),
+    _option("label_selector", "str"),
+    _option("field_selector", "str"),
+    _option("network_name", "str", aliases=["interface_name"]),
+    _option("kube_secondary_dns", "bool", False),
+    _option("use_service", "bool", True),
+    _option("unset_ansible_port", "bool", True),
+    _option("create_groups", "bool", False),
+    _option("base_domain", "str"),
+    _option("append_base_domain", "bool", False),
+    _option("api_version", "str", "kubevirt.io/v1"),
+    _option("host_format", "str", "{namespace}-{name}"),
+    _option("default_win_ansible_connection", "str", "winrm", choices=WIN_CONNECTIONS),
+    _option("states", "list", ["Running"]),
+    _option("address_strategies", "list", choices=STRATEGIES),
+    _option("prefer_ip_family", "str", "any", choices=IP_FAMILIES),
+    _option("ssh_port", "int", 22),
+    _option("winrm_ports", "intlist", [5986, 5985]),
+    _option("node_address_types", "list", ["NodeName"], choices=NODE_ADDRESS_TYPES),
+    _option("fail_on_forbidden", "bool", False),
+    _option("page_size", "int", 5000),
+)
+# Options of the whole source (not per cluster), read with get_option by the plugin itself.
+SOURCE_OPTIONS = ("plugin", "include_filters", "exclude_filters", "gc_freeze", "connections")
+
+# name -> (kind, default) of the per-cluster options.
+CLUSTER_OPTIONS = dict((o.name, (o.kind, o.default)) for o in CLUSTER_OPTION_TABLE)
+
+# The aliases kubevirt.core accepted, also inside connections entries (of the per-cluster options and of the
+# connection options, which come from the client layer and its _auth doc fragment) -> canonical name.
+ALIASES = dict([(alias, o.name) for o in CLUSTER_OPTION_TABLE for alias in o.aliases]
+               + [(alias, name) for name, spec in _args.AUTH_ARG_SPEC.items() for alias in spec.get("aliases", ())])
 
 _API_VERSION = re.compile(r"^kubevirt\.io/v[0-9]+((alpha|beta)[0-9]+)?$")
 
@@ -142,6 +158,18 @@ def _coerce(index, key, kind, value):
     return value
 
 
+def _check_choices(where, option, value):
+    """A value (or every item of a list option, which must not be empty) must be one of the option's choices."""
+    if value is None:
+        return
+    if option.kind in ("list", "intlist"):
+        unknown = [v for v in value if v not in option.choices]
+        if unknown or not value:
+            raise AnsibleError("%s must list some of %s; %r is not one." % (where, ", ".join(option.choices), (unknown or [None])[0]))
+    elif value not in option.choices:
+        raise AnsibleError("%s must be one of %s, got %r." % (where, ", ".join(option.choices), value))
+
+
 def _check(index, values):
     def where(key):
         return _where(index, key)
@@ -151,11 +179,9 @@ def _check(index, values):
     error = check_host_format(values["host_format"])
     if error:
         raise AnsibleError(error)
-    if values["prefer_ip_family"] not in IP_FAMILIES:
-        raise AnsibleError("%s must be one of %s, got %r." % (where("prefer_ip_family"), ", ".join(IP_FAMILIES), values["prefer_ip_family"]))
-    if values["default_win_ansible_connection"] not in WIN_CONNECTIONS:
-        raise AnsibleError("%s must be one of %s, got %r." % (
-            where("default_win_ansible_connection"), ", ".join(WIN_CONNECTIONS), values["default_win_ansible_connection"]))
+    for option in CLUSTER_OPTION_TABLE:
+        if option.choices:
+            _check_choices(where(option.name), option, values[option.name])
     if values["page_size"] < 1:
         raise AnsibleError("%s must be a positive number of objects per list request." % where("page_size"))
     for port in [values["ssh_port"]] + values["winrm_ports"]:
@@ -163,18 +189,10 @@ def _check(index, values):
             raise AnsibleError("%s/%s must be TCP ports between 1 and 65535, got %d." % (where("ssh_port"), where("winrm_ports"), port))
     strategies = values["address_strategies"]
     if strategies is not None:
-        unknown = [s for s in strategies if s not in STRATEGIES]
-        if unknown or not strategies:
-            raise AnsibleError("%s must list some of %s; %r is not one." % (where("address_strategies"), ", ".join(STRATEGIES),
-                                                                            (unknown or [None])[0]))
         needy = [s for s in strategies if s in NEEDS_NETWORK_NAME]
         if needy and not values["network_name"]:
             raise AnsibleError("%s uses %s, which needs %s: set it to the network or interface name." % (
                 where("address_strategies"), needy[0], where("network_name")))
-    unknown = [t for t in values["node_address_types"] if t not in NODE_ADDRESS_TYPES]
-    if unknown or not values["node_address_types"]:
-        raise AnsibleError("%s must list some of %s; %r is not one." % (where("node_address_types"), ", ".join(NODE_ADDRESS_TYPES),
-                                                                        (unknown or [None])[0]))
     if not values["states"]:
         raise AnsibleError("%s must list at least one state (e.g. Running) or 'all'." % where("states"))
     if values["namespaces"] is not None and not all(values["namespaces"]):
