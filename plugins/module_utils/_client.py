@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import random
+import threading
 import time
 
 try:
@@ -339,6 +340,9 @@ class Client(object):
         self.retries = 0
         self.retry_reasons = {}
         self.recovered = 0
+        # The inventory lists kinds from several threads through one Client: counter updates are
+        # read-modify-write, so they take this lock (the HTTP requests themselves run outside it).
+        self._counter_lock = threading.Lock()
         self.pool = pool if pool is not None else self._make_pool()
 
     def set_deadline(self, seconds):
@@ -365,8 +369,9 @@ class Client(object):
                 return False
             pause = min(pause, left)
         self.retry.sleep(pause)
-        self.retries += 1
-        self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
+        with self._counter_lock:
+            self.retries += 1
+            self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
         return True
 
     # -- transport ---------------------------------------------------------------------------------
@@ -413,9 +418,10 @@ class Client(object):
 
     def _send(self, method, url, body, headers, timeout, path):
         """The lowest seam: every HTTP request of the collection passes here exactly once per attempt."""
-        self.request_count += 1
         entry = [method, path, None]
-        self.request_log.append(entry)
+        with self._counter_lock:
+            self.request_count += 1
+            self.request_log.append(entry)
         resp = self.pool.request(method, url, body=body, headers=headers, timeout=timeout, retries=False,
                                  redirect=False, preload_content=False)
         entry[2] = resp.status
