@@ -255,8 +255,8 @@ options:
     choices: [None, LiveMigrate, LiveMigrateIfPossible, External]
   vms:
     description:
-      - Declare many VMs in one task. Each item takes the per-VM options (O(name), O(namespace), O(state),
-        O(definition), O(labels), O(annotations), O(instancetype), O(preference), O(data_volume_templates),
+      - Declare many VMs in one task. Each item takes the per-VM options (O(name), O(generate_name), O(namespace),
+        O(state), O(definition), O(labels), O(annotations), O(instancetype), O(preference), O(data_volume_templates),
         O(spec), O(running), O(run_strategy), O(cpu), O(memory), O(boot_disk), O(cloud_init), O(networks),
         O(node_selector), O(tolerations), O(eviction_strategy)); the top-level values of these options are shared
         defaults. An item's value replaces the default, except O(labels), O(annotations) and O(node_selector),

@@ -172,3 +172,96 @@ def test_argument_spec_has_no_defaults_so_unset_means_none():
             walk(opt.get("options") or {})
     walk(vs.vm_option_spec(for_item=True))
     assert ["running", "run_strategy"] in vs.vm_option_rules()
+
+
+# --- the per-VM option table (_vm_options) and what is derived from it -------------------------------------------
+
+def _defines_reference(o):
+    """VMTask._defines in _vm_apply.py as it was written by hand before defines() existed."""
+    return bool(o.get("definition") or o.get("spec") or o.get("instancetype") or o.get("preference")
+                or o.get("data_volume_templates") or o.get("labels") or o.get("annotations")
+                or o.get("running") is not None or o.get("run_strategy") or vs.uses_convenience(o))
+
+
+# Values that tell the three tests apart: falsy, empty containers, false, zero, empty string, a value.
+PROBES = (None, False, 0, "", [], {}, [{}], {"a": "b"}, "x", True)
+
+
+@pytest.mark.parametrize("option", vs.PER_VM_OPTIONS)
+@pytest.mark.parametrize("value", PROBES, ids=repr)
+def test_defines_has_the_truth_table_of_vm_apply(option, value):
+    assert vs.defines(opts(**{option: value})) is _defines_reference(opts(**{option: value}))
+    assert vs.defines({option: value}) is _defines_reference({option: value})  # missing keys are not given
+
+
+@pytest.mark.parametrize("given,expected", [
+    ({"name": "a", "namespace": "ns", "state": "started"}, False),  # a bare lifecycle request
+    ({"generate_name": "a-"}, False),
+    ({"running": False}, True),      # running counts whenever it is given
+    ({"run_strategy": ""}, False),
+    ({"labels": {}}, False),
+    ({"memory": ""}, True),          # convenience options count unless None, [] or {}
+    ({"networks": []}, False),
+    ({"cpu": {"cores": None}}, True),
+    ({"definition": {"spec": {}}}, True),
+])
+def test_defines_examples(given, expected):
+    assert vs.defines(opts(**given)) is expected
+
+
+def test_defines_agrees_with_vm_apply_on_the_options_of_a_task():
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_apply
+
+    check = getattr(_vm_apply.VMTask, "_defines", None)
+    if check is None:
+        pytest.skip("_vm_apply no longer has its own _defines")
+
+    class VM(object):
+        def __init__(self, o):
+            self.opts = o
+    for option in vs.PER_VM_OPTIONS:
+        for value in PROBES:
+            assert bool(check(VM(opts(**{option: value})))) is vs.defines(opts(**{option: value})), (option, value)
+
+
+def test_derived_lists_come_from_the_table():
+    names = tuple(o.name for o in vs.VM_OPTIONS)
+    assert vs.PER_VM_OPTIONS == names
+    assert len(set(names)) == len(names)
+    assert list(vs.vm_option_spec(for_item=True)) == [n for n in names if n != "state"] + ["state"]
+    assert list(vs.vm_option_spec()) == [o.name for o in vs.VM_OPTIONS if not o.item_only]
+    assert set(vs.CONVENIENCE_OPTIONS) <= set(vs.DEFINITION_EXCLUSIVE) <= set(names) - {"name", "namespace", "state", "definition"}
+    assert set(vs.MERGED_DICT_OPTIONS) <= set(n for n in names if vs.vm_option_spec(True)[n]["type"] == "dict")
+    for option in vs.VM_OPTIONS:
+        if option.convenience:
+            assert option.defines and option.excludes_definition, option.name
+
+
+def test_rules_name_options_of_the_spec_and_every_definition_conflict():
+    spec = vs.vm_option_spec(for_item=True)
+    rules = vs.vm_option_rules()
+    for rule in rules:
+        assert set(rule) <= set(spec), rule
+    assert [r[1] for r in rules if r[0] == "definition"] == list(vs.DEFINITION_EXCLUSIVE)
+    assert rules[:2] == [["name", "generate_name"], ["running", "run_strategy"]]
+    assert rules[-2:] == [["instancetype", "cpu"], ["instancetype", "memory"]]
+
+
+def test_vm_option_spec_returns_independent_copies():
+    spec = vs.vm_option_spec()
+    spec["cpu"]["options"]["cores"]["type"] = "str"
+    spec["run_strategy"]["choices"].append("Never")
+    assert vs.vm_option_spec()["cpu"]["options"]["cores"]["type"] == "int"
+    assert "Never" not in vs.vm_option_spec(for_item=True)["run_strategy"]["choices"]
+    assert "Never" not in vs.RUN_STRATEGIES
+
+
+def test_module_argument_spec_uses_the_table_at_both_levels():
+    from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm
+
+    spec = kubevirt_vm.argument_spec()
+    for name, entry in vs.vm_option_spec().items():
+        assert spec[name] == entry, name
+    assert spec["vms"]["options"] == vs.vm_option_spec(for_item=True)
+    assert spec["vms"]["mutually_exclusive"] == vs.vm_option_rules()
+    assert spec["state"] == dict(type="str", default="present", choices=vs.STATES)
