@@ -146,3 +146,76 @@ def test_plan_hugepages_runtime_has_no_kernel_args(tmp_path):
     assert rc == 0, tasks
     assert shown['kernel_args'] == []
     assert shown['hugepages'][0]['kb'] == 2048
+
+
+FAKE_INFO_MODULE = '''#!/usr/bin/python
+# Stand-in for virtfleet.kubevirt.kvm_host_info: returns the node report the test wrote below.
+from ansible.module_utils.basic import AnsibleModule
+
+REPORT = %r
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(require_vhost_net=dict(type='raw'), require_tun=dict(type='raw'),
+                                              virt_host_validate=dict(type='raw')))
+    module.exit_json(changed=False, kvm_host=REPORT)
+
+
+if __name__ == '__main__':
+    main()
+'''
+
+
+def verdict(tmp_path, pending, reboot_pending, hugepages_total=0, **role_vars):
+    """Run tasks/verdict.yml after earlier tasks left ``pending``/``reboot_pending``; a fake kvm_host_info answers."""
+    modules = tmp_path / 'ac' / 'ansible_collections' / 'virtfleet' / 'kubevirt' / 'plugins' / 'modules'
+    modules.mkdir(parents=True)
+    report = {'verdict': {'usable': True, 'reasons': []},
+              'hugepages': {'sizes': {'2048kB': {'size_kb': 2048, 'total': hugepages_total, 'free': 0}}}}
+    (modules / 'kvm_host_info.py').write_text(FAKE_INFO_MODULE % (report,))
+    (modules.parent.parent / 'galaxy.yml').write_text('namespace: virtfleet\nname: kubevirt\nversion: 0.0.1\n')
+    playbook = tmp_path / 'verdict.yml'
+    playbook.write_text(yaml.safe_dump([{
+        'name': 'Verdict on a faked node', 'hosts': 'localhost', 'connection': 'local', 'gather_facts': False,
+        'tasks': [
+            {'name': 'Load the role defaults and vars', 'ansible.builtin.include_vars': {'file': '{{ item }}'},
+             'loop': [str(ROLE / 'defaults' / 'main.yml'), str(ROLE / 'vars' / 'main.yml')]},
+            # set_fact, not -e: extra vars would win over the role's own set_fact.
+            {'name': 'What earlier tasks left', 'ansible.builtin.set_fact': {
+                '_kvm_host_pending': pending, '_kvm_host_reboot_pending': reboot_pending,
+                '_kvm_host_hugepages_plan': [{'size': '2M', 'kb': 2048, 'count': 4, 'offered': True, 'current': 0}]}},
+            {'name': 'Run the verdict tasks', 'ansible.builtin.include_tasks': str(ROLE / 'tasks' / 'verdict.yml')},
+        ]}]))
+    extra = dict(role_vars)
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK='results_json', ANSIBLE_CALLBACK_PLUGINS=str(CALLBACKS),
+               ANSIBLE_COLLECTIONS_PATH=str(tmp_path / 'ac'), ANSIBLE_LOCALHOST_WARNING='False',
+               ANSIBLE_INVENTORY_UNPARSED_WARNING='False',
+               ANSIBLE_LOCAL_TEMP=str(tmp_path / 'tmp'), ANSIBLE_REMOTE_TEMP=str(tmp_path / 'rtmp'))
+    result = subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), str(playbook), '-e', json.dumps(extra)],
+                            check=False, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout[result.stdout.index('{'):])
+    facts = {}
+    for task in data['plays'][0]['tasks']:
+        facts.update(task['hosts']['localhost'].get('ansible_facts', {}))
+    return facts
+
+
+@pytest.mark.parametrize('pending,reboot_pending,hugepages_total,method,required', [
+    # Nothing left to do.
+    ([], False, 4, 'runtime', False),
+    # kernel_args.yml / nested_apply.yml left a reboot behind.
+    (['kernel arguments intel_iommu=on take effect after a reboot (kvm_host_reboot is false)'], True, 4, 'runtime',
+     True),
+    # Hugepages the kernel could not allocate: both methods end in a reboot (runtime: after switching method).
+    ([], False, 0, 'runtime', True),
+    ([], False, 0, 'kernel_cmdline', True),
+    # A pending sentence that merely contains the word (modprobe's stderr) is no reboot: the flag decides.
+    (['modprobe vhost_net failed: module was built for a kernel that needs a reboot'], False, 4, 'runtime', False),
+])
+def test_verdict_reboot_required_comes_from_the_flag(tmp_path, pending, reboot_pending, hugepages_total, method,
+                                                     required):
+    facts = verdict(tmp_path, pending, reboot_pending, hugepages_total, kvm_host_hugepages_method=method)
+    assert facts['kvm_host_reboot_required'] is required
+    assert facts['kvm_host_usable'] is True
+    assert len(facts['kvm_host_pending']) == len(pending) + (hugepages_total < 4)
