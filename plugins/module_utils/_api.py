@@ -225,13 +225,20 @@ class Api(object):
                            'the tool that manages them, or stop declaring them here.' % err.msg, err.status,
                            reason=err.reason, body=err.body, method=err.method, path=err.path)
 
-    def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None):
-        """The deleted (or terminating) object, or None when it was already gone."""
+    def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None,
+               preconditions=None):
+        """The deleted (or terminating) object, or None when it was already gone.
+
+        ``preconditions`` (``uid``/``resourceVersion``) make the server refuse (409) to delete another object.
+        """
         body = {'kind': 'DeleteOptions', 'apiVersion': 'v1'}
         if propagation:
             body['propagationPolicy'] = propagation
         if grace_period is not None:
             body['gracePeriodSeconds'] = grace_period
+        preconditions = dict((k, v) for k, v in (preconditions or {}).items() if v is not None)
+        if preconditions:
+            body['preconditions'] = preconditions
         if dry_run:
             body['dryRun'] = ['All']
         try:

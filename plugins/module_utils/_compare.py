@@ -196,14 +196,21 @@ def template_changed(before, after):
 def condition(obj, ctype):
     """The status condition of type `ctype` of `obj`, or None."""
     for cond in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if cond.get("type") == ctype:
+        if isinstance(cond, dict) and cond.get("type") == ctype:
             return cond
     return None
 
 
-def is_true(obj, ctype):
+def condition_is(obj, ctype, status, reason=None):
+    """Is the condition `ctype` there with `status` (compared case-insensitively) and, if given, `reason`?"""
     cond = condition(obj, ctype)
-    return bool(cond) and str(cond.get("status")).lower() == "true"
+    if cond is None or str(cond.get("status")).lower() != str(status).lower():
+        return False
+    return reason is None or cond.get("reason") == reason
+
+
+def is_true(obj, ctype):
+    return condition_is(obj, ctype, "True")
 
 
 # Fields the API server changes on every write: not a change of the object.

@@ -12,9 +12,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api, api_missing
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import condition_is
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._fields import hide_fields
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter, condition_is
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter
 
 
 def vm_ready(obj):

@@ -27,9 +27,11 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import (
     _kinds,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import api_missing
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import condition, condition_is
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, WaitTimeout
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._install_manifest import CDI, KUBEVIRT, describe
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter, condition
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import OWNED, Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter
 
 BLOCK = 'BlockUninstallIfWorkloadsExist'
 MAX_LISTED = 20
@@ -85,19 +87,12 @@ def _cond_text(obj, ctype):
     return '%s=%s%s' % (ctype, cond.get('status'), ' (%s)' % detail if detail else '')
 
 
-def _is(obj, ctype, status):
-    cond = condition(obj, ctype)
-    return cond is not None and str(cond.get('status')) == status
-
-
 def observed_version(component, obj):
-    status = (obj or {}).get('status') or {}
-    return status.get('observedKubeVirtVersion' if component is KUBEVIRT else 'observedVersion')
+    return ((obj or {}).get('status') or {}).get(component.versions[1])
 
 
 def target_version_of(component, obj):
-    status = (obj or {}).get('status') or {}
-    return status.get('targetKubeVirtVersion' if component is KUBEVIRT else 'targetVersion')
+    return ((obj or {}).get('status') or {}).get(component.versions[0])
 
 
 def is_ready(component, obj, target):
@@ -107,12 +102,13 @@ def is_ready(component, obj, target):
     status = obj.get('status') or {}
     if status.get('phase') != 'Deployed':
         return False
-    if not (_is(obj, 'Available', 'True') and _is(obj, 'Progressing', 'False') and _is(obj, 'Degraded', 'False')):
+    if not (condition_is(obj, 'Available', 'True') and condition_is(obj, 'Progressing', 'False')
+            and condition_is(obj, 'Degraded', 'False')):
         return False
     if observed_version(component, obj) != target:
         return False
-    if component is KUBEVIRT:
-        if status.get('targetKubeVirtVersion') not in (None, target):
+    if component.tracks_generation:
+        if target_version_of(component, obj) not in (None, target):
             return False
         generation = (obj.get('metadata') or {}).get('generation')
         if status.get('observedGeneration') is not None and generation is not None and \
@@ -165,8 +161,7 @@ class Installer(object):
         self.objects = []
         self.diff = {'before': {}, 'after': {}}
         self.transitions = {}
-        self.pending_namespaces = set()
-        self.pending_crds = set()
+        self.engine = Engine(api, check_mode=check_mode)
         self.deadline = None
         self._loaded = {}
 
@@ -195,7 +190,7 @@ class Installer(object):
         text, where = _install_manifest.read_source(component, version, source.get('manifest_url'),
                                                     source.get('manifest_path'),
                                                     validate_certs=self.params.get('manifest_validate_certs', True),
-                                                    fetch=self.fetch, prefix='cdi.' if component is CDI else '')
+                                                    fetch=self.fetch, prefix=component.prefix)
         objects = _install_manifest.parse(text, where)
         manifest_version = _install_manifest.manifest_version(component, objects)
         if version and manifest_version != version:
@@ -206,7 +201,7 @@ class Installer(object):
 
     @staticmethod
     def _opt(component, name):
-        return 'cdi.%s' % name if component is CDI else name
+        return component.option(name)
 
     # --- present -----------------------------------------------------------------------------------------
     def present(self, cdi_options):
@@ -237,31 +232,31 @@ class Installer(object):
     def _prepare(self, component, source):
         p = self.params
         objects, version, where = self._load(component, source)
-        registry = source.get('image_registry') or (p.get('image_registry') if component is CDI else None)
-        secrets = source.get('image_pull_secrets') or (p.get('image_pull_secrets') if component is CDI else None)
+        registry = component.setting(source, p, 'image_registry')
+        secrets = component.setting(source, p, 'image_pull_secrets')
         objects = _install_manifest.customize(component, objects, registry, secrets)
         deployment = _install_manifest.operator_deployment(component, objects)
         namespace = deployment['metadata'].get('namespace') or component.namespace
         live_crs, _rv = self._list_or_empty(component.cr_kind)
-        cr_name = (p.get('name') or 'kubevirt') if component is KUBEVIRT else 'cdi'
+        cr_name = component.name_in(p)
         live = None
         for obj in live_crs:
             meta = obj.get('metadata') or {}
-            if meta.get('name') == cr_name and (component is CDI or meta.get('namespace') == namespace):
+            if meta.get('name') == cr_name and meta.get('namespace') == component.cr_namespace(namespace):
                 live = obj
             elif not meta.get('deletionTimestamp'):
                 raise KubeVirtError('Another %s resource exists (%s): only one is honoured per cluster. Manage that one '
                                     '(name%s) or delete it first.' % (component.title, describe(obj),
-                                                                      ' and the manifest namespace' if component is KUBEVIRT
-                                                                      else ''))
+                                                                      ' and the manifest namespace'
+                                                                      if component.cr_kind.namespaced else ''))
         if live is not None and (live.get('metadata') or {}).get('deletionTimestamp'):
             raise KubeVirtError('%s is being deleted: wait until it is gone (state=absent), then install again.'
                                 % describe(live))
         previous = observed_version(component, live)
         self._check_version_step(component, previous, version)
         prep = {'component': component, 'objects': objects, 'version': version, 'source': where, 'live': live,
-                'namespace': namespace, 'previous': previous, 'emulation': None}
-        if component is KUBEVIRT:
+                'namespace': namespace, 'previous': previous, 'emulation': None, 'options': source}
+        if component.cluster_checks:
             mode = _install_cr.normalize_emulation(p.get('emulation'))
             selector = ((p.get('workloads_node_placement') or {}).get('node_selector'))
             facts, nodes = self._preflight(version, selector)
@@ -273,10 +268,14 @@ class Installer(object):
             if warning:
                 self.warn(warning)
             prep['emulation'] = decision
-            prep['cr'] = _install_cr.kubevirt_cr(p, namespace, decision['enabled'])
-        else:
-            prep['cr'] = _install_cr.cdi_cr(source, p.get('image_pull_secrets'))
+        prep['cr'] = self._build_cr(component, source, namespace, (prep['emulation'] or {}).get('enabled'))
         return prep
+
+    def _build_cr(self, component, source, namespace, emulation):
+        p = self.params
+        builders = {KUBEVIRT.key: lambda: _install_cr.kubevirt_cr(p, namespace, emulation),
+                    CDI.key: lambda: _install_cr.cdi_cr(source, p.get('image_pull_secrets'))}
+        return builders[component.key]()
 
     def _preflight(self, version, selector):
         facts, nodes = _install_preflight.cluster_facts(self.api, version, self.params.get('supported_kubernetes'),
@@ -332,9 +331,8 @@ class Installer(object):
     def _check_pull_secrets(self, prep):
         p = self.params
         component = prep['component']
-        names = p.get('image_pull_secrets') if component is KUBEVIRT else \
-            (self.params.get('cdi') or {}).get('image_pull_secrets') or p.get('image_pull_secrets')
-        if not names or (self.check_mode and prep['namespace'] in self.pending_namespaces):
+        names = component.setting(prep['options'], p, 'image_pull_secrets')
+        if not names or (self.check_mode and prep['namespace'] in self.engine.pending_namespaces):
             return
         missing = [n for n in names if self.api.get(_kinds.SECRET, n, prep['namespace']) is None]
         if missing:
@@ -345,47 +343,14 @@ class Installer(object):
         """Apply ``obj`` unless live already holds it; returns the resulting (or predicted) object."""
         meta = obj.get('metadata') or {}
         namespace = meta.get('namespace') if kind.namespaced else None
-        desired = _compare.with_digest(obj, _compare.digest(obj))
         if not known_live:
             live = self._get(kind, meta['name'], namespace)
-        if live is not None:
-            diffs = _compare.differences(_strip(desired), _strip(live))
-            live_digest = ((live.get('metadata') or {}).get('annotations') or {}).get(_compare.DIGEST_ANNOTATION)
-            if not diffs and live_digest == _compare.digest(obj):
-                self._record(kind, obj, 'unchanged')
-                return live
-        if self.check_mode:
-            result = self._dry_run_apply(kind, desired, namespace)
-        else:
-            result = self.api.apply(kind, desired, _compare.FIELD_MANAGER, namespace, force=True)
-        self._record(kind, obj, 'updated' if live is not None else 'created', live, result)
-        if kind == _kinds.NAMESPACE and live is None:
-            self.pending_namespaces.add(meta['name'])
-        if kind == _kinds.CRD and live is None:
-            self.pending_crds.add(((obj.get('spec') or {}).get('group'), ((obj.get('spec') or {}).get('names') or {})
-                                   .get('plural')))
-        return result
+        outcome = self.engine.ensure(kind, obj, live, mode=OWNED)
+        self._record(kind, obj, outcome.action, outcome.before, outcome.after)
+        return outcome.after
 
     def _get(self, kind, name, namespace):
-        if self.check_mode and (namespace in self.pending_namespaces or (kind.group, kind.plural) in self.pending_crds):
-            return None
-        try:
-            return self.api.get(kind, name, namespace)
-        except ApiError as err:
-            if api_missing(err):
-                return None
-            raise
-
-    def _dry_run_apply(self, kind, desired, namespace):
-        if namespace in self.pending_namespaces or (kind.group, kind.plural) in self.pending_crds:
-            # Its namespace or CRD would only be created by this run: the server cannot dry-run it; predict.
-            return desired
-        try:
-            return self.api.apply(kind, desired, _compare.FIELD_MANAGER, namespace, force=True, dry_run=True)
-        except ApiError as err:
-            if api_missing(err) or err.status == 404:
-                return desired
-            raise
+        return self.engine.read(kind, name, namespace)
 
     def _apply_cr(self, prep):
         component = prep['component']
@@ -394,8 +359,9 @@ class Installer(object):
     # --- waits -------------------------------------------------------------------------------------------
     def _wait_ready(self, prep):
         component, cr = prep['component'], prep['cr']
-        target = prep['version'] if component is CDI or not cr['spec'].get('imageTag') else cr['spec']['imageTag']
-        namespace = prep['namespace'] if component is KUBEVIRT else None
+        # KubeVirt's CR may pin the image tag (it then reports that as its version).
+        target = cr['spec'].get('imageTag') or prep['version']
+        namespace = component.cr_namespace(prep['namespace'])
         name = cr['metadata']['name']
         seen = self.transitions.setdefault(component.key, [])
 
@@ -460,24 +426,9 @@ class Installer(object):
 
     def _wait_gone(self, kind, name, namespace):
         """Watch until the object is gone; returns the last state seen if time ran out, else None."""
-        field = ['metadata.name=%s' % name]
-        items, version = self.api.list(kind, namespace, field_selectors=field)
-        last = items[0] if items else None
-        while last is not None:
-            remaining = self._remaining()
-            if remaining <= 0:
-                return last
-            for etype, obj in self.api.watch(kind, namespace, field_selectors=field, resource_version=version,
-                                             timeout=remaining):
-                version = (obj.get('metadata') or {}).get('resourceVersion') or version
-                if etype == 'DELETED':
-                    last = None
-                    break
-                if etype in ('ADDED', 'MODIFIED'):
-                    last = obj
-                if self.clock() >= self.deadline:
-                    break
-        return None
+        store = WatchStore(self.api, kind, namespace, names=[name], clock=self.clock).load()
+        store.until(lambda st: st.get(name, namespace) is None, self.deadline)
+        return store.get(name, namespace)
 
     # --- absent ------------------------------------------------------------------------------------------
     def absent(self, cdi_options):
@@ -499,8 +450,9 @@ class Installer(object):
                 self._delete(prep['component'].cr_kind, prep['live'])
         for prep in prepared:
             if prep['live'] is not None and not self.check_mode:
-                left = self._wait_gone(prep['component'].cr_kind, prep['live']['metadata']['name'], prep['namespace']
-                                       if prep['component'] is KUBEVIRT else None)
+                component = prep['component']
+                left = self._wait_gone(component.cr_kind, prep['live']['metadata']['name'],
+                                       component.cr_namespace(prep['namespace']))
                 if left is not None:
                     raise KubeVirtError(self._stuck_report(prep, left), objects=self.objects, changed=self.changed)
         for prep in prepared:
@@ -520,11 +472,10 @@ class Installer(object):
             namespace = _install_manifest.operator_deployment(component, objects)['metadata'].get('namespace') or \
                 component.namespace
         else:
-            namespace = (p.get('namespace') or component.namespace) if component is KUBEVIRT else component.namespace
+            namespace = (p.get('namespace') if component.name_option else None) or component.namespace
             entries = [(kind, namespace if ns else None, namespace if kind == _kinds.NAMESPACE else name)
                        for kind, ns, name in KNOWN_OBJECTS[component.key]]
-        cr_name = (p.get('name') or 'kubevirt') if component is KUBEVIRT else 'cdi'
-        live = self._get(component.cr_kind, cr_name, namespace if component is KUBEVIRT else None)
+        live = self._get(component.cr_kind, component.name_in(p), component.cr_namespace(namespace))
         removals = []
         for kind, ns, name in list(reversed(entries)) + LEFTOVERS[component.key]:
             if kind == component.cr_kind:
@@ -544,17 +495,11 @@ class Installer(object):
         if live is None or ((live.get('spec') or {}).get('uninstallStrategy') != BLOCK):
             return
         component = prep['component']
-        if component is KUBEVIRT:
-            kinds = ((_kinds.VMI, 'VirtualMachineInstances'), (_kinds.VM, 'VirtualMachines'),
-                     (_kinds.VMIRS, 'VirtualMachineInstanceReplicaSets'))
-        else:
-            kinds = ((_kinds.DATAVOLUME, 'DataVolumes'),)
         found = []
-        for kind, label in kinds:
+        for kind, label in component.workloads:
             items, _rv = self._list_or_empty(kind)
-            if component is CDI:
-                items = [i for i in items if not any(r.get('kind') == 'DataImportCron'
-                                                     for r in (i.get('metadata') or {}).get('ownerReferences') or [])]
+            items = [i for i in items if not any(r.get('kind') == component.ignored_owner
+                                                 for r in (i.get('metadata') or {}).get('ownerReferences') or [])]
             names = ['%s/%s' % (i['metadata'].get('namespace'), i['metadata']['name']) for i in items]
             if names:
                 found.append('%d %s (%s%s)' % (len(names), label, ', '.join(names[:MAX_LISTED]),
@@ -567,14 +512,9 @@ class Installer(object):
                                 workloads=found, changed=False)
 
     def _delete(self, kind, obj):
-        meta = obj.get('metadata') or {}
-        namespace = meta.get('namespace') if kind.namespaced else None
-        if meta.get('deletionTimestamp'):
-            self._record(kind, obj, 'unchanged')
-            return
-        gone = self.api.delete(kind, meta['name'], namespace, dry_run=self.check_mode)
-        # None: it went away on its own since it was read (the operator removes some of its objects).
-        self._record(kind, obj, 'deleted' if gone is not None else 'absent', obj, None)
+        outcome = self.engine.delete(kind, obj)
+        # absent: it went away on its own since it was read (the operator removes some of its objects).
+        self._record(kind, obj, outcome.action, obj, None)
 
     def _stuck_report(self, prep, obj):
         component = prep['component']
@@ -612,12 +552,3 @@ class Installer(object):
             result['diff'] = self.diff
         return result
 
-
-def _strip(obj):
-    out = copy.deepcopy(obj)
-    out.pop('status', None)
-    meta = out.get('metadata') or {}
-    for key in list(meta):
-        if key not in ('name', 'namespace', 'labels', 'annotations'):
-            meta.pop(key)
-    return out

@@ -32,10 +32,22 @@ VERSION_RE = re.compile(r'^v?(\d+)\.(\d+)\.(\d+)(-[0-9A-Za-z.-]+)?$')
 
 
 class Component(object):
-    """What differs between KubeVirt and CDI as far as installing goes."""
+    """What differs between KubeVirt and CDI as far as installing goes: the installer reads these, never the name.
 
-    def __init__(self, key, title, asset_url, operator, version_env, cr_kind, cr_name, namespace):
+    ``versions``: the CR status fields of the (target, observed) version. ``name_option``: the module option that
+    names the CR (None: fixed name). ``shared_options``: top-level options a component's own ones default to.
+    ``options_prefix``: how the module's options for this component are spelled (``cdi.version``).
+    ``workloads``: (kind, label) whose existence blocks an uninstall with BlockUninstallIfWorkloadsExist;
+    ``ignored_owner``: workloads owned by this kind do not count. ``tracks_generation``: ready also needs
+    observedGeneration to have caught up. ``cluster_checks``: nodes, emulation and the Kubernetes version are
+    checked before install (the VM runtime needs them; CDI does not).
+    """
+
+    def __init__(self, key, title, asset_url, operator, version_env, cr_kind, cr_name, namespace, versions,
+                 name_option=None, shared_options=(), workloads=(), ignored_owner=None, tracks_generation=False,
+                 cluster_checks=False, options_prefix=''):
         self.key = key
+        self.prefix = options_prefix
         self.title = title
         self.asset_url = asset_url
         self.operator = operator
@@ -43,18 +55,45 @@ class Component(object):
         self.cr_kind = cr_kind
         self.cr_name = cr_name
         self.namespace = namespace
+        self.versions = versions
+        self.name_option = name_option
+        self.shared_options = shared_options
+        self.workloads = workloads
+        self.ignored_owner = ignored_owner
+        self.tracks_generation = tracks_generation
+        self.cluster_checks = cluster_checks
 
     def option(self, name):
         """The module option that sets ``name`` for this component (``cdi.`` options for CDI)."""
-        return name if self.key == 'kubevirt' else 'cdi.' + name
+        return self.prefix + name
+
+    def name_in(self, params):
+        """The CR's name: from its option when the user may choose it."""
+        return (params.get(self.name_option) if self.name_option else None) or self.cr_name
+
+    def cr_namespace(self, namespace):
+        return namespace if self.cr_kind.namespaced else None
+
+    def setting(self, source, params, name):
+        """``name`` from the component's options, else (for shared options) from the top level."""
+        value = source.get(name)
+        if not value and name in self.shared_options:
+            value = params.get(name)
+        return value
 
 
 KUBEVIRT = Component('kubevirt', 'KubeVirt',
                      'https://github.com/kubevirt/kubevirt/releases/download/{version}/kubevirt-operator.yaml',
-                     'virt-operator', 'KUBEVIRT_VERSION', _kinds.KUBEVIRT, 'kubevirt', 'kubevirt')
+                     'virt-operator', 'KUBEVIRT_VERSION', _kinds.KUBEVIRT, 'kubevirt', 'kubevirt',
+                     versions=('targetKubeVirtVersion', 'observedKubeVirtVersion'), name_option='name',
+                     workloads=((_kinds.VMI, 'VirtualMachineInstances'), (_kinds.VM, 'VirtualMachines'),
+                                (_kinds.VMIRS, 'VirtualMachineInstanceReplicaSets')),
+                     tracks_generation=True, cluster_checks=True)
 CDI = Component('cdi', 'CDI',
                 'https://github.com/kubevirt/containerized-data-importer/releases/download/{version}/cdi-operator.yaml',
-                'cdi-operator', 'OPERATOR_VERSION', _kinds.CDI, 'cdi', 'cdi')
+                'cdi-operator', 'OPERATOR_VERSION', _kinds.CDI, 'cdi', 'cdi',
+                versions=('targetVersion', 'observedVersion'), shared_options=('image_registry', 'image_pull_secrets'),
+                workloads=((_kinds.DATAVOLUME, 'DataVolumes'),), ignored_owner='DataImportCron', options_prefix='cdi.')
 
 # Kinds found in the operator manifests; anything else costs one discovery request for its group/version.
 KNOWN_KINDS = dict(((k.api_version, k.kind), k) for k in (

@@ -13,31 +13,11 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, WaitTimeout
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import condition
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import WaitTimeout
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, WatchStore
 
 MAX_LISTED = 20
-
-
-def object_key(obj):
-    meta = obj.get('metadata') or {}
-    return meta.get('namespace') or '', meta.get('name') or ''
-
-
-def condition(obj, ctype):
-    """The condition of ``ctype`` in ``status.conditions`` or None."""
-    for cond in (obj.get('status') or {}).get('conditions') or []:
-        if isinstance(cond, dict) and cond.get('type') == ctype:
-            return cond
-    return None
-
-
-def condition_is(obj, ctype, status, reason=None):
-    cond = condition(obj, ctype)
-    if cond is None:
-        return False
-    if str(cond.get('status')).lower() != str(status).lower():
-        return False
-    return reason is None or cond.get('reason') == reason
 
 
 def describe_state(obj):
@@ -66,7 +46,7 @@ def describe_state(obj):
 class Waiter(object):
     """``wait(...)`` returns the final objects, or raises WaitTimeout naming each unsatisfied one."""
 
-    def __init__(self, api, clock=time.monotonic, sleep=time.sleep, reopen_pause=0.5):
+    def __init__(self, api, clock=time.monotonic, sleep=time.sleep, reopen_pause=REOPEN_PAUSE):
         self.api = api
         self.clock = clock
         self.sleep = sleep
@@ -81,60 +61,24 @@ class Waiter(object):
         ``(items, resourceVersion)`` the caller already listed, which saves the list request.
         """
         deadline = self.clock() + timeout
-        field_selectors = list(field_selectors or [])
-        if name:
-            field_selectors.append('metadata.name=%s' % name)
-        if initial is None:
-            initial = self.api.list(kind, namespace, label_selectors, field_selectors)
-        items, version = initial
-        order = [object_key(o) for o in items]
-        state = dict((object_key(o), o) for o in items)
-        expected = None if name else set(order)
+        store = WatchStore(self.api, kind, namespace, names=[name] if name else None, label_selectors=label_selectors,
+                           field_selectors=field_selectors, clock=self.clock, sleep=self.sleep,
+                           reopen_pause=self.reopen_pause).load(initial)
+        if not name:
+            store.pin()
 
-        def pending():
+        def pending(st):
             if name:
-                if not state:
+                if not st.objects:
                     return [((namespace or ''), name)]
-                return [k for k in state if not predicate(state[k])]
-            return [k for k in order if k not in state or not predicate(state[k])]
+                return [k for k in st.objects if not predicate(st.objects[k])]
+            return [k for k in st.order if k not in st.objects or not predicate(st.objects[k])]
 
-        while pending():
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                break
-            started, events = self.clock(), 0
-            try:
-                for etype, obj in self.api.watch(kind, namespace, label_selectors, field_selectors,
-                                                 resource_version=version, timeout=remaining):
-                    events += 1
-                    version = (obj.get('metadata') or {}).get('resourceVersion') or version
-                    if etype == 'BOOKMARK':
-                        continue
-                    key = object_key(obj)
-                    if expected is not None and key not in expected:
-                        continue
-                    if etype == 'DELETED':
-                        state.pop(key, None)
-                    else:
-                        if key not in order:
-                            order.append(key)
-                        state[key] = obj
-                    if not pending() or self.clock() >= deadline:
-                        break
-            except ApiError as err:
-                if err.status != 410:
-                    raise
-                # Our resourceVersion fell out of the server's watch cache: take a fresh snapshot.
-                fresh, version = self.api.list(kind, namespace, label_selectors, field_selectors)
-                state = dict((object_key(o), o) for o in fresh if expected is None or object_key(o) in expected)
-                continue
-            if pending() and events == 0 and self.clock() - started < self.reopen_pause:
-                self.sleep(min(self.reopen_pause, max(0.0, deadline - self.clock())))
-
-        left = pending()
+        store.until(lambda st: not pending(st), deadline)
+        left = pending(store)
         if left:
-            raise self._timeout(kind, left, state, len(order) if not name else 1, timeout, goal)
-        return [state[k] for k in order if k in state]
+            raise self._timeout(kind, left, store.objects, len(store.order) if not name else 1, timeout, goal)
+        return store.items()
 
     @staticmethod
     def _timeout(kind, left, state, total, timeout, goal):
