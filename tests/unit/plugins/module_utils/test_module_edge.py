@@ -1,9 +1,13 @@
-"""Unit tests for _module.run_with_client: validation before any client, the task deadline handed to retries."""
+"""Unit tests for _module.run_with_client: validation before any client, the task deadline handed to retries,
+one error translation that keeps the exception chain for -vvv."""
+import json
+
 import pytest
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _module
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
 
 class Done(Exception):
@@ -11,8 +15,9 @@ class Done(Exception):
 
 
 class FakeModule:
-    def __init__(self, params):
+    def __init__(self, params, verbosity=0):
         self.params = params
+        self._verbosity = verbosity
         self.warnings = []
         self.failed = None
 
@@ -63,3 +68,57 @@ def test_invalid_input_fails_before_a_client_exists(monkeypatch):
     with pytest.raises(Done):
         _module.run_with_client(module, lambda client: None, validate=validate)
     assert module.failed["msg"].startswith("memory: '2 GB'") and made == []
+
+
+def _refused(secret=""):
+    """work() that fails the way a client failure reaches the edge: our error, chained from the library's."""
+    def work(client):
+        try:
+            raise ConnectionRefusedError(111, "Connection refused %s" % secret)
+        except ConnectionRefusedError as exc:
+            raise KubeVirtError("Cannot reach the API server at https://api.test:6443: connection refused.",
+                                status=None) from exc
+    return work
+
+
+def test_failure_below_vvv_is_the_sentence_alone(fake_client):
+    module = FakeModule({}, verbosity=2)
+    with pytest.raises(Done):
+        _module.run_with_client(module, _refused())
+    # No traceback: ansible-core 2.16 would print its last line after the sentence on every failure.
+    assert module.failed == {"msg": "Cannot reach the API server at https://api.test:6443: connection refused.",
+                             "status": None}
+
+
+def test_failure_keeps_the_exception_chain_for_vvv(fake_client):
+    module = FakeModule({}, verbosity=3)
+    with pytest.raises(Done):
+        _module.run_with_client(module, _refused())
+    failed = module.failed
+    assert failed["msg"] == "Cannot reach the API server at https://api.test:6443: connection refused."
+    assert failed["status"] is None
+    trace = failed["exception"]
+    # Both ends of the chain, in the order Python prints them (kubernetes.core's fail_from_exception form).
+    assert trace.index("ConnectionRefusedError: [Errno 111] Connection refused") < \
+        trace.index("The above exception was the direct cause of the following exception:") < \
+        trace.index("KubeVirtError: Cannot reach the API server")
+
+
+def test_traceback_of_a_real_module_masks_the_secrets(monkeypatch, capsys):
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC
+    from ..modules.module_args import patch_module_args
+    try:  # ansible-core 2.19 adds the traceback only when the controller asks (-vvv / DISPLAY_TRACEBACK)
+        from ansible.module_utils._internal import _traceback
+        monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: True)
+    except ImportError:
+        pass
+    monkeypatch.setattr(_client, "client_from_options", lambda options: FakeClient())
+    monkeypatch.setattr(_module, "insecure", lambda c: False)
+    with patch_module_args({"host": "https://api.test:6443", "api_key": "s3cr3t-t0ken-value", "_ansible_verbosity": 3}):
+        module = _module.KubeVirtModule(argument_spec=dict(AUTH_ARG_SPEC))
+        with pytest.raises(SystemExit):
+            _module.run_with_client(module, _refused("for token s3cr3t-t0ken-value"))
+    out = capsys.readouterr().out
+    result = json.loads(out[out.index("{"):])
+    assert result["failed"] is True and "ConnectionRefusedError" in result["exception"]
+    assert "s3cr3t-t0ken-value" not in out and "for token ********" in result["exception"]
