@@ -15,7 +15,6 @@ import copy
 import re
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.six import string_types
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._auth_env import AUTH_ENV
 
@@ -96,7 +95,7 @@ _KUBECONFIG_SECRET_KEYS = ('token', 'password', 'client-key-data', 'id-token', '
 def _collect_kubeconfig_secrets(node, out, parent=None):
     if isinstance(node, dict):
         for key, value in node.items():
-            if isinstance(value, string_types) and key in _KUBECONFIG_SECRET_KEYS and (key != 'value' or parent == 'env'):
+            if isinstance(value, str) and key in _KUBECONFIG_SECRET_KEYS and (key != 'value' or parent == 'env'):
                 out.add(value)
             else:
                 _collect_kubeconfig_secrets(value, out, key)
@@ -115,7 +114,7 @@ def connection_secrets(params):
         for user in kubeconfig['users']:
             _collect_kubeconfig_secrets(user, out)
     proxy = params.get('proxy')
-    if isinstance(proxy, string_types) and '@' in proxy:
+    if isinstance(proxy, str) and '@' in proxy:
         match = re.match(r'^[a-z0-9+.-]+://([^/@]*)@', proxy, re.IGNORECASE)
         userinfo = match.group(1) if match else ''
         if ':' in userinfo:
@@ -155,7 +154,7 @@ def _suggest_name(value):
 
 
 def _check_dns(value, option, what, pattern, limit, rule):
-    text = value if isinstance(value, string_types) else str(value)
+    text = str(value)
     if len(text) > limit or not pattern.match(text):
         raise InvalidOption('%s "%s" is not a valid Kubernetes %s: use %s, starting and ending with a letter or digit, '
                             'such as "%s".' % (option, value, what, rule, _suggest_name(value)))

@@ -24,11 +24,7 @@ import random
 import threading
 import time
 
-try:
-    from urllib.parse import urlencode, urlparse
-except ImportError:  # pragma: no cover
-    from urllib import urlencode  # type: ignore
-    from urlparse import urlparse  # type: ignore
+from urllib.parse import urlencode, urlparse
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kubeconfig
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._auth_env import AUTH_ENV, PROXY_HEADERS_ENV
@@ -348,11 +344,6 @@ class Client(object):
     def set_deadline(self, seconds):
         """Stop retrying ``seconds`` from now (None: only the attempt cap applies)."""
         self.deadline = None if seconds is None else self.clock() + float(seconds)
-
-    def stats(self):
-        """Counters for a task result: requests sent, retries (by cause) and writes recovered by reading back."""
-        return {'requests': self.request_count, 'retries': self.retries,
-                'retry_reasons': dict(self.retry_reasons), 'recovered_writes': self.recovered}
 
     def backoff(self, attempt, reason, retry_after=None):
         """Sleep before attempt ``attempt + 1`` and count it; False (no sleep) when the budget or deadline is spent.

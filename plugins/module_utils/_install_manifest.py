@@ -120,7 +120,7 @@ def release_url(component, version):
 def fetch_url(url, validate_certs=True, timeout=60):
     """Download a manifest (through Ansible's ``open_url``, so proxies and CA settings behave as elsewhere)."""
     from ansible.module_utils.urls import open_url  # pylint: disable=import-outside-toplevel
-    from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError  # pylint: disable=import-outside-toplevel
+    from urllib.error import HTTPError, URLError  # pylint: disable=import-outside-toplevel
     try:
         resp = open_url(url, validate_certs=validate_certs, timeout=timeout, follow_redirects='all')
         return resp.read().decode('utf-8')

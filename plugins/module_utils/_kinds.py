@@ -11,24 +11,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-try:
-    from urllib.parse import quote
-except ImportError:  # pragma: no cover - Python 2 is never used at run time, only by old sanity tests
-    from urllib import quote  # type: ignore
+from urllib.parse import quote
 
 
 class Kind(object):
     """One REST resource: ``Kind('kubevirt.io', 'v1', 'virtualmachines', 'VirtualMachine')``."""
 
-    __slots__ = ('group', 'version', 'plural', 'kind', 'namespaced', 'short')
+    __slots__ = ('group', 'version', 'plural', 'kind', 'namespaced')
 
-    def __init__(self, group, version, plural, kind, namespaced=True, short=None):
+    def __init__(self, group, version, plural, kind, namespaced=True):
         self.group = group
         self.version = version
         self.plural = plural
         self.kind = kind
         self.namespaced = namespaced
-        self.short = short or kind
 
     @property
     def api_version(self):
@@ -39,7 +35,7 @@ class Kind(object):
         if not api_version or api_version == self.api_version:
             return self
         group, _sep, version = api_version.rpartition('/')
-        return Kind(group, version, self.plural, self.kind, self.namespaced, self.short)
+        return Kind(group, version, self.plural, self.kind, self.namespaced)
 
     def prefix(self):
         return '/apis/%s/%s' % (self.group, self.version) if self.group else '/api/%s' % self.version
@@ -79,8 +75,8 @@ KUBEVIRT_GROUP = 'kubevirt.io'
 SUBRESOURCES_GROUP = 'subresources.kubevirt.io'
 CDI_GROUP = 'cdi.kubevirt.io'
 
-VM = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachines', 'VirtualMachine', short='vm')
-VMI = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInstance', short='vmi')
+VM = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachines', 'VirtualMachine')
+VMI = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInstance')
 VMIM = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstancemigrations', 'VirtualMachineInstanceMigration')
 VMIRS = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstancereplicasets', 'VirtualMachineInstanceReplicaSet')
 KUBEVIRT = Kind(KUBEVIRT_GROUP, 'v1', 'kubevirts', 'KubeVirt')
@@ -88,7 +84,7 @@ KUBEVIRT = Kind(KUBEVIRT_GROUP, 'v1', 'kubevirts', 'KubeVirt')
 VM_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachines', 'VirtualMachine')
 VMI_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInstance')
 
-DATAVOLUME = Kind(CDI_GROUP, 'v1beta1', 'datavolumes', 'DataVolume', short='dv')
+DATAVOLUME = Kind(CDI_GROUP, 'v1beta1', 'datavolumes', 'DataVolume')
 DATASOURCE = Kind(CDI_GROUP, 'v1beta1', 'datasources', 'DataSource')
 CDI = Kind(CDI_GROUP, 'v1beta1', 'cdis', 'CDI', namespaced=False)
 
@@ -116,16 +112,3 @@ MUTATINGWEBHOOKCONFIGURATION = Kind('admissionregistration.k8s.io', 'v1', 'mutat
 APISERVICE = Kind('apiregistration.k8s.io', 'v1', 'apiservices', 'APIService', namespaced=False)
 SELF_SUBJECT_ACCESS_REVIEW = Kind('authorization.k8s.io', 'v1', 'selfsubjectaccessreviews', 'SelfSubjectAccessReview',
                                   namespaced=False)
-
-ALL = (VM, VMI, VMIM, VMIRS, KUBEVIRT, DATAVOLUME, DATASOURCE, CDI, NAMESPACE, NODE, POD, SERVICE, SECRET,
-       CONFIGMAP, SERVICEACCOUNT, DEPLOYMENT, DAEMONSET, CRD)
-_BY_NAME = {}
-for _k in ALL:
-    _BY_NAME[_k.kind.lower()] = _k
-    _BY_NAME[_k.plural] = _k
-    _BY_NAME[_k.short.lower()] = _k
-
-
-def lookup(name):
-    """Find a known kind by ``Kind``, plural or short name (case-insensitive); KeyError otherwise."""
-    return _BY_NAME[name.lower()]

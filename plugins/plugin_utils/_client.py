@@ -13,7 +13,6 @@ from ansible.errors import AnsibleError
 from ansible.utils.display import Display
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import INSECURE_WARNING, insecure
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
@@ -41,11 +40,6 @@ def client_from_plugin_options(get_option, environ=None, **kwargs):
     if insecure(client):
         Display().warning(INSECURE_WARNING)
     return client
-
-
-def api_from_plugin_options(get_option, environ=None, **kwargs):
-    """Same as ``client_from_plugin_options`` but returns an ``_api.Api`` on that client."""
-    return Api(client_from_plugin_options(get_option, environ=environ, **kwargs))
 
 
 def translate_errors(func, *args, **kwargs):

@@ -19,7 +19,6 @@ from collections import namedtuple
 
 from ansible.errors import AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
-from ansible.module_utils.six import string_types
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
@@ -119,7 +118,7 @@ class Connection(object):
     def fetch_fingerprint(self):
         """What the fetched data depends on (never credentials): a cached result is reused only if this matches."""
         auth = self.auth
-        return [auth.get("host"), auth.get("kubeconfig") if isinstance(auth.get("kubeconfig"), string_types) else None,
+        return [auth.get("host"), auth.get("kubeconfig") if isinstance(auth.get("kubeconfig"), str) else None,
                 auth.get("context"), self.namespaces, self.label_selector, self.field_selector, self.api_version,
                 self.address.needs_services, self.address.needs_nodes, self.needs_base_domain_lookup,
                 "guest_agent_hostname" in self.address.strategies]
@@ -139,21 +138,21 @@ def _coerce(index, key, kind, value):
         except TypeError:
             raise AnsibleError("%s must be a boolean (true or false), got %r." % (where, value))
     if kind == "int":
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, string_types) and value.isdigit())):
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, str) and value.isdigit())):
             raise AnsibleError("%s must be an integer, got %r." % (where, value))
         return int(value)
     if kind in ("list", "intlist"):
-        if isinstance(value, string_types):
+        if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
             raise AnsibleError("%s must be a list, got %r." % (where, value))
         if kind == "intlist":
             return [_coerce(index, key, "int", v) for v in value]
-        bad = [v for v in value if not isinstance(v, string_types)]
+        bad = [v for v in value if not isinstance(v, str)]
         if bad:
             raise AnsibleError("%s must be a list of strings; %r is not a string." % (where, bad[0]))
         return list(value)
-    if not isinstance(value, string_types):
+    if not isinstance(value, str):
         raise AnsibleError("%s must be a string, got %r." % (where, value))
     return value
 

@@ -17,10 +17,8 @@ def test_paths(kind, ns, name, sub, path):
     assert kind.path(ns, name, sub) == path
 
 
-def test_api_version_override_and_lookup():
+def test_api_version_override():
     vm = _kinds.VM.with_api_version('kubevirt.io/v1alpha3')
     assert vm.path('n') == '/apis/kubevirt.io/v1alpha3/namespaces/n/virtualmachines'
     assert _kinds.VM.with_api_version('kubevirt.io/v1') is _kinds.VM
-    assert _kinds.lookup('VirtualMachine') == _kinds.VM
-    assert _kinds.lookup('vmi') == _kinds.VMI
     assert _kinds.VM.describe('ns', 'x') == 'VirtualMachine ns/x'
