@@ -15,28 +15,37 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-import uuid
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _namespaces
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import CREATE_TOKEN_LABEL
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
     ApiError,
     KubeVirtError,
     TransportError,
     maybe_written,
 )
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import (
+    GIVEN,
+    OWNED,
+    REOPEN_PAUSE,
+    REPLACE,
+    Engine,
+    Outcome,
+    WatchStore,
+)
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import describe_state
 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
 LIFECYCLE_STATES = ("started", "stopped", "restarted")
 MAX_NAMED = 20
-REOPEN_PAUSE = 0.5
 # How often the guarded swap of spec.running for runStrategy is re-read and re-sent when the VM changed
 # under it or its answer was lost.
 SWAP_ATTEMPTS = 3
+
+# A VM's progress through the task, one stage at a time.
+PLANNED, WRITTEN, ACTED, SETTLED, FAILED = "planned", "written", "acted", "settled", "failed"
 
 
 def vmi_active(vmi):
@@ -53,7 +62,12 @@ def _key(ns, name):
 
 
 class VM(object):
-    """Everything the task knows and decides about one VM."""
+    """Everything the task knows and decides about one VM.
+
+    Progress is ``stage``: planned -> written (the create/update/delete, or its check-mode prediction, is
+    ``write``, an ``_resource.Outcome``) -> acted (the start/stop/restart of ``action``) -> settled (the wait
+    for ``target`` ended), or failed (``error``) at any point.
+    """
 
     def __init__(self, index, opts, state):
         self.index = index
@@ -63,20 +77,20 @@ class VM(object):
         self.name = opts.get("name") or (opts.get("definition") or {}).get("metadata", {}).get("name")
         if not self.namespace:
             self.namespace = (opts.get("definition") or {}).get("metadata", {}).get("namespace")
-        self.live = None
+        self.stage = PLANNED
+        self.live = None            # the VM and its VMI as read before the write
         self.vmi = None
-        self.result = None
         self.desired = None
-        self.changed = False
-        self.method = None
-        self.action = None
-        self.diff = None
-        self.error = None
-        self.wrote = False          # the create/update/delete of this VM was done (or, in check mode, would be)
-        self.restart_required = False
+        self.result = None          # the VM as last known: after the write, after the wait
+        self.method = None          # the planned write: create, update or delete
+        self.write = None           # its Outcome
+        self.action = None          # planned lifecycle call: start, stop, restart
+        self.acted = False          # that call changed the VM (or, in check mode, would)
+        self.target = None          # what the wait waits for: ready, restarted, stopped, gone, observed
         self.observe = False        # a template change on a running VM: wait for the controller's verdict
+        self.restart_required = False
         self.old_vmi_uid = None
-        self.target = None          # what the wait waits for: ready, restarted, stopped, gone or None
+        self.error = None
 
     @property
     def label(self):
@@ -86,15 +100,29 @@ class VM(object):
 
     def fail(self, msg):
         self.error = msg
+        self.stage = FAILED
+
+    def wrote(self, outcome):
+        self.write = outcome
+        self.result = outcome.after if outcome.after is not None else (outcome.before if outcome.action != "deleted"
+                                                                       else None)
+        if self.stage == PLANNED:
+            self.stage = WRITTEN
+
+    @property
+    def changed(self):
+        return bool(self.write is not None and self.write.changed) or self.acted
+
+    def diff(self, hidden):
+        """The write's before/after, or None when it changed nothing."""
+        if self.write is None or not self.write.changed:
+            return None
+        return cmp.diff(self.write.before, None if self.write.action == "deleted" else self.write.after, hidden)
 
     @property
     def done(self):
         """What the write did: created, updated, unchanged, deleted, absent, or None when it did not happen."""
-        if self.method == "delete":
-            return "deleted" if self.wrote else ("absent" if self.result is not None else None)
-        if self.method in ("create", "update") and self.result is not None:
-            return ("created" if self.method == "create" else "updated") if self.wrote else "unchanged"
-        return None
+        return self.write.action if self.write is not None else None
 
     @property
     def outcome(self):
@@ -124,6 +152,7 @@ class VMTask(object):
         self.wait = wait
         self.wait_timeout = wait_timeout
         self.hidden = list(cmp.DEFAULT_HIDDEN_FIELDS if hidden_fields is None else hidden_fields)
+        self.engine = Engine(api, check_mode=check_mode, hidden=self.hidden, namespaces=self.namespaces)
         self.delete_options = delete_options or {}
         self.restart_if_required = restart_if_required
         self.grace_period_seconds = grace_period_seconds
@@ -166,19 +195,18 @@ class VMTask(object):
                     setattr(vm, attr, found.get(vm.name))
 
     # --- deciding and writing -----------------------------------------------------------------------------
-    def _desired(self, vm):
+    def _plan_write(self, vm):
+        """(desired object, engine mode, keyword arguments of Engine.ensure) for this VM."""
         if not self.full_ownership:
             # Defaults no option names (the pod network) only go into a VM that is created.
             desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version, implied=vm.live is None or self.force)
             if vm.live is not None and self.force:
                 self._keep_run_strategy(desired, vm.live)
-            elif vm.live is not None:
-                desired = cmp.patch_body(desired, vm.live, vs.convenience_lists(vm.opts))
-            return desired
+                return desired, REPLACE, {}
+            return desired, GIVEN, {"named_lists": vs.convenience_lists(vm.opts)}
         desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version)
         # The digest covers what the user declared, not the create-time run strategy default.
         declared = vs.build_vm(vm.opts, vm.state, live={}, api_version=self.api_version)
-        desired = cmp.with_digest(desired, cmp.digest(declared))
         if vm.live is not None:
             spec, live_spec = desired["spec"], vm.live.get("spec") or {}
             if "running" in spec and "runStrategy" in live_spec and "running" not in live_spec:
@@ -187,7 +215,7 @@ class VMTask(object):
             # Not given on update: keep the live value in the applied config so that server-side apply
             # does not remove a field this manager set at create time.
             self._keep_run_strategy(desired, vm.live)
-        return desired
+        return desired, OWNED, {"digest_of": declared}
 
     @staticmethod
     def _keep_run_strategy(desired, live):
@@ -212,157 +240,48 @@ class VMTask(object):
 
     def _delete(self, vm):
         vm.method = "delete"
-        if vm.live is None:
-            vm.result = {}
-            return
         opts = self.delete_options
-        body_extra = {}
-        if opts.get("preconditions"):
-            body_extra["preconditions"] = dict((k, v) for k, v in opts["preconditions"].items() if v is not None)
-        result = self._delete_call(vm, opts.get("propagationPolicy"), body_extra)
-        vm.changed = True
-        vm.wrote = True
-        # The API server answers a delete with the object (or a Status when it is gone at once).
-        vm.result = result if isinstance(result, dict) and result.get("kind") == self.kind.kind else {}
-        vm.diff = cmp.diff(vm.live, None, self.hidden)
-        if result is not None:
+        # kubernetes.core sends the delete again for a VM already being deleted: so do we (it is reported).
+        outcome = self.engine.delete(self.kind, vm.live, propagation=opts.get("propagationPolicy"),
+                                     preconditions=opts.get("preconditions"), terminating_done=False)
+        vm.wrote(outcome)
+        if outcome.action == "deleted":
             vm.target = "gone"
 
-    def _delete_call(self, vm, propagation, extra):
-        if not extra:
-            return self.api.delete(self.kind, vm.name, vm.namespace, propagation=propagation, dry_run=self.check_mode)
-        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
-        if propagation:
-            body["propagationPolicy"] = propagation
-        if self.check_mode:
-            body["dryRun"] = ["All"]
-        body.update(extra)
-        try:
-            return self.api.client.request("DELETE", self.kind.path(vm.namespace, vm.name), body=body,
-                                           query={"dryRun": "All"} if self.check_mode else None,
-                                           what=self.kind.describe(vm.namespace, vm.name), namespace=vm.namespace,
-                                           verb="delete")
-        except ApiError as err:
-            if err.status == 404:
-                return None
-            raise
-
     def _apply(self, vm):
-        if vm.live is None and vm.state == "restarted" and not self._defines(vm):
+        if vm.live is None and vm.state == "restarted" and not vs.defines(vm.opts):
             raise vs.VMSpecError("VM %s does not exist, so it cannot be restarted; give its definition or use "
                                  "state=present." % vm.label)
-        if vm.live is None and not self._defines(vm) and vm.state in ("started", "stopped"):
+        if vm.live is None and not vs.defines(vm.opts) and vm.state in ("started", "stopped"):
             raise vs.VMSpecError("VM %s does not exist and no spec was given to create it; give spec, definition or "
                                  "the VM options, or use state=present." % vm.label)
-        vm.desired = self._desired(vm)
+        desired, mode, how = self._plan_write(vm)
+        vm.desired = desired
         vm.method = "update" if vm.live is not None else "create"
-        if vm.live is not None and not self._defines(vm) and vm.state in LIFECYCLE_STATES:
+        if vm.live is not None and not vs.defines(vm.opts) and vm.state in LIFECYCLE_STATES:
             # A bare lifecycle request (name + state only) must not rewrite the VM.
-            vm.result = vm.live
-        elif not self.full_ownership:
-            self._write_given(vm)
+            vm.wrote(Outcome("unchanged", vm.live, vm.live))
+        elif mode == OWNED and self._needs_swap(vm, how["digest_of"]):
+            # Server-side apply cannot remove spec.running that another manager set: swap it first.
+            swapped = self._drop_running(vm, vm.live["spec"]["running"])
+            if not self.check_mode:
+                # (In check mode the dry run of the swap is the answer: a dry-run apply would still see running.)
+                swapped = self.engine.ensure(self.kind, desired, swapped, mode=mode, **how).after
+            vm.wrote(Outcome("updated", vm.live, swapped))
         else:
-            needed, _why = cmp.needs_apply(vm.desired, vm.live, self.hidden)
-            if needed:
-                live_spec = (vm.live or {}).get("spec") or {}
-                if "running" in live_spec and "runStrategy" in vm.desired["spec"]:
-                    vm.result = self._drop_running(vm, live_spec["running"])
-                    if self.check_mode:
-                        # The dry-run apply would still see spec.running; the patch's dry run is the answer.
-                        vm.changed = True
-                        vm.wrote = True
-                        vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
-                        self._plan_lifecycle(vm)
-                        return
-                if vm.desired["metadata"].get("name"):
-                    vm.result = self._in_namespace(vm, lambda: self.api.apply(
-                        self.kind, vm.desired, cmp.FIELD_MANAGER, vm.namespace, force=True, dry_run=self.check_mode))
-                else:
-                    body = vm.desired
-                    if not self.check_mode:
-                        # The server picks the name: this label is how a create whose answer was lost is found again.
-                        body = dict(vm.desired, metadata=dict(vm.desired["metadata"]))
-                        body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {},
-                                                          **{CREATE_TOKEN_LABEL: uuid.uuid4().hex})
-                    vm.result = self._in_namespace(vm, lambda: self.api.create(
-                        self.kind, body, vm.namespace, dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER))
-                    vm.name = (vm.result.get("metadata") or {}).get("name")
-                vm.changed = True
-                vm.wrote = True
-                vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
-            else:
-                vm.result = vm.live
+            vm.wrote(self.engine.ensure(self.kind, desired, vm.live, mode=mode, **how))
+            vm.name = (vm.result.get("metadata") or {}).get("name") or vm.name
         if vm.live is not None and self._running(vm):
             # Predicted from this write, or already flagged by the controller after an earlier one.
             vm.observe = vm.changed and cmp.template_changed(vm.live, vm.result)
             vm.restart_required = vm.observe or cmp.is_true(vm.live, "RestartRequired")
         self._plan_lifecycle(vm)
 
-    def _write_given(self, vm):
-        """The default update: create the VM, or write only the fields the task gives (a JSON merge patch, or a
-        replace of the whole object with ``force``), and only when the live VM does not have them already."""
-        if vm.live is None:
-            body = vm.desired
-            if not vm.desired["metadata"].get("name") and not self.check_mode:
-                # The server picks the name: this label is how a create whose answer was lost is found again.
-                body = dict(vm.desired, metadata=dict(vm.desired["metadata"]))
-                body["metadata"]["labels"] = dict(body["metadata"].get("labels") or {},
-                                                  **{CREATE_TOKEN_LABEL: uuid.uuid4().hex})
-            vm.result = self._in_namespace(vm, lambda: self.api.create(
-                self.kind, body, vm.namespace, dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER))
-            vm.name = (vm.result.get("metadata") or {}).get("name")
-            vm.changed = vm.wrote = True
-            vm.diff = cmp.diff(None, vm.result, self.hidden)
-            return
-        if self.force:
-            vm.result = self._replace(vm)
-        elif cmp.differences(cmp.hide_fields(vm.desired, self.hidden), cmp.hide_fields(vm.live, self.hidden),
-                             extra_ok=False):
-            vm.result = self.api.patch(self.kind, vm.name, vm.desired, vm.namespace, patch_type="merge",
-                                       dry_run=self.check_mode, field_manager=cmp.FIELD_MANAGER)
-        else:
-            vm.result = vm.live
-            return
-        vm.wrote = vm.changed = cmp.changed_between(vm.live, vm.result, self.hidden)
-        vm.diff = cmp.diff(vm.live, vm.result, self.hidden)
-
-    def _replace(self, vm):
-        """Replace the VM with the declaration (``force``), guarded by the resourceVersion read: the API server
-        refuses an unconditional update of a custom resource, and a VM changed in between is read again."""
-        live = vm.live
-        for attempt in range(1, SWAP_ATTEMPTS + 1):
-            body = dict(vm.desired, metadata=dict(vm.desired["metadata"],
-                                                  resourceVersion=(live.get("metadata") or {}).get("resourceVersion")))
-            try:
-                return self.api.replace(self.kind, body, vm.namespace, dry_run=self.check_mode,
-                                        field_manager=cmp.FIELD_MANAGER)
-            except ApiError as err:
-                if err.status != 409 or attempt == SWAP_ATTEMPTS:
-                    raise
-                live = self.api.get(self.kind, vm.name, vm.namespace)
-                if live is None:
-                    raise
-        return None  # not reached: the last attempt returns or raises
-
-    def _in_namespace(self, vm, send):
-        """Send a create/apply of `vm`; when its namespace is missing, create that (create_namespace) and resend.
-
-        In check mode a VM in a namespace that does not exist yet is predicted locally (a dry run there fails).
-        """
-        ns = vm.namespace
-        if ns in self.namespaces.failed:
-            raise self.namespaces.failed[ns]
-        if ns not in self.namespaces.missing:
-            try:
-                return send()
-            except ApiError as err:
-                if not _namespaces.namespace_missing(err, ns):
-                    raise
-            self.namespaces.ensure(ns)
-            if not self.check_mode:
-                return send()
-        predicted = dict(vm.desired, metadata=dict(vm.desired["metadata"], namespace=ns))
-        return predicted
+    def _needs_swap(self, vm, declared):
+        live_spec = (vm.live or {}).get("spec") or {}
+        if vm.live is None or "running" not in live_spec or "runStrategy" not in vm.desired["spec"]:
+            return False
+        return cmp.needs_apply(cmp.with_digest(vm.desired, cmp.digest(declared)), vm.live, self.hidden)[0]
 
     def _drop_running(self, vm, value):
         """Move a VM from the deprecated spec.running (set by another tool) to runStrategy.
@@ -402,13 +321,6 @@ class VMTask(object):
         status = (vm.live or {}).get("status") or {}
         return bool(status.get("created")) or status.get("printableStatus") in ("Running", "Starting", "Migrating", "Paused")
 
-    @staticmethod
-    def _defines(vm):
-        o = vm.opts
-        return bool(o.get("definition") or o.get("spec") or o.get("instancetype") or o.get("preference")
-                    or o.get("data_volume_templates") or o.get("labels") or o.get("annotations")
-                    or o.get("running") is not None or o.get("run_strategy") or vs.uses_convenience(o))
-
     def _plan_lifecycle(self, vm):
         """Decide the subresource action and the wait target from the state and the VM after the write."""
         strategy = vs.run_strategy_of((vm.result or {}).get("spec"))
@@ -441,7 +353,7 @@ class VMTask(object):
         if vm.error or not vm.action:
             return
         if self.check_mode:
-            vm.changed = True
+            vm.acted = True
             return
         body = {}
         if self.grace_period_seconds is not None:
@@ -461,13 +373,13 @@ class VMTask(object):
             attempt += 1
             try:
                 self.api.subresource(sub, vm.name, vm.action, vm.namespace, body=body, idempotent=repeatable)
-                vm.changed = True
+                vm.acted = True
                 return
             except ApiError as err:
                 text = (err.msg or "").lower()
                 if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
                     # On a retry this is what the attempt whose answer was lost did.
-                    vm.changed = vm.changed or getattr(client, "retries", 0) > retries_before
+                    vm.acted = vm.acted or getattr(client, "retries", 0) > retries_before
                     return
                 error = err
             except TransportError as err:
@@ -475,7 +387,7 @@ class VMTask(object):
             if vm.action == "restart" and maybe_written(error):
                 try:
                     if self._restart_happened(vm):
-                        vm.changed = True
+                        vm.acted = True
                         return
                 except (ApiError, TransportError):
                     pass
@@ -511,86 +423,37 @@ class VMTask(object):
             return (status.get("observedGeneration") or 0) >= gen or cmp.condition(vm_obj, "RestartRequired") is not None
         return True
 
-    def _watch_until(self, kind, ns, vms, store, check):
-        """List `kind` in `ns` into `store` and watch until `check()` is true or the deadline passes."""
-        names = set(vm.name for vm in vms)
-        if len(vms) == 1:
-            items, version = self.api.list(kind, ns, field_selectors=["metadata.name=%s" % vms[0].name])
-        else:
-            items, version = self.api.list(kind, ns)
-        for vm in vms:
-            store.pop(_key(ns, vm.name), None)
-        for obj in items:
-            name = (obj.get("metadata") or {}).get("name")
-            if name in names:
-                store[_key(ns, name)] = obj
-        fields = ["metadata.name=%s" % vms[0].name] if len(vms) == 1 else None
-        while not check():
-            remaining = self.deadline - self.clock()
-            if remaining <= 0:
-                return False
-            opened, events = self.clock(), 0
-            try:
-                for etype, obj in self.api.watch(kind, ns, field_selectors=fields, resource_version=version,
-                                                 timeout=remaining):
-                    events += 1
-                    version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                    name = (obj.get("metadata") or {}).get("name")
-                    if etype == "BOOKMARK" or name not in names:
-                        continue
-                    if etype == "DELETED":
-                        store.pop(_key(ns, name), None)
-                    else:
-                        store[_key(ns, name)] = obj
-                    if check() or self.clock() >= self.deadline:
-                        break
-            except ApiError as err:
-                if err.status != 410:
-                    raise
-                items, version = self.api.list(kind, ns)
-                for obj in items:
-                    name = (obj.get("metadata") or {}).get("name")
-                    if name in names:
-                        store[_key(ns, name)] = obj
-                continue
-            if not events and not check() and self.clock() - opened < self.reopen_pause:
-                # The server closed the watch at once: do not hammer it with new ones.
-                self.sleep(min(self.reopen_pause, max(0.0, self.deadline - self.clock())))
-        return True
+    def _watch(self, kind, ns, vms, settled):
+        """One list and one watch of `kind` in `ns` until ``settled(vm, obj)`` holds for every VM or the deadline."""
+        store = WatchStore(self.api, kind, ns, names=[vm.name for vm in vms], clock=self.clock, sleep=self.sleep,
+                           reopen_pause=self.reopen_pause).load()
+        done = store.until(lambda st: all(settled(vm, st.get(vm.name, ns)) for vm in vms), self.deadline)
+        return store, done
 
     def wait_for(self, vms):
         """Wait for each VM's target under the task deadline; VMIs first, then VMs (whose final objects we return)."""
         vms = [vm for vm in vms if vm.target and not vm.error and vm.name]
-        if not vms:
-            return True
-        vm_store, vmi_store = {}, {}
-        for vm in vms:
-            vm_store[_key(vm.namespace, vm.name)] = vm.result
-            vmi_store[_key(vm.namespace, vm.name)] = vm.vmi
-
-        def check(group):
-            return all(self._satisfied(vm, vm_store.get(_key(vm.namespace, vm.name)),
-                                       vmi_store.get(_key(vm.namespace, vm.name))) for vm in group)
-
         ok = True
         for ns in self._namespaces():
             group = [vm for vm in vms if vm.namespace == ns]
+            if not group:
+                continue
             vmi_group = [vm for vm in group if vm.target in ("stopped", "restarted")]
             if vmi_group:
-                def vmi_check(g=vmi_group):
-                    return all(vm.target != "stopped" or vmi_store.get(_key(vm.namespace, vm.name)) is None for vm in g) \
-                        and all(vm.target != "restarted" or self._vmi_restarted(vm, vmi_store) for vm in g)
-                ok = self._watch_until(self.vmi_kind, ns, vmi_group, vmi_store, vmi_check) and ok
-            if group:
-                ok = self._watch_until(self.kind, ns, group, vm_store, lambda g=group: check(g)) and ok
-        for vm in vms:
-            if vm.target != "gone":
-                vm.result = vm_store.get(_key(vm.namespace, vm.name)) or vm.result
-            vm.vmi = vmi_store.get(_key(vm.namespace, vm.name), vm.vmi)
+                store, done = self._watch(self.vmi_kind, ns, vmi_group, self._vmi_settled)
+                ok = done and ok
+                for vm in vmi_group:
+                    vm.vmi = store.get(vm.name, ns)
+            store, done = self._watch(self.kind, ns, group, lambda vm, obj: self._satisfied(vm, obj, vm.vmi))
+            ok = done and ok
+            for vm in group:
+                if vm.target != "gone":
+                    vm.result = store.get(vm.name, ns) or vm.result
         return ok
 
-    def _vmi_restarted(self, vm, store):
-        vmi = store.get(_key(vm.namespace, vm.name))
+    def _vmi_settled(self, vm, vmi):
+        if vm.target == "stopped":
+            return vmi is None
         uid = ((vmi or {}).get("metadata") or {}).get("uid")
         return bool(uid) and uid != vm.old_vmi_uid and cmp.is_true(vmi, "Ready")
 
@@ -647,7 +510,7 @@ class VMTask(object):
         if failed:
             named = []
             for vm in failed:
-                what = vm.label + (" (%s, then failed)" % vm.done if vm.wrote else "")
+                what = vm.label + (" (%s, then failed)" % vm.done if vm.write is not None and vm.write.changed else "")
                 named.append("%s: %s" % (what, vm.error))
             parts.append("%d of %d VMs failed: %s." % (len(failed), len(self.vms), " | ".join(named)))
         groups = []
@@ -712,7 +575,7 @@ class VMTask(object):
         if vm.action:
             out["action"] = vm.action
         if with_diff:
-            out["diff"] = vm.diff if (vm.changed and vm.diff) else {}
+            out["diff"] = vm.diff(self.hidden) or {}
         if vm.error:
             out["failed"] = True
             out["msg"] = vm.error

@@ -11,21 +11,9 @@ import pytest
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_apply as va
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError
+from tests.kubeapi.patch import merge_patch
 
 _uids = itertools.count(1)
-
-
-def merge_patch(target, patch):
-    """RFC 7386 JSON merge patch, as the API server applies it."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 class FakeApi:
@@ -177,8 +165,9 @@ class FakeApi:
             self.objs["virtualmachines"][(namespace, obj["metadata"]["name"])] = obj
         return copy.deepcopy(obj)
 
-    def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None):
-        self.calls.append(("delete", name, dry_run, propagation))
+    def delete(self, kind, name, namespace=None, propagation=None, dry_run=False, grace_period=None,
+               preconditions=None):
+        self.calls.append(("delete", name, dry_run, propagation) + ((preconditions,) if preconditions else ()))
         obj = self.objs["virtualmachines"].get((namespace, name))
         if obj is None:
             return None
