@@ -354,6 +354,7 @@ class VMTask(object):
             return
         if self.check_mode:
             vm.acted = True
+            vm.stage = ACTED
             return
         body = {}
         if self.grace_period_seconds is not None:
@@ -374,12 +375,14 @@ class VMTask(object):
             try:
                 self.api.subresource(sub, vm.name, vm.action, vm.namespace, body=body, idempotent=repeatable)
                 vm.acted = True
+                vm.stage = ACTED
                 return
             except ApiError as err:
                 text = (err.msg or "").lower()
                 if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
                     # On a retry this is what the attempt whose answer was lost did.
                     vm.acted = vm.acted or getattr(client, "retries", 0) > retries_before
+                    vm.stage = ACTED
                     return
                 error = err
             except TransportError as err:
@@ -388,6 +391,7 @@ class VMTask(object):
                 try:
                     if self._restart_happened(vm):
                         vm.acted = True
+                        vm.stage = ACTED
                         return
                 except (ApiError, TransportError):
                     pass
@@ -500,6 +504,10 @@ class VMTask(object):
             ok = self.wait_for(self.vms)
             if not ok:
                 self.timeout_msg = self._timeout_message()
+            for vm in self.vms:
+                if vm.target and vm.stage != FAILED and self._satisfied(
+                        vm, None if vm.target == "gone" and ok else vm.result, vm.vmi):
+                    vm.stage = SETTLED
 
     def outcome_message(self):
         """Every VM, grouped by what happened to it, failures with their reason; None when nothing failed."""

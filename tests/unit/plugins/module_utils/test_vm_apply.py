@@ -434,6 +434,21 @@ def test_timeout_names_each_vm_and_its_state():
     task.run()
     assert task.timeout_msg.startswith("Timed out after 3s waiting for 2 of 2 VMs")
     assert "ns/vm-0 waiting to be Ready" in task.timeout_msg and "no Ready condition yet" in task.timeout_msg
+    assert [vm.stage for vm in task.vms] == [va.WRITTEN, va.WRITTEN]     # written, never settled
+
+
+def test_each_vm_ends_in_one_stage():
+    api = FakeApi()
+    run(api, vms=[{"name": "a"}, {"name": "b"}], **COMMON)
+    api._make_vmi("ns", "a")
+    items = va.resolve_items(params(namespace="ns", wait=True, vms=[{"name": "a", "state": "stopped"},
+                                                                  {"name": "b", "state": "absent"},
+                                                                  {"name": "c", "state": "started"}]))
+    task = va.VMTask(api, items, wait=True, wait_timeout=30)
+    task.run()
+    assert [vm.stage for vm in task.vms] == [va.SETTLED, va.SETTLED, va.FAILED]
+    assert [vm.outcome for vm in task.vms] == ["unchanged", "deleted", "failed"]
+    assert task.vms[0].acted and task.vms[0].changed and not task.vms[0].write.changed
 
 
 def test_restart_required_is_predicted_and_opt_in_restart():
