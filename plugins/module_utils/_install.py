@@ -145,6 +145,35 @@ def workload_state(obj):
     return ready >= want and not stale, text
 
 
+class InstallPlan(object):
+    """What installing one Component means: its manifest objects, CR and versions (state present)."""
+
+    def __init__(self, component, options, objects, version, source, live, namespace, previous):
+        self.component = component
+        self.options = options          # the component's own options (the top level for KubeVirt, cdi for CDI)
+        self.objects = objects          # the operator manifest, customized
+        self.version = version
+        self.source = source            # where the manifest came from
+        self.live = live                # the CR as read, or None
+        self.namespace = namespace      # the operator's namespace
+        self.previous = previous        # the version the live CR reports
+        self.emulation = None           # cluster checks only: the emulation decision
+        self.cluster = None             # cluster checks only: the facts they found
+        self.cr = None                  # the CR to apply
+        self.cr_result = None           # the CR as applied (or predicted)
+
+
+class RemovalPlan(object):
+    """What uninstalling one Component means: its CR and the operator objects to delete, in order."""
+
+    def __init__(self, component, namespace, live, removals, previous):
+        self.component = component
+        self.namespace = namespace
+        self.live = live
+        self.removals = removals        # (kind, live object), namespace last
+        self.previous = previous
+
+
 class Installer(object):
     """One task run. ``warn`` receives warnings; ``fetch`` downloads URLs (replaced in unit tests)."""
 
@@ -215,18 +244,18 @@ class Installer(object):
         prepared = [self._prepare(component, source) for component, source in plans]
         for prep in prepared:
             self._apply_objects(prep)
-            prep['cr_result'] = self._apply_cr(prep)
+            prep.cr_result = self._apply_cr(prep)
         for prep in prepared:
-            key = prep['component'].key
-            result[key] = prep['cr_result']
-            result['%s_version' % key] = prep['version']
-            result['%s_previous_version' % key] = prep['previous']
-            result['%s_manifest' % key] = prep['source']
+            key = prep.component.key
+            result[key] = prep.cr_result
+            result['%s_version' % key] = prep.version
+            result['%s_previous_version' % key] = prep.previous
+            result['%s_manifest' % key] = prep.source
             if p.get('wait') and not self.check_mode:
                 result[key] = self._wait_ready(prep)
-            if prep.get('emulation') is not None:
-                result['emulation'] = prep['emulation']
-                result['cluster'] = prep['cluster']
+            if prep.emulation is not None:
+                result['emulation'] = prep.emulation
+                result['cluster'] = prep.cluster
         return result
 
     def _prepare(self, component, source):
@@ -254,21 +283,20 @@ class Installer(object):
                                 % describe(live))
         previous = observed_version(component, live)
         self._check_version_step(component, previous, version)
-        prep = {'component': component, 'objects': objects, 'version': version, 'source': where, 'live': live,
-                'namespace': namespace, 'previous': previous, 'emulation': None, 'options': source}
+        prep = InstallPlan(component, source, objects, version, where, live, namespace, previous)
         if component.cluster_checks:
             mode = _install_cr.normalize_emulation(p.get('emulation'))
             selector = ((p.get('workloads_node_placement') or {}).get('node_selector'))
             facts, nodes = self._preflight(version, selector)
-            prep['cluster'] = facts
+            prep.cluster = facts
             live_emulation = (((((live or {}).get('spec') or {}).get('configuration') or {})
                                .get('developerConfiguration') or {}).get('useEmulation'))
             decision = _install_cr.decide_emulation(mode, nodes, p.get('kvm_nodes'), selector, live_emulation)
             warning = decision.pop('warning')
             if warning:
                 self.warn(warning)
-            prep['emulation'] = decision
-        prep['cr'] = self._build_cr(component, source, namespace, (prep['emulation'] or {}).get('enabled'))
+            prep.emulation = decision
+        prep.cr = self._build_cr(component, source, namespace, (prep.emulation or {}).get('enabled'))
         return prep
 
     def _build_cr(self, component, source, namespace, emulation):
@@ -323,21 +351,21 @@ class Installer(object):
             raise
 
     def _apply_objects(self, prep):
-        for obj in prep['objects']:
+        for obj in prep.objects:
             kind = self.resolver(obj['apiVersion'], obj['kind'])
             self._sync(kind, obj)
         self._check_pull_secrets(prep)
 
     def _check_pull_secrets(self, prep):
         p = self.params
-        component = prep['component']
-        names = component.setting(prep['options'], p, 'image_pull_secrets')
-        if not names or (self.check_mode and prep['namespace'] in self.engine.pending_namespaces):
+        component = prep.component
+        names = component.setting(prep.options, p, 'image_pull_secrets')
+        if not names or (self.check_mode and prep.namespace in self.engine.pending_namespaces):
             return
-        missing = [n for n in names if self.api.get(_kinds.SECRET, n, prep['namespace']) is None]
+        missing = [n for n in names if self.api.get(_kinds.SECRET, n, prep.namespace) is None]
         if missing:
             self.warn('Image pull secret(s) %s do not exist in namespace %s: the %s pods cannot pull from the mirror '
-                      'until they do.' % (', '.join(missing), prep['namespace'], component.title))
+                      'until they do.' % (', '.join(missing), prep.namespace, component.title))
 
     def _sync(self, kind, obj, live=None, known_live=False):
         """Apply ``obj`` unless live already holds it; returns the resulting (or predicted) object."""
@@ -353,15 +381,15 @@ class Installer(object):
         return self.engine.read(kind, name, namespace)
 
     def _apply_cr(self, prep):
-        component = prep['component']
-        return self._sync(component.cr_kind, prep['cr'], live=prep['live'], known_live=True)
+        component = prep.component
+        return self._sync(component.cr_kind, prep.cr, live=prep.live, known_live=True)
 
     # --- waits -------------------------------------------------------------------------------------------
     def _wait_ready(self, prep):
-        component, cr = prep['component'], prep['cr']
+        component, cr = prep.component, prep.cr
         # KubeVirt's CR may pin the image tag (it then reports that as its version).
-        target = cr['spec'].get('imageTag') or prep['version']
-        namespace = component.cr_namespace(prep['namespace'])
+        target = cr['spec'].get('imageTag') or prep.version
+        namespace = component.cr_namespace(prep.namespace)
         name = cr['metadata']['name']
         seen = self.transitions.setdefault(component.key, [])
 
@@ -373,7 +401,7 @@ class Installer(object):
 
         # Watch from the CR as it was before this run wrote anything (or as created), not from a fresh list:
         # the server replays every status change since, so a quick operator's UpdateInProgress is not missed.
-        start = prep['live'] if prep['live'] is not None else prep.get('cr_result')
+        start = prep.live if prep.live is not None else prep.cr_result
         version = ((start or {}).get('metadata') or {}).get('resourceVersion')
         initial = ([start], version) if version else None
         try:
@@ -382,7 +410,7 @@ class Installer(object):
         except WaitTimeout as exc:
             last = exc.resources[-1] if exc.resources else None
             raise KubeVirtError(self._timeout_report(prep, last, target), pending=exc.pending,
-                                components=self._components(prep['namespace'])[1], transitions=self.transitions,
+                                components=self._components(prep.namespace)[1], transitions=self.transitions,
                                 objects=self.objects, changed=self.changed)
         return found[0] if found else None
 
@@ -400,9 +428,9 @@ class Installer(object):
         return bad, states
 
     def _timeout_report(self, prep, obj, target):
-        component = prep['component']
+        component = prep.component
         timeout = self.params.get('wait_timeout')
-        where = describe(prep['cr'])
+        where = describe(prep.cr)
         if obj is None:
             state = 'it does not exist'
         elif not (obj.get('status') or {}).get('phase') and not (obj.get('status') or {}).get('conditions'):
@@ -413,15 +441,15 @@ class Installer(object):
                 status.get('phase') or '(none)', target_version_of(component, obj) or '(none)',
                 observed_version(component, obj) or '(none)',
                 ', '.join(_cond_text(obj, c) for c in ('Available', 'Progressing', 'Degraded')))
-        bad, _states = self._components(prep['namespace'])
+        bad, _states = self._components(prep.namespace)
         parts = ['%s did not reach phase Deployed, Available=True, Progressing=False, Degraded=False at version %s '
                  'within %ss: %s.' % (where, target, timeout, state)]
         if bad:
             parts.append('Not ready: %s.' % '; '.join(bad[:MAX_LISTED]))
         else:
-            parts.append('All Deployments/DaemonSets in namespace %s report ready.' % prep['namespace'])
+            parts.append('All Deployments/DaemonSets in namespace %s report ready.' % prep.namespace)
         parts.append('Check that the images can be pulled (image_registry, image_pull_secrets) and the events of the '
-                     'pods in namespace %s, or raise wait_timeout.' % prep['namespace'])
+                     'pods in namespace %s, or raise wait_timeout.' % prep.namespace)
         return ' '.join(parts)
 
     def _wait_gone(self, kind, name, namespace):
@@ -446,19 +474,19 @@ class Installer(object):
         for prep in prepared:
             self._guard_uninstall(prep)
         for prep in prepared:
-            if prep['live'] is not None:
-                self._delete(prep['component'].cr_kind, prep['live'])
+            if prep.live is not None:
+                self._delete(prep.component.cr_kind, prep.live)
         for prep in prepared:
-            if prep['live'] is not None and not self.check_mode:
-                component = prep['component']
-                left = self._wait_gone(component.cr_kind, prep['live']['metadata']['name'],
-                                       component.cr_namespace(prep['namespace']))
+            if prep.live is not None and not self.check_mode:
+                component = prep.component
+                left = self._wait_gone(component.cr_kind, prep.live['metadata']['name'],
+                                       component.cr_namespace(prep.namespace))
                 if left is not None:
                     raise KubeVirtError(self._stuck_report(prep, left), objects=self.objects, changed=self.changed)
         for prep in prepared:
-            for kind, obj in prep['removals']:
+            for kind, obj in prep.removals:
                 self._delete(kind, obj)
-            result['%s_previous_version' % prep['component'].key] = prep['previous']
+            result['%s_previous_version' % prep.component.key] = prep.previous
         return result
 
     def _prepare_removal(self, component, source):
@@ -487,14 +515,13 @@ class Installer(object):
                 self.objects.append({'kind': kind.kind, 'name': name, 'namespace': ns, 'action': 'absent'})
         # The namespace goes last, after the cluster-scoped leftovers.
         removals.sort(key=lambda item: item[0] == _kinds.NAMESPACE)
-        return {'component': component, 'namespace': namespace, 'live': live, 'removals': removals,
-                'previous': observed_version(component, live)}
+        return RemovalPlan(component, namespace, live, removals, observed_version(component, live))
 
     def _guard_uninstall(self, prep):
-        live = prep['live']
+        live = prep.live
         if live is None or ((live.get('spec') or {}).get('uninstallStrategy') != BLOCK):
             return
-        component = prep['component']
+        component = prep.component
         found = []
         for kind, label in component.workloads:
             items, _rv = self._list_or_empty(kind)
@@ -517,7 +544,7 @@ class Installer(object):
         self._record(kind, obj, outcome.action, obj, None)
 
     def _stuck_report(self, prep, obj):
-        component = prep['component']
+        component = prep.component
         status = obj.get('status') or {}
         finalizers = (obj.get('metadata') or {}).get('finalizers') or []
         return ('%s was not removed within %ss: phase %s, finalizers %s. The %s removes its finalizer once the '
