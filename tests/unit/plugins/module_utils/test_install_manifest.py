@@ -1,10 +1,16 @@
-"""Unit tests for _install_manifest: sources, parsing, image rewriting for mirrors, version detection, kinds."""
+"""Unit tests for _install_manifest: sources, parsing, image rewriting for mirrors, version detection, kinds
+(discovery on the real Client and Api over a fake urllib3 pool)."""
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _install_manifest as m
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._kinds import Kind
+
+from ..kube_fakes import FakePool, make_client
+from ..pool_routes import calls, forbidden
 
 FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "install"
 KV190 = FIXTURES / "kubevirt-v1.9.0" / "kubevirt-operator.yaml"
@@ -35,17 +41,18 @@ def test_version_resolves_to_the_release_asset_urls():
 
 
 def test_read_source_order_and_fetch():
-    calls = []
+    fetched = []
 
     def fetch(url, validate_certs=True):
-        calls.append((url, validate_certs))
+        fetched.append((url, validate_certs))
         return "text"
     assert m.read_source(m.KUBEVIRT, version="v1.9.0", fetch=fetch, validate_certs=False) == (
         "text", "https://github.com/kubevirt/kubevirt/releases/download/v1.9.0/kubevirt-operator.yaml")
     assert m.read_source(m.KUBEVIRT, version="v1.9.0", url="https://mirror/k.yaml", fetch=fetch)[1] == "https://mirror/k.yaml"
     text, where = m.read_source(m.KUBEVIRT, version="v1.9.0", path=str(KV190), fetch=fetch)
     assert where == str(KV190) and "virt-operator" in text
-    assert calls == [(calls[0][0], False), ("https://mirror/k.yaml", True)]
+    assert fetched == [("https://github.com/kubevirt/kubevirt/releases/download/v1.9.0/kubevirt-operator.yaml", False),
+                     ("https://mirror/k.yaml", True)]
 
 
 def test_read_source_errors_name_the_options(tmp_path):
@@ -119,35 +126,44 @@ def test_manifest_without_operator_deployment():
         m.operator_deployment(m.KUBEVIRT, objs)
 
 
-class FakeClient:
-    def __init__(self, doc=None, status=None):
-        self.doc, self.status, self.calls = doc, status, []
-
-    def request(self, method, path, **kwargs):
-        self.calls.append(path)
-        if self.status:
-            raise ApiError("x", self.status)
-        return self.doc
+DISCOVERY = "/apis/networking.k8s.io/v1"
 
 
-class FakeApi:
-    def __init__(self, client):
-        self.client = client
+def resolver_on(pool):
+    return m.KindResolver(Api(make_client(pool)))
 
 
 def test_kind_resolver_known_kinds_cost_nothing_and_unknown_cost_one_discovery():
-    client = FakeClient({"resources": [{"name": "networkpolicies", "kind": "NetworkPolicy", "namespaced": True},
-                                       {"name": "networkpolicies/status", "kind": "NetworkPolicy"}]})
-    resolve = m.KindResolver(FakeApi(client))
+    pool = FakePool().on("GET", DISCOVERY, {
+        "kind": "APIResourceList", "groupVersion": "networking.k8s.io/v1",
+        "resources": [{"name": "networkpolicies", "kind": "NetworkPolicy", "namespaced": True},
+                      {"name": "networkpolicies/status", "kind": "NetworkPolicy", "namespaced": True}]})
+    resolve = resolver_on(pool)
     assert resolve("rbac.authorization.k8s.io/v1", "ClusterRole").plural == "clusterroles"
-    assert client.calls == []
+    assert pool.requests == []
     kind = resolve("networking.k8s.io/v1", "NetworkPolicy")
     assert (kind.plural, kind.namespaced) == ("networkpolicies", True)
+    assert kind.path("ns") == "/apis/networking.k8s.io/v1/namespaces/ns/networkpolicies"
     resolve("networking.k8s.io/v1", "NetworkPolicy")
-    assert client.calls == ["/apis/networking.k8s.io/v1"]
+    assert calls(pool) == [("GET", DISCOVERY)]
+
+
+def test_kind_resolver_core_group_discovery_path():
+    pool = FakePool().on("GET", "/api/v1", {"kind": "APIResourceList", "groupVersion": "v1",
+                                            "resources": [{"name": "limitranges", "kind": "LimitRange", "namespaced": True}]})
+    assert resolver_on(pool)("v1", "LimitRange").plural == "limitranges"
+    assert calls(pool) == [("GET", "/api/v1")]
 
 
 def test_kind_resolver_unknown_group():
-    resolve = m.KindResolver(FakeApi(FakeClient(status=404)))
+    pool = FakePool()   # every path answers 404 page-not-found: the group is not served
     with pytest.raises(KubeVirtError, match="does not serve example.com/v1 Widget"):
-        resolve("example.com/v1", "Widget")
+        resolver_on(pool)("example.com/v1", "Widget")
+    assert calls(pool) == [("GET", "/apis/example.com/v1")]
+
+
+def test_kind_resolver_other_discovery_errors_propagate():
+    pool = FakePool().on("GET", "/apis/example.com/v1", forbidden(Kind("example.com", "v1", "widgets", "Widget"), verb="get"))
+    with pytest.raises(ApiError) as err:
+        resolver_on(pool)("example.com/v1", "Widget")
+    assert err.value.status == 403
