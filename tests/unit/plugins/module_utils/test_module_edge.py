@@ -6,8 +6,14 @@ import pytest
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _module
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import INSECURE_WARNING, InvalidOption
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
+
+from ..kube_fakes import FakePool, make_client
+
+PODS = "/api/v1/namespaces/ns/pods"
 
 
 class Done(Exception):
@@ -29,32 +35,31 @@ class FakeModule:
         raise Done()
 
 
-class FakeClient:
-    def __init__(self):
-        self.deadline_seconds = "unset"
-
-    def set_deadline(self, seconds):
-        self.deadline_seconds = seconds
+def real_client(pool=None):
+    """The real Client over a fake pool, on a clock stopped at 0 so that a deadline reads as the seconds it was set to."""
+    client = make_client(pool or FakePool())
+    client.clock = lambda: 0.0
+    return client
 
 
 @pytest.fixture
-def fake_client(monkeypatch):
-    client = FakeClient()
+def pooled_client(monkeypatch):
+    client = real_client()
     monkeypatch.setattr(_client, "client_from_options", lambda options: client)
-    monkeypatch.setattr(_module, "insecure", lambda c: False)
     return client
 
 
 @pytest.mark.parametrize("timeout", [7, 600])
-def test_wait_timeout_bounds_the_retries_of_every_module(fake_client, timeout):
+def test_wait_timeout_bounds_the_retries_of_every_module(pooled_client, timeout):
     module = FakeModule({"wait_timeout": timeout})
-    assert _module.run_with_client(module, lambda client: client) is fake_client
-    assert fake_client.deadline_seconds == timeout
+    assert _module.run_with_client(module, lambda client: client) is pooled_client
+    assert pooled_client.deadline == timeout
+    assert module.warnings == []   # the client verifies the server certificate
 
 
-def test_without_wait_timeout_only_the_attempt_cap_applies(fake_client):
+def test_without_wait_timeout_only_the_attempt_cap_applies(pooled_client):
     _module.run_with_client(FakeModule({}), lambda client: None)
-    assert fake_client.deadline_seconds == "unset"
+    assert pooled_client.deadline is None
 
 
 def test_invalid_input_fails_before_a_client_exists(monkeypatch):
@@ -81,7 +86,7 @@ def _refused(secret=""):
     return work
 
 
-def test_failure_below_vvv_is_the_sentence_alone(fake_client):
+def test_failure_below_vvv_is_the_sentence_alone(pooled_client):
     module = FakeModule({}, verbosity=2)
     with pytest.raises(Done):
         _module.run_with_client(module, _refused())
@@ -90,7 +95,7 @@ def test_failure_below_vvv_is_the_sentence_alone(fake_client):
                              "status": None}
 
 
-def test_failure_keeps_the_exception_chain_for_vvv(fake_client):
+def test_failure_keeps_the_exception_chain_for_vvv(pooled_client):
     module = FakeModule({}, verbosity=3)
     with pytest.raises(Done):
         _module.run_with_client(module, _refused())
@@ -104,6 +109,31 @@ def test_failure_keeps_the_exception_chain_for_vvv(fake_client):
         trace.index("KubeVirtError: Cannot reach the API server")
 
 
+def test_a_refused_connection_reaches_the_edge_as_one_sentence_with_its_chain(monkeypatch):
+    pool = FakePool().on("GET", PODS + "/web", ConnectionRefusedError(111, "Connection refused"))
+    client = real_client(pool)
+    monkeypatch.setattr(_client, "client_from_options", lambda options: client)
+    module = FakeModule({}, verbosity=3)
+    with pytest.raises(Done):
+        _module.run_with_client(module, lambda c: Api(c).get(_kinds.POD, "web", "ns"))
+    assert module.failed["msg"] == (
+        "Cannot connect to the API server at https://api.test:6443 (connection refused): check host / the kubeconfig "
+        "server URL and that the API server is running. (gave up after 6 attempts)")
+    trace = module.failed["exception"]
+    assert trace.index("ConnectionRefusedError: [Errno 111] Connection refused") < \
+        trace.index("TransportError: Cannot connect to the API server")
+    assert [r.path for r in pool.requests] == [PODS + "/web"] * 6   # a GET is retried up to the attempt cap
+
+
+def test_a_client_that_does_not_verify_certificates_warns(monkeypatch):
+    client = real_client()
+    client.configuration.verify_ssl = False
+    monkeypatch.setattr(_client, "client_from_options", lambda options: client)
+    module = FakeModule({})
+    _module.run_with_client(module, lambda c: None)
+    assert module.warnings == [INSECURE_WARNING]
+
+
 def test_traceback_of_a_real_module_masks_the_secrets(monkeypatch, capsys):
     from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import AUTH_ARG_SPEC
     from ..modules.module_args import patch_module_args
@@ -112,8 +142,7 @@ def test_traceback_of_a_real_module_masks_the_secrets(monkeypatch, capsys):
         monkeypatch.setattr(_traceback, "_is_traceback_enabled", lambda event: True)
     except ImportError:
         pass
-    monkeypatch.setattr(_client, "client_from_options", lambda options: FakeClient())
-    monkeypatch.setattr(_module, "insecure", lambda c: False)
+    monkeypatch.setattr(_client, "client_from_options", lambda options: real_client())
     with patch_module_args({"host": "https://api.test:6443", "api_key": "s3cr3t-t0ken-value", "_ansible_verbosity": 3}):
         module = _module.KubeVirtModule(argument_spec=dict(AUTH_ARG_SPEC))
         with pytest.raises(SystemExit):
