@@ -20,7 +20,6 @@ import copy
 import time
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import (
-    _compare,
     _install_cr,
     _install_manifest,
     _install_preflight,

@@ -19,6 +19,7 @@ import time
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _namespaces
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_report
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
     ApiError,
@@ -35,11 +36,9 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource impor
     Outcome,
     WatchStore,
 )
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import describe_state
 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
 LIFECYCLE_STATES = ("started", "stopped", "restarted")
-MAX_NAMED = 20
 # How often the guarded swap of spec.running for runStrategy is re-read and re-sent when the VM changed
 # under it or its answer was lost.
 SWAP_ATTEMPTS = 3
@@ -408,7 +407,7 @@ class VMTask(object):
         return vmi is None or meta.get("uid") != vm.old_vmi_uid or bool(meta.get("deletionTimestamp"))
 
     # --- waiting ------------------------------------------------------------------------------------------
-    def _satisfied(self, vm, vm_obj, vmi_obj):
+    def satisfied(self, vm, vm_obj, vmi_obj):
         target = vm.target
         if target == "gone":
             return vm_obj is None
@@ -448,7 +447,7 @@ class VMTask(object):
                 ok = done and ok
                 for vm in vmi_group:
                     vm.vmi = store.get(vm.name, ns)
-            store, done = self._watch(self.kind, ns, group, lambda vm, obj: self._satisfied(vm, obj, vm.vmi))
+            store, done = self._watch(self.kind, ns, group, lambda vm, obj: self.satisfied(vm, obj, vm.vmi))
             ok = done and ok
             for vm in group:
                 if vm.target != "gone":
@@ -503,104 +502,11 @@ class VMTask(object):
         if waiting:
             ok = self.wait_for(self.vms)
             if not ok:
-                self.timeout_msg = self._timeout_message()
+                self.timeout_msg = _vm_report.timeout_message(self)
             for vm in self.vms:
-                if vm.target and vm.stage != FAILED and self._satisfied(
+                if vm.target and vm.stage != FAILED and self.satisfied(
                         vm, None if vm.target == "gone" and ok else vm.result, vm.vmi):
                     vm.stage = SETTLED
-
-    def outcome_message(self):
-        """Every VM, grouped by what happened to it, failures with their reason; None when nothing failed."""
-        failed = [vm for vm in self.vms if vm.error]
-        if not failed and not self.timeout_msg and not self.task_error:
-            return None
-        parts = []
-        if failed:
-            named = []
-            for vm in failed:
-                what = vm.label + (" (%s, then failed)" % vm.done if vm.write is not None and vm.write.changed else "")
-                named.append("%s: %s" % (what, vm.error))
-            parts.append("%d of %d VMs failed: %s." % (len(failed), len(self.vms), " | ".join(named)))
-        groups = []
-        for outcome in ("created", "updated", "unchanged", "deleted", "absent"):
-            members = [vm for vm in self.vms if not vm.error and vm.outcome == outcome]
-            if members:
-                acted = ["%s%s" % (vm.label, " (%s)" % vm.action if vm.action else "") for vm in members]
-                groups.append("%s %d: %s" % (outcome, len(members), ", ".join(acted)))
-        if self.timeout_msg:
-            parts.append(self.timeout_msg)
-        if self.task_error:
-            parts.append(self.task_error)
-        if groups:
-            parts.append(("Done%s: " % (" for the others" if failed else "")) + "; ".join(groups) + ".")
-        elif failed:
-            parts.append("No other VM was declared.")
-        return " ".join(parts)
-
-    def _timeout_message(self):
-        pending = []
-        for vm in self.vms:
-            if vm.error or not vm.target or not vm.name:
-                continue
-            if not self._satisfied(vm, None if vm.target == "gone" and not vm.result else vm.result, vm.vmi):
-                pending.append(vm)
-        if not pending:
-            return None
-        goal = {"ready": "Ready", "restarted": "Ready with a new VMI", "stopped": "stopped (VMI gone)",
-                "gone": "deleted", "observed": "observed by the controller"}
-        dvs = self._data_volumes(pending)
-        parts = []
-        for vm in pending[:MAX_NAMED]:
-            state = describe_state(vm.result) if vm.target != "gone" else "still exists"
-            vmi = "VMI %s" % ((vm.vmi.get("status") or {}).get("phase") or "without phase") if vm.vmi else "no VMI"
-            words = ["%s waiting to be %s: %s, %s" % (vm.label, goal.get(vm.target, vm.target), state, vmi)]
-            for tmpl in ((vm.result or {}).get("spec") or {}).get("dataVolumeTemplates") or []:
-                dv_name = (tmpl.get("metadata") or {}).get("name")
-                words.append("DataVolume %s: %s" % (dv_name, _dv_state(dvs.get((vm.namespace, dv_name)))))
-            parts.append(", ".join(words))
-        more = " and %d more" % (len(pending) - MAX_NAMED) if len(pending) > MAX_NAMED else ""
-        return ("Timed out after %ss waiting for %d of %d VMs: %s%s. Increase wait_timeout or check why they are not there."
-                % (self.wait_timeout, len(pending), len([v for v in self.vms if v.target]), "; ".join(parts), more))
-
-    def _data_volumes(self, pending):
-        """DataVolumes of VMs that time out: one list per namespace, only on this failure path."""
-        out = {}
-        for ns in set(vm.namespace for vm in pending if ((vm.result or {}).get("spec") or {}).get("dataVolumeTemplates")):
-            try:
-                items, _rv = self.api.list(_kinds.DATAVOLUME, ns)
-            except (ApiError, TransportError):
-                continue
-            for dv in items:
-                out[(ns, (dv.get("metadata") or {}).get("name"))] = dv
-        return out
-
-    def vm_result(self, vm, with_diff):
-        out = {
-            "name": vm.name, "namespace": vm.namespace, "changed": vm.changed, "method": vm.method,
-            "result": cmp.hide_fields(vm.result, self.hidden) if vm.result else {},
-            "restart_required": vm.restart_required, "outcome": vm.outcome,
-        }
-        if vm.action:
-            out["action"] = vm.action
-        if with_diff:
-            out["diff"] = vm.diff(self.hidden) or {}
-        if vm.error:
-            out["failed"] = True
-            out["msg"] = vm.error
-        return out
-
-
-def _dv_state(dv):
-    if dv is None:
-        return "not created"
-    status = dv.get("status") or {}
-    text = status.get("phase") or "no phase"
-    if status.get("progress") and status.get("progress") != "N/A":
-        text += " " + status["progress"]
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "Running" and cond.get("reason") == "Error":
-            text += " (%s)" % (cond.get("message") or "Error")
-    return text
 
 
 def resolve_items(params):
@@ -669,42 +575,4 @@ def run_task(api, params, check_mode=False, diff_mode=False):
         err.result.setdefault("api_retries", getattr(client, "retries", 0) - retries_before)
         raise
     api_retries = getattr(client, "retries", 0) - retries_before
-    created = list(task.namespaces.created)
-    changed = any(vm.changed for vm in task.vms) or bool(created)
-    if params.get("vms") is None:
-        vm = task.vms[0]
-        res = task.vm_result(vm, diff_mode)
-        res.pop("name")
-        res.pop("namespace")
-        res["duration"] = round(duration, 3)
-        res["api_retries"] = api_retries
-        res["namespaces_created"] = created
-        res["changed"] = changed
-        if not diff_mode:
-            res.pop("diff", None)
-        elif created:
-            res["diff"] = dict(res.get("diff") or {"before": {}, "after": {}},
-                               after_header="namespace %s created" % ", ".join(created))
-        extra = [m for m in (task.task_error, task.timeout_msg) if m]
-        if extra:
-            res["failed"] = True
-            res["msg"] = " ".join(([res["msg"]] if res.get("msg") else []) + extra)
-        return bool(res.get("failed")), res
-    results = [task.vm_result(vm, diff_mode) for vm in task.vms]
-    out = {"changed": changed, "results": results, "duration": round(duration, 3), "api_retries": api_retries,
-           "namespaces_created": created,
-           "restart_required": [r["namespace"] + "/" + r["name"] for r in results if r.get("restart_required")]}
-    msg = task.outcome_message()
-    if msg:
-        out["msg"] = msg
-        out["failed"] = True
-    if diff_mode:
-        out["diff"] = {"before": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("before", {}))
-                                      for r in results if r["changed"]),
-                       "after": dict((r["namespace"] + "/" + (r["name"] or ""), (r.get("diff") or {}).get("after", {}))
-                                     for r in results if r["changed"])}
-        for ns in created:
-            # A space cannot occur in a namespace/name key, so these never collide with a VM's entry.
-            out["diff"]["before"]["Namespace " + ns] = {}
-            out["diff"]["after"]["Namespace " + ns] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
-    return bool(out.get("failed")), out
+    return _vm_report.task_result(task, params, duration, api_retries, diff_mode)

@@ -209,21 +209,6 @@ def test_defines_examples(given, expected):
     assert vs.defines(opts(**given)) is expected
 
 
-def test_defines_agrees_with_vm_apply_on_the_options_of_a_task():
-    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_apply
-
-    check = getattr(_vm_apply.VMTask, "_defines", None)
-    if check is None:
-        pytest.skip("_vm_apply no longer has its own _defines")
-
-    class VM(object):
-        def __init__(self, o):
-            self.opts = o
-    for option in vs.PER_VM_OPTIONS:
-        for value in PROBES:
-            assert bool(check(VM(opts(**{option: value})))) is vs.defines(opts(**{option: value})), (option, value)
-
-
 def test_derived_lists_come_from_the_table():
     names = tuple(o.name for o in vs.VM_OPTIONS)
     assert vs.PER_VM_OPTIONS == names
