@@ -65,14 +65,6 @@ def compat_run(tmp_path_factory):
     return _compare(runs)
 
 
-def _attribute(diffs):
-    """A ``changed`` difference the table does not list is explained by an intended difference of the same step
-    (e.g. kubevirt.core's write sends ``spec.running: true`` where ours writes nothing: row running-default)."""
-    rows = [d.row for d in diffs if d.row and not d.key.endswith(":result:changed")]
-    return [d._replace(row=rows[0]) if d.row is None and rows and d.key.endswith(":result:changed") else d
-            for d in diffs]
-
-
 def _compare(runs):
     table = Table.load()
     ref_index, our_index = runs["ref"][0], runs["our"][0]
@@ -88,7 +80,7 @@ def _compare(runs):
             ref_vm, our_vm = _load(ref_snap), _load(our_entry[2])
             found = list(compare.result_differences(step, ref_results.get(reg), our_results.get(reg), ref_ns, our_ns))
             found += list(compare.vm_differences(ref_vm, our_vm, ref_ns, our_ns))
-            out[name].append(Step(i, step, _attribute([Diff(key, a, b, table.match(key)) for key, a, b in found]),
+            out[name].append(Step(i, step, [Diff(key, a, b, table.match(key)) for key, a, b in found],
                                   ref_results.get(reg) or {}, our_results.get(reg) or {},
                                   (ref_vm or {}).get("object"), (our_vm or {}).get("object")))
     diffs = [d for steps in out.values() for step in steps for d in step.diffs]
