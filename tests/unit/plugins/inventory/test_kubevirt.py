@@ -1,5 +1,5 @@
-"""The plugin class: file names, applying host entries (groups, wrapping, filters, constructed) and parse with a
-fake API behind the client seam, including an in-memory cache hit that makes no call."""
+"""The plugin class: file names, applying host entries (groups, wrapping, filters, constructed) and parse on the real
+Client and Api over a fake urllib3 pool, including an in-memory cache hit that makes no request."""
 import pytest
 
 from ansible.errors import AnsibleError
@@ -9,13 +9,15 @@ from ansible.plugins.cache import CachePluginAdjudicator
 from ansible.plugins.inventory import BaseInventoryPlugin
 
 from ansible_collections.virtfleet.kubevirt.plugins.inventory import kubevirt as plugin_module
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils import _inventory_fetch as fetch_module
 from ansible_collections.virtfleet.kubevirt.plugins.inventory.kubevirt import HAS_DATA_TAGGING, InventoryModule
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import AUTH_OPTIONS, CLUSTER_OPTIONS
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import HostEntry
 
+from ..kube_fakes import FakePool, make_client
+from ..pool_routes import calls, serve_lists
 from .objects import service, vm, vmi
-from .test_fetch import FakeApi
 
 EVIL = "{{ 'EVALUATED' }}"
 
@@ -109,25 +111,26 @@ def test_constructed_features_apply(tmp_path):
     assert [h.name for h in inv.groups["app_db"].hosts] == ["b"]
 
 
-class FakeClient(object):
-    host = "https://api.example.com:6443"
+HOST = "https://api.example.com:6443"
 
 
-def fake_api_factory(calls):
-    def factory(client, page_size=500):
-        api = FakeApi({"virtualmachineinstances": [vmi("web", "prod", labels={"kubevirt.io/domain": "web"})],
-                       "virtualmachines": [vm("web", "prod")],
-                       "services": [service("web-ssh", "prod", selector={"kubevirt.io/domain": "web"})]})
-        api.client = client
-        api.calls = calls
-        return api
-    return factory
+def prod_cluster():
+    """A server with one VM in namespace prod and a NodePort Service for its SSH port."""
+    pool = FakePool()
+    serve_lists(pool, _kinds.VMI, [vmi("web", "prod", labels={"kubevirt.io/domain": "web"})])
+    serve_lists(pool, _kinds.VM, [vm("web", "prod")])
+    serve_lists(pool, _kinds.SERVICE, [service("web-ssh", "prod", selector={"kubevirt.io/domain": "web"})])
+    return pool
 
 
-def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
-    calls = []
-    monkeypatch.setattr(plugin_module, "client_from_plugin_options", lambda get_option: FakeClient())
-    monkeypatch.setattr(plugin_module, "Api", fake_api_factory(calls))
+def connect_to(monkeypatch, pool):
+    """The plugin's client is the real Client, over ``pool`` instead of the network."""
+    monkeypatch.setattr(plugin_module, "client_from_plugin_options", lambda get_option: make_client(pool, host=HOST))
+
+
+def test_parse_over_the_fake_pool_and_memory_cache(tmp_path, monkeypatch):
+    pool = prod_cluster()
+    connect_to(monkeypatch, pool)
     plugin = make_plugin(tmp_path, cache=True, create_groups=True)
     plugin._cache = CachePluginAdjudicator(plugin_name="memory")
     source = str(tmp_path / "kubevirt.yml")
@@ -136,16 +139,18 @@ def test_parse_with_fake_api_and_memory_cache(tmp_path, monkeypatch):
     assert (host.vars["ansible_host"], host.vars["ansible_port"]) == ("node01", 30022)
     groups = sorted(g.name for g in host.get_groups())
     assert groups == ["api_example_com_6443", "label_kubevirt_io_domain_web", "namespace_prod"]
-    assert len(calls) == 3
+    assert sorted(calls(pool, "limit")) == [("GET", path, "5000") for path in  # page_size defaults to 5000
+                                            sorted(k.path() for k in (_kinds.SERVICE, _kinds.VMI, _kinds.VM))]
     second = make_plugin(tmp_path, cache=True)
     second._cache = plugin._cache
     second.parse(second.inventory, second.loader, source, cache=True)
-    assert len(calls) == 3  # served from the cache
+    assert len(pool.requests) == 3  # served from the cache
     assert second.inventory.get_host("prod-web").vars["ansible_host"] == "node01"
     third = make_plugin(tmp_path, cache=True, namespaces=["prod"])
     third._cache = plugin._cache
     third.parse(third.inventory, third.loader, source, cache=True)
-    assert len(calls) == 6  # another selection: the cached entry does not match
+    # another selection: the cached entry does not match, the namespace is listed
+    assert sorted(r.path for r in pool.requests[3:]) == sorted(k.path("prod") for k in (_kinds.SERVICE, _kinds.VMI, _kinds.VM))
 
 
 class RecordingGc(object):
@@ -172,8 +177,7 @@ class RecordingGc(object):
 def test_gc_freeze_collects_only_when_garbage_can_exist(tmp_path, monkeypatch, options, frozen_before, expected):
     fake_gc = RecordingGc(frozen_before)
     monkeypatch.setattr(fetch_module, "gc", fake_gc)
-    monkeypatch.setattr(plugin_module, "client_from_plugin_options", lambda get_option: FakeClient())
-    monkeypatch.setattr(plugin_module, "Api", fake_api_factory([]))
+    connect_to(monkeypatch, prod_cluster())
     options = dict(options)
     options.setdefault("gc_freeze", True)
     if "compose" in options:
