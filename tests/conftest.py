@@ -35,6 +35,45 @@ def kubeapi(tmp_path_factory):
         emu.stop()
 
 
+def start_emulator(tmp_path_factory, name="kubeapi", objects=(), needs_hooks=False, **options):
+    """Start a private emulator in a fresh directory ``name`` and load ``objects`` into it (one bulk hook call,
+    statuses included, not in the request log).
+
+    ``options`` are ``tests.kubeapi.harness.Emulator``'s (tls, controllers, timing, nodes, guest_images, ...).
+    ``objects`` and any option value may be a callable, called here: object builders, and ``build_image`` for
+    guest images (which skips the test when QEMU tools are missing). ``needs_hooks``: skip when
+    VIRTFLEET_TEST_KUBECONFIG points the tests at a real cluster, which has no bulk hook.
+    """
+    if needs_hooks and os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
+        pytest.skip("these tests load data through the emulator's bulk hook")
+    from tests.kubeapi.harness import Emulator
+
+    options = {key: value() if callable(value) else value for key, value in options.items()}
+    objects = list(objects() if callable(objects) else objects)
+    emu = Emulator(tmp_path_factory.mktemp(name), **options)
+    emu.start()
+    if objects:
+        try:
+            emu._hook("POST", "bulk", {"objects": objects})  # pylint: disable=protected-access
+        except BaseException:
+            emu.stop()
+            raise
+    return emu
+
+
+@pytest.fixture(scope="module")
+def emu(request, tmp_path_factory):
+    """The test module's own emulator, as its ``EMULATOR`` dict (start_emulator's arguments) describes."""
+    config = getattr(request.module, "EMULATOR", None)
+    if config is None:
+        pytest.fail("%s uses the emu fixture but defines no EMULATOR" % request.module.__name__)
+    emulator = start_emulator(tmp_path_factory, **config)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
 def kubeapi_env(kubeapi, base=None):
     """Environment for subprocesses (ansible-playbook, kubectl) that should talk to `kubeapi`."""
     return kubeapi.env(base)

@@ -12,21 +12,14 @@ import uuid
 import pytest
 
 from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, ssh, wait_gone
-from tests.kubeapi.harness import Emulator, qemu_pids
+from tests.kubeapi.harness import qemu_pids
 from tests.summary import record
 
 pytestmark = pytest.mark.timeout(BOOT_TIMEOUT + 600)
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    image_dir = build_image()
-    emulator = Emulator(tmp_path_factory.mktemp("realguest"), controllers=("virt",), guest_images={IMAGE: image_dir})
-    emulator.start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+# The emu fixture (tests/conftest.py); the image is built (or the module skipped) when the fixture starts.
+EMULATOR = {"name": "realguest", "controllers": ("virt",), "guest_images": lambda: {IMAGE: build_image()}}
 
 
 def user_data(user, pubkey):

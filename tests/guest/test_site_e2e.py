@@ -22,7 +22,7 @@ import yaml
 
 from tests.guest.guest import BOOT_TIMEOUT, IMAGE, boot_seconds, build_image, keypair, ssh, wait_gone
 from tests.integration.test_kubevirt_install import CDI166, KV190
-from tests.kubeapi.harness import Emulator, qemu_pids
+from tests.kubeapi.harness import qemu_pids
 from tests.summary import record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,16 +35,9 @@ INSTALL = {"kubevirt_manifest_path": KV190, "kubevirt_version": "v1.9.0", "kubev
 pytestmark = pytest.mark.timeout(BOOT_TIMEOUT + 1500)
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    image_dir = build_image()
-    emulator = Emulator(tmp_path_factory.mktemp("site-e2e"), controllers=("virt", "cdi", "operators"),
-                        guest_images={IMAGE: image_dir})
-    emulator.start()
-    try:
-        yield emulator
-    finally:
-        emulator.stop()
+# The emu fixture (tests/conftest.py); the image is built (or the module skipped) when the fixture starts.
+EMULATOR = {"name": "site-e2e", "controllers": ("virt", "cdi", "operators"),
+            "guest_images": lambda: {IMAGE: build_image()}}
 
 
 def recaps(output):

@@ -4,27 +4,25 @@ The inventory tests use their own emulator without controllers, so the cluster-w
 exactly the objects a test loaded, and statuses stay as written (VMIs, VM and Service status included).
 """
 import json
-import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-import pytest
 import yaml
 
+from tests import conftest
 from tests.conftest import kubeapi_env
 
 BIN = Path(sys.executable).parent
 
 
+# The inventory tests' emulator: no controllers, so statuses stay as loaded; data goes in through the bulk hook.
+EMULATOR = {"name": "inventory-emu", "tls": True, "controllers": (), "needs_hooks": True}
+
+
 def start_emulator(tmp_path_factory, nodes=None):
-    if os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
-        pytest.skip("inventory integration tests load data through the emulator's bulk hook")
-    from tests.kubeapi.harness import Emulator
-    emu = Emulator(tmp_path_factory.mktemp("inventory-emu"), tls=True, controllers=(), nodes=nodes)
-    emu.start()
-    return emu
+    return conftest.start_emulator(tmp_path_factory, nodes=nodes, **EMULATOR)
 
 
 def load(emu, objects):

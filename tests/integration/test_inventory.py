@@ -5,7 +5,8 @@ import pytest
 
 from tests.unit.plugins.inventory.objects import node, service, vm, vmi
 
-from .inventory_support import load, namespace, run_inventory, run_play, start_emulator
+from .inventory_support import EMULATOR as INVENTORY_EMULATOR
+from .inventory_support import namespace, run_inventory, run_play
 
 PLUGIN_NAME = "virtfleet.kubevirt.kubevirt"
 EVIL = "{{ 'EVALUATED' }}"
@@ -54,12 +55,7 @@ def dataset():
     return objs
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    emulator = start_emulator(tmp_path_factory)
-    load(emulator, dataset())
-    yield emulator
-    emulator.stop()
+EMULATOR = dict(INVENTORY_EMULATOR, objects=dataset)   # the emu fixture (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")

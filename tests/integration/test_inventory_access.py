@@ -8,6 +8,7 @@ import pytest
 
 from tests.unit.plugins.inventory.objects import service, vm, vmi
 
+from .inventory_support import EMULATOR as INVENTORY_EMULATOR
 from .inventory_support import load, namespace, run_inventory, start_emulator
 
 PLUGIN = "virtfleet.kubevirt.kubevirt"
@@ -21,17 +22,16 @@ def bench_module():
     return module
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    emulator = start_emulator(tmp_path_factory)
+def dataset():
     objs = [namespace("acc-a"), namespace("acc-b")]
     for ns in ("acc-a", "acc-b"):
         for name in ("one", "two"):
             labels = {"kubevirt.io/domain": name}
             objs += [vm(name, ns), vmi(name, ns, labels=labels), service(name + "-ssh", ns, selector=labels)]
-    load(emulator, objs)
-    yield emulator
-    emulator.stop()
+    return objs
+
+
+EMULATOR = dict(INVENTORY_EMULATOR, objects=dataset)   # the emu fixture (tests/conftest.py)
 
 
 def token_env(emu, token):

@@ -7,12 +7,11 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from tests.conftest import COLLECTIONS
 from tests.unit.plugins.inventory.objects import vm, vmi
 
-from .inventory_support import base_env, load, namespace, start_emulator, write_source
+from .inventory_support import EMULATOR as INVENTORY_EMULATOR
+from .inventory_support import base_env, namespace, write_source
 
 CHILD = r"""
 import gc, json, sys, weakref
@@ -33,15 +32,14 @@ print(json.dumps({"first": first, "second": {"hosts": len(inventory.hosts), "fro
 """
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    emulator = start_emulator(tmp_path_factory)
+def dataset():
     objects = [namespace("gc-ns")]
     for i in range(20):
         objects += [vm("vm-%d" % i, "gc-ns"), vmi("vm-%d" % i, "gc-ns")]
-    load(emulator, objects)
-    yield emulator
-    emulator.stop()
+    return objects
+
+
+EMULATOR = dict(INVENTORY_EMULATOR, objects=dataset)   # the emu fixture (tests/conftest.py)
 
 
 def refresh_twice(emu, tmp_path, config):

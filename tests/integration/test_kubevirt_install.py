@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import kubeapi_env
+from tests.conftest import kubeapi_env, start_emulator
 from tests.integration.conftest import run_playbook, unique_namespace, vm_manifest
-from tests.kubeapi.harness import Emulator
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "install"
 KV184 = str(FIXTURES / "kubevirt-v1.8.4" / "kubevirt-operator.yaml")
@@ -25,16 +24,14 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
                                 reason="installs and uninstalls KubeVirt cluster-wide: emulator only")
 
 
-def start_cluster(tmp_path_factory, name):
-    emu = Emulator(tmp_path_factory.mktemp(name), controllers=("virt", "operators"), timing="fast")
-    emu.start()
-    return emu
+EMULATOR = {"controllers": ("virt", "operators"), "timing": "fast"}
 
 
 @pytest.fixture(scope="class")
 def emu(tmp_path_factory, request):
-    """One emulator per test class (the classes below run in order: each is one cluster's story)."""
-    emu = start_cluster(tmp_path_factory, request.cls.__name__.lower())
+    """One emulator per test class (the classes below run in order: each is one cluster's story): the shared
+    fixture is per module, so this one overrides it with the same factory and EMULATOR."""
+    emu = start_emulator(tmp_path_factory, request.cls.__name__.lower(), **EMULATOR)
     yield emu
     emu.stop()
 

@@ -10,7 +10,6 @@ import pytest
 
 from tests.conftest import kubeapi_env
 from tests.integration.test_kubevirt_install import CDI166, KV190, KV_PATH, WRITES
-from tests.kubeapi.harness import Emulator
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "install_kubevirt.yml"
@@ -19,12 +18,7 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
                                 reason="installs KubeVirt cluster-wide: emulator only")
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    emu = Emulator(tmp_path_factory.mktemp("install-role"), controllers=("virt", "operators"), timing="fast")
-    emu.start()
-    yield emu
-    emu.stop()
+EMULATOR = {"name": "install-role", "controllers": ("virt", "operators"), "timing": "fast"}   # the emu fixture
 
 
 def run(emu, tmp_path, extra, inventory="localhost,"):

@@ -17,7 +17,6 @@ import yaml
 
 from tests.conftest import kubeapi_env
 from tests.integration.test_kubevirt_install import CDI166, KV190, WRITES
-from tests.kubeapi.harness import Emulator
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOKS = REPO / "playbooks"
@@ -28,12 +27,7 @@ pytestmark = pytest.mark.skipif(bool(os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
                                 reason="installs KubeVirt cluster-wide: emulator only")
 
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory):
-    emu = Emulator(tmp_path_factory.mktemp("site"), controllers=("virt", "cdi", "operators"), timing="fast")
-    emu.start()
-    yield emu
-    emu.stop()
+EMULATOR = {"name": "site", "controllers": ("virt", "cdi", "operators"), "timing": "fast"}   # the emu fixture
 
 
 def namespace(emu):
