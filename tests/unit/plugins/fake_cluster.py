@@ -256,6 +256,8 @@ class FakeCluster:
                 raise Refused(400, 'BadRequest', 'PATCH requests with apply content type must set fieldManager')
             # The simple way: the applied configuration becomes the object (no managed fields).
             return self._write(plural, ns, name, copy.deepcopy(req.body), old, dry, code=200 if old else 201)
+        if kind not in ('merge', 'json'):
+            raise Refused(415, 'UnsupportedMediaType', 'the body of the request was in an unknown format')
         try:
             new = merge_patch(old, req.body) if kind == 'merge' else json_patch(old, req.body)
         except PatchError as err:
