@@ -34,6 +34,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import 
     TransportError,
     describe_http_error,
     describe_transport_error,
+    input_rejected,
 )
 
 IMPORT_ERROR = None
@@ -460,7 +461,8 @@ class Client(object):
                     continue
                 raise TransportError(msg + self._gave_up(attempt), cause=exc, retryable=retryable)
             if resp.status >= 400:
-                if self.retry.should_retry(method, attempt, status=resp.status, idempotent=idempotent) \
+                if not input_rejected(resp.status, data) and \
+                        self.retry.should_retry(method, attempt, status=resp.status, idempotent=idempotent) \
                         and self.backoff(attempt, str(resp.status), resp.headers.get('Retry-After')):
                     continue
                 raise ApiError(describe_http_error(resp.status, data, method, path, host=self.host, verb=verb,

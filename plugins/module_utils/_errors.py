@@ -118,6 +118,16 @@ def _where(namespace):
     return 'namespace "%s"' % namespace if namespace else 'all namespaces (cluster scope)'
 
 
+# kube-apiserver answers a server-side apply whose body does not fit the schema (an unknown field, a wrong type) with a
+# 500 whose message starts so (an upstream bug: it is the request, not the server). Retrying cannot help.
+_TYPED_PATCH = 'failed to create typed patch object'
+
+
+def input_rejected(status, body):
+    """True for an error answer that is about the request's content even though its status says server error."""
+    return status == 500 and _TYPED_PATCH in ((parse_status(body) or {}).get('message') or '')
+
+
 def describe_http_error(status, body, method, path, host=None, verb=None, resource=None, namespace=None):
     """Turn an HTTP error answer into one sentence that names the cause and the option to change."""
     st = parse_status(body)
@@ -139,6 +149,11 @@ def describe_http_error(status, body, method, path, host=None, verb=None, resour
         return 'The API server rejected %s as invalid (422): %s' % (what, server_msg or 'no details given.')
     if status == 429:
         return 'The API server kept throttling requests (429 Too Many Requests) for %s; retry later.' % what
+    if input_rejected(status, body):
+        # "failed to create typed patch object (ns/name; group/v1, Kind=X): .spec.foo: field not declared in schema"
+        detail = server_msg.split('): ', 1)[-1]
+        return ('The API server rejected the server-side apply of %s: %s. Fix or remove that field in the declaration '
+                '(kube-apiserver reports this as a 500).' % (what, detail.rstrip('.')))
     if status >= 500:
         return ('The API server failed on %s %s (%s)%s; retries did not help.'
                 % (method, path, status, (': %s' % server_msg) if server_msg else ''))

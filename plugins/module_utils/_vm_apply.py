@@ -21,6 +21,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _namespaces
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_report
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_spec as vs
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import api_missing
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import (
     ApiError,
     KubeVirtError,
@@ -397,6 +398,13 @@ class VMTask(object):
                 backoff = getattr(client, "backoff", None)
                 if backoff is not None and backoff(attempt, "lost-restart"):
                     continue
+            if api_missing(error):
+                # The VM exists (it was just read): what is missing is virt-api's aggregated API.
+                vm.fail("Cannot %s VM %s: the API server does not serve KubeVirt's subresource API (%s/%s, answered "
+                        "404): virt-api is not running or its APIService is not Available; check `kubectl get "
+                        "apiservice %s.%s` and the virt-api pods." % (vm.action, vm.label, sub.group, sub.version,
+                                                                     sub.version, sub.group))
+                return
             vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, error.msg))
             return
 
@@ -450,8 +458,13 @@ class VMTask(object):
             store, done = self._watch(self.kind, ns, group, lambda vm, obj: self.satisfied(vm, obj, vm.vmi))
             ok = done and ok
             for vm in group:
-                if vm.target != "gone":
-                    vm.result = store.get(vm.name, ns) or vm.result
+                obj = store.get(vm.name, ns)
+                settled = self.satisfied(vm, obj, vm.vmi) and (vm.target not in ("stopped", "restarted")
+                                                               or self._vmi_settled(vm, vm.vmi))
+                vm.stage = SETTLED if settled else (ACTED if vm.acted else WRITTEN)
+                if obj is not None:
+                    # After a delete: what still exists (a finalizer holds it), else the server's answer stays.
+                    vm.result = obj
         return ok
 
     def _vmi_settled(self, vm, vmi):
@@ -488,6 +501,7 @@ class VMTask(object):
                 vm.target = "observed"
             self.wait_for(observe)
             for vm in observe:
+                vm.stage = WRITTEN      # the controller's verdict is in; the lifecycle part comes next
                 vm.target = saved[id(vm)]
                 vm.restart_required = cmp.is_true(vm.result, "RestartRequired")
         if self.restart_if_required:
@@ -500,13 +514,9 @@ class VMTask(object):
         for vm in self.vms:
             self.act(vm)
         if waiting:
-            ok = self.wait_for(self.vms)
-            if not ok:
-                self.timeout_msg = _vm_report.timeout_message(self)
-            for vm in self.vms:
-                if vm.target and vm.stage != FAILED and self.satisfied(
-                        vm, None if vm.target == "gone" and ok else vm.result, vm.vmi):
-                    vm.stage = SETTLED
+            self.wait_for(self.vms)
+            # A VM whose wait did not end in its target is named, whatever the store says overall.
+            self.timeout_msg = _vm_report.timeout_message(self)
 
 
 def resolve_items(params):

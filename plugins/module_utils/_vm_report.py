@@ -44,12 +44,7 @@ def outcome_message(task):
     return " ".join(parts)
 
 def timeout_message(task):
-    pending = []
-    for vm in task.vms:
-        if vm.error or not vm.target or not vm.name:
-            continue
-        if not task.satisfied(vm, None if vm.target == "gone" and not vm.result else vm.result, vm.vmi):
-            pending.append(vm)
+    pending = [vm for vm in task.vms if vm.target and vm.name and not vm.error and vm.stage != "settled"]
     if not pending:
         return None
     goal = {"ready": "Ready", "restarted": "Ready with a new VMI", "stopped": "stopped (VMI gone)",
@@ -57,7 +52,7 @@ def timeout_message(task):
     dvs = _data_volumes(task.api, pending)
     parts = []
     for vm in pending[:MAX_NAMED]:
-        state = describe_state(vm.result) if vm.target != "gone" else "still exists"
+        state = describe_state(vm.result) if vm.target != "gone" else "still exists%s" % _held_by(vm.result)
         vmi = "VMI %s" % ((vm.vmi.get("status") or {}).get("phase") or "without phase") if vm.vmi else "no VMI"
         words = ["%s waiting to be %s: %s, %s" % (vm.label, goal.get(vm.target, vm.target), state, vmi)]
         for tmpl in ((vm.result or {}).get("spec") or {}).get("dataVolumeTemplates") or []:
@@ -67,6 +62,11 @@ def timeout_message(task):
     more = " and %d more" % (len(pending) - MAX_NAMED) if len(pending) > MAX_NAMED else ""
     return ("Timed out after %ss waiting for %d of %d VMs: %s%s. Increase wait_timeout or check why they are not there."
             % (task.wait_timeout, len(pending), len([v for v in task.vms if v.target]), "; ".join(parts), more))
+
+def _held_by(obj):
+    finalizers = ((obj or {}).get("metadata") or {}).get("finalizers") or []
+    return " (finalizers: %s)" % ", ".join(finalizers) if finalizers else ""
+
 
 def _data_volumes(api, pending):
     """DataVolumes of VMs that time out: one list per namespace, only on this failure path."""

@@ -1,0 +1,76 @@
+"""Behaviour a real kube-apiserver showed (issue #15's findings), asserted through the modules on the emulator.
+
+Each test here is a defect that the emulator once hid: the product is fixed and the emulator now behaves like
+kube-apiserver v1.32 for it (see tests/kubeapi/README.md, "Fidelity with kube-apiserver").
+"""
+import uuid
+
+import pytest
+
+from .test_kubevirt_vm import VMS, play, vm_task
+
+
+@pytest.fixture
+def ns(kubeapi):
+    name = "real-" + uuid.uuid4().hex[:8]
+    kubeapi.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+def test_absent_wait_that_times_out_on_a_finalizer_fails_and_says_so(kubeapi, ansible_env, tmp_path, ns):
+    """A VM held by a finalizer is not gone when wait_timeout passes: the task fails naming the finalizer."""
+    vm = dict(name="held", namespace=ns, memory="64Mi", boot_disk={"container_image": "img"}, run_strategy="Halted")
+    r = play(ansible_env, tmp_path, [vm_task("up", **vm)], name="up")
+    assert not r["up"].get("failed"), r["up"]
+    path = VMS % ns + "/held"
+    kubeapi._shortcut("PATCH", path, {"metadata": {"finalizers": ["example.com/hold"]}},  # pylint: disable=protected-access
+                      content_type="application/merge-patch+json")
+    try:
+        r = play(ansible_env, tmp_path, [vm_task("gone", state="absent", wait=True, wait_timeout=3, name="held",
+                                                 namespace=ns, ignore_errors=True)], name="gone")
+        gone = r["gone"]
+        assert gone.get("failed") is True and gone["changed"] is True
+        assert "Timed out after 3s" in gone["msg"] and "still exists (finalizers: example.com/hold)" in gone["msg"]
+        assert kubeapi.get_object(path)["metadata"]["deletionTimestamp"]
+    finally:
+        kubeapi._shortcut("PATCH", path, {"metadata": {"finalizers": None}},  # pylint: disable=protected-access
+                          content_type="application/merge-patch+json")
+
+
+def test_a_server_side_apply_with_an_unknown_field_is_the_users_error_not_retried(kubeapi, ansible_env, tmp_path, ns):
+    """kube-apiserver answers such an apply with 500 "failed to create typed patch object": no retry, one sentence."""
+    mark = kubeapi.mark()
+    r = play(ansible_env, tmp_path, [vm_task("bad", name="typo", namespace=ns, full_ownership=True, run_strategy="Halted",
+                                             spec={"domain": {"devices": {}, "cpuu": {"cores": 1}}},
+                                             ignore_errors=True)], name="bad")
+    bad = r["bad"]
+    assert bad.get("failed") is True and bad["api_retries"] == 0
+    assert bad["msg"] == (
+        "The API server rejected the server-side apply of VirtualMachine %s/typo: "
+        ".spec.template.spec.domain.cpuu: field not declared in schema. Fix or remove that field in the declaration "
+        "(kube-apiserver reports this as a 500)." % ns)
+    applies = [e for e in kubeapi.requests(since=mark) if e["method"] == "PATCH"]
+    assert [e["status"] for e in applies] == [500]
+    assert kubeapi.get_object(VMS % ns + "/typo") is None
+
+
+def test_start_without_kubevirts_subresource_api_names_the_missing_api(tmp_path_factory, tmp_path):
+    """The VM exists; what answers 404 is the missing subresources.kubevirt.io API (virt-api not running)."""
+    from tests.conftest import kubeapi_env, start_emulator
+
+    emu = start_emulator(tmp_path_factory, "no-virt-api", controllers=())
+    try:
+        env = kubeapi_env(emu)
+        vm = dict(name="idle", namespace="default", memory="64Mi", boot_disk={"container_image": "img"},
+                  run_strategy="Halted")
+        r = play(env, tmp_path, [vm_task("up", **vm), vm_task("start", name="idle", namespace="default",
+                                                              state="started", ignore_errors=True)], name="start")
+        assert not r["up"].get("failed"), r["up"]
+        start = r["start"]
+        assert start.get("failed") is True
+        assert start["msg"] == (
+            "Cannot start VM default/idle: the API server does not serve KubeVirt's subresource API "
+            "(subresources.kubevirt.io/v1, answered 404): virt-api is not running or its APIService is not Available; "
+            "check `kubectl get apiservice v1.subresources.kubevirt.io` and the virt-api pods.")
+    finally:
+        emu.stop()
