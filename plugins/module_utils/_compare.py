@@ -91,14 +91,15 @@ def _named(items):
     return (isinstance(items, list) and items and all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items))
 
 
-def differences(desired, live, path="", extra_ok=True):
+def differences(desired, live, path="", extra_ok=True, omitted_zero=False):
     """Paths where `live` does not satisfy `desired` (empty list: nothing to change).
 
     Dicts: every desired key must be satisfied; live may have more keys. Lists of named objects (disks,
     interfaces, volumes, networks, ...): each desired element must be satisfied by the live element of the
     same name, in the same relative order; live may hold more elements (a webhook's default disk) unless
     ``extra_ok`` is false, as for a JSON merge patch, which replaces a list whole. Other lists: same length,
-    element by element. An empty desired dict is satisfied by any dict.
+    element by element. An empty desired dict is satisfied by any dict. With ``omitted_zero`` (built-in kinds) a
+    desired zero value (false, 0, "") is satisfied by its absence: the server does not store it.
     """
     if isinstance(desired, dict):
         if not isinstance(live, dict):
@@ -107,11 +108,11 @@ def differences(desired, live, path="", extra_ok=True):
         for key, value in desired.items():
             sub = "%s.%s" % (path, key) if path else key
             if key not in live:
-                if value is None:
+                if value is None or (omitted_zero and _zero(value)):
                     continue
                 out.append(sub)
                 continue
-            out.extend(differences(value, live[key], sub, extra_ok))
+            out.extend(differences(value, live[key], sub, extra_ok, omitted_zero))
         return out
     if isinstance(desired, list):
         if not isinstance(live, list):
@@ -129,13 +130,13 @@ def differences(desired, live, path="", extra_ok=True):
                     out.append(sub)
                     continue
                 last = pos
-                out.extend(differences(item, live[pos], sub, extra_ok))
+                out.extend(differences(item, live[pos], sub, extra_ok, omitted_zero))
             return out
         if len(desired) != len(live):
             return [path]
         out = []
         for pos, (want, have) in enumerate(zip(desired, live)):
-            out.extend(differences(want, have, "%s[%d]" % (path, pos), extra_ok))
+            out.extend(differences(want, have, "%s[%d]" % (path, pos), extra_ok, omitted_zero))
         return out
     if isinstance(desired, bool) != isinstance(live, bool):
         return [path]
@@ -146,6 +147,10 @@ def differences(desired, live, path="", extra_ok=True):
             return []
         return [path]
     return []
+
+
+def _zero(value):
+    return value is False or value == "" or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0)
 
 
 def digest(manifest):
@@ -166,7 +171,7 @@ def with_digest(manifest, value):
     return out
 
 
-def needs_apply(desired, live, hidden_fields=None):
+def needs_apply(desired, live, hidden_fields=None, omitted_zero=False):
     """(needed, reasons): does `live` (or its absence) require applying `desired` (which carries its digest)?"""
     if live is None:
         return True, ["does not exist"]
@@ -174,7 +179,7 @@ def needs_apply(desired, live, hidden_fields=None):
     have = hide_fields(live, hidden_fields)
     for obj in (want, have):
         obj.pop("status", None)
-    diffs = differences(want, have)
+    diffs = differences(want, have, omitted_zero=omitted_zero)
     return bool(diffs), diffs
 
 

@@ -30,6 +30,12 @@ class Kind(object):
     def api_version(self):
         return '%s/%s' % (self.group, self.version) if self.group else self.version
 
+    @property
+    def builtin(self):
+        """A Kubernetes type (core or a *.k8s.io group), not a custom resource: the server stores it through Go types,
+        whose ``omitempty`` fields holding a zero value (false, 0, "") read back absent."""
+        return '.' not in self.group or self.group.endswith('.k8s.io')
+
     def with_api_version(self, api_version):
         """The same kind under another ``group/version`` (the modules' ``api_version`` option)."""
         if not api_version or api_version == self.api_version:

@@ -229,7 +229,8 @@ class Engine(object):
         if mode == REPLACE:
             return self._replace(kind, desired, live, namespace)
         if mode == OWNED:
-            needed, _why = cmp.needs_apply(declared(desired), live, self.hidden)
+            # Compared with what the server stores: a built-in kind drops omitempty zero values (false, 0, "").
+            needed, _why = cmp.needs_apply(declared(desired), live, self.hidden, omitted_zero=kind.builtin)
             if not needed:
                 return Outcome("unchanged", live, live)
             after = self._apply(kind, desired, namespace)

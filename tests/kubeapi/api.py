@@ -157,6 +157,10 @@ class Api:
     def _finish(self, rtype, obj):
         """Kind-specific normalisation done by the real registry strategies."""
         key = rtype.key
+        for field in OMITTED_ZERO.get(key, ()):
+            # A Go field with `omitempty` and its zero value is not stored: it reads back absent.
+            if field in obj and obj[field] in (False, 0, "", None) and not isinstance(obj[field], float):
+                del obj[field]
         if key == ("", "secrets"):
             sd = obj.pop("stringData", None)
             if sd:
@@ -601,6 +605,11 @@ def _same(a, b):
 
 
 _PARTIAL = {}
+
+
+# Top-level fields of built-in kinds declared `omitempty` in the Go API types whose zero value the server drops
+# (seen on realk8s: PriorityClass `globalDefault: false` reads back absent). Only those our manifests carry.
+OMITTED_ZERO = {("scheduling.k8s.io", "priorityclasses"): ("globalDefault",)}
 
 
 def _expected(message):

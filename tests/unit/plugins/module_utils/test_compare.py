@@ -143,3 +143,20 @@ def test_template_changed_and_conditions():
     assert cmp.template_changed(live, other) and not cmp.template_changed(live, live)
     obj = {"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "RestartRequired", "status": "False"}]}}
     assert cmp.is_true(obj, "Ready") and not cmp.is_true(obj, "RestartRequired") and not cmp.is_true(obj, "Paused")
+
+
+@pytest.mark.parametrize("desired,live,omitted_zero,expected", [
+    ({"globalDefault": False, "value": 1}, {"value": 1}, True, []),      # the server dropped the zero value
+    ({"globalDefault": False, "value": 1}, {"value": 1}, False, ["globalDefault"]),
+    ({"globalDefault": True}, {}, True, ["globalDefault"]),                # not a zero value: must be stored
+    ({"spec": {"replicas": 0}}, {"spec": {"replicas": 3}}, True, ["spec.replicas"]),  # present and different
+    ({"spec": {"paused": "", "n": 0}}, {"spec": {}}, True, []),
+])
+def test_omitted_zero_values_of_builtin_kinds(desired, live, omitted_zero, expected):
+    assert cmp.differences(desired, live, omitted_zero=omitted_zero) == expected
+
+
+def test_builtin_kinds():
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
+    assert [k.builtin for k in (_kinds.NAMESPACE, _kinds.DEPLOYMENT, _kinds.PRIORITYCLASS, _kinds.CLUSTERROLE,
+                                _kinds.CRD, _kinds.VM, _kinds.CDI)] == [True, True, True, True, True, False, False]
