@@ -182,6 +182,8 @@ options:
     description:
       - By default, namespaces the credentials may not read are skipped with one warning each. Set to C(true) to
         fail instead.
+      - A namespace where only C(services) may not be listed is not skipped. Its VMs are listed without Service
+        addresses, with one warning, whatever this option says.
     type: bool
     default: false
   page_size:

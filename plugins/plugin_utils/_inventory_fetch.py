@@ -196,6 +196,14 @@ class ClusterFetcher(object):
                                    "version it serves." % (self._label(), kind.api_version))
             for namespace in denied:
                 forbidden.setdefault(namespace, []).append(kind.plural)
+        no_services = sorted(ns for ns, plurals in forbidden.items() if plurals == [_kinds.SERVICE.plural])
+        if no_services:
+            # The VMs there are still readable: list them, addressed without Services (one warning for all).
+            for namespace in no_services:
+                del forbidden[namespace]
+            self.warn("%sThe credentials may not list services in namespace(s) %s (403 Forbidden): their VMs are listed "
+                      "without Service addresses (the load_balancer and node_port strategies do not apply there); grant "
+                      "read access to services to use them." % (self._label(), ", ".join(no_services)))
         if forbidden:
             self._report_forbidden(forbidden)
             skip = set(forbidden)

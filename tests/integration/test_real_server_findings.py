@@ -74,3 +74,34 @@ def test_start_without_kubevirts_subresource_api_names_the_missing_api(tmp_path_
             "check `kubectl get apiservice v1.subresources.kubevirt.io` and the virt-api pods.")
     finally:
         emu.stop()
+
+
+def test_inventory_lists_vms_where_only_services_are_forbidden(tmp_path_factory, tmp_path):
+    """Credentials that may read VMs and VMIs but not Services: the namespace's VMs are hosts, without Service
+    addresses, and one warning says why (it used to be skipped whole: zero hosts)."""
+    from tests.conftest import start_emulator
+    from tests.unit.plugins.inventory.objects import service, vm, vmi
+
+    from .inventory_support import EMULATOR, namespace, run_inventory
+    from .test_inventory_access import token_env
+
+    ns = "nosvc"
+    labels = {"kubevirt.io/domain": "web"}
+    # The inventory tests' emulator (no controllers): the loaded VMI stays as loaded.
+    options = dict(EMULATOR, name="nosvc")
+    emu = start_emulator(tmp_path_factory, objects=[namespace(ns), vm("web", ns), vmi("web", ns, labels=labels),
+                                                    service("web-ssh", ns, selector=labels)], **options)
+    try:
+        emu.add_token("vm-reader", namespaces=[ns], verbs=["get", "list", "watch"],
+                      resources=["virtualmachines", "virtualmachineinstances"])
+        run = run_inventory(emu, tmp_path, {"plugin": "virtfleet.kubevirt.kubevirt", "namespaces": [ns]},
+                            env=token_env(emu, "vm-reader"))
+        assert run.rc == 0, run.stderr
+        assert run.hosts() == ["nosvc-web"], run.stderr
+        host = run.hostvars["nosvc-web"]
+        assert host["vm_address_source"] == "first_interface" and host["ansible_host"] == "10.0.0.1"
+        assert run.err.count("may not list services in namespace(s) nosvc (403 Forbidden)") == 1
+        assert "Skipping namespace" not in run.err
+        assert [r["status"] for r in run.requests if r["path"].endswith("/services")] == [403]
+    finally:
+        emu.stop()
