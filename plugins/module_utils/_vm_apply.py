@@ -197,7 +197,10 @@ class VMTask(object):
     # --- deciding and writing -----------------------------------------------------------------------------
     def _plan_write(self, vm):
         """(desired object, engine mode, keyword arguments of Engine.ensure) for this VM."""
-        if not self.full_ownership:
+        # Full ownership takes over what a task declares; a task on an existing VM that declares no body (only
+        # labels, annotations or the run state) writes just those: applying it whole would remove the template
+        # this manager applied earlier, and a VM without devices is refused (422, devices must be an object).
+        if not self.full_ownership or (vm.live is not None and not vs.declares_body(vm.opts)):
             # Defaults no option names (the pod network) only go into a VM that is created.
             desired = vs.build_vm(vm.opts, vm.state, vm.live, self.api_version, implied=vm.live is None or self.force)
             if vm.live is not None and self.force:

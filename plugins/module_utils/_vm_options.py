@@ -39,15 +39,17 @@ VMOption = namedtuple("VMOption", [
     "excludes_definition",  # mutually exclusive with `definition`, which replaces it
     "convenience",  # builds the VM's template from parts (beyond kubevirt.core's raw `spec`)
     "merged",      # a dict whose `vms` item keys merge over the shared default instead of replacing it
+    "body",        # declares the VM's body (its template, instance type, data volumes), not only labels or run state
 ])
 
 
-def _option(name, spec, item_only=False, defines=None, excludes_definition=False, convenience=False, merged=False):
-    return VMOption(name, spec, item_only, defines, excludes_definition, convenience, merged)
+def _option(name, spec, item_only=False, defines=None, excludes_definition=False, convenience=False, merged=False,
+            body=False):
+    return VMOption(name, spec, item_only, defines, excludes_definition, convenience, merged, body)
 
 
 def _convenience(name, spec, merged=False):
-    return _option(name, spec, defines=GIVEN, excludes_definition=True, convenience=True, merged=merged)
+    return _option(name, spec, defines=GIVEN, excludes_definition=True, convenience=True, merged=merged, body=True)
 
 
 def _boot_disk_spec():
@@ -81,13 +83,14 @@ VM_OPTIONS = (
     _option("generate_name", dict(type="str"), excludes_definition=True),
     _option("namespace", dict(type="str")),
     _option("state", dict(type="str", choices=STATES), item_only=True),
-    _option("definition", dict(type="dict", aliases=["resource_definition"]), defines=TRUTHY),
+    _option("definition", dict(type="dict", aliases=["resource_definition"]), defines=TRUTHY, body=True),
     _option("labels", dict(type="dict"), defines=TRUTHY, excludes_definition=True, merged=True),
     _option("annotations", dict(type="dict"), defines=TRUTHY, excludes_definition=True, merged=True),
-    _option("instancetype", dict(type="dict"), defines=TRUTHY, excludes_definition=True),
-    _option("preference", dict(type="dict"), defines=TRUTHY, excludes_definition=True),
-    _option("data_volume_templates", dict(type="list", elements="dict"), defines=TRUTHY, excludes_definition=True),
-    _option("spec", dict(type="dict"), defines=TRUTHY, excludes_definition=True),
+    _option("instancetype", dict(type="dict"), defines=TRUTHY, excludes_definition=True, body=True),
+    _option("preference", dict(type="dict"), defines=TRUTHY, excludes_definition=True, body=True),
+    _option("data_volume_templates", dict(type="list", elements="dict"), defines=TRUTHY, excludes_definition=True,
+            body=True),
+    _option("spec", dict(type="dict"), defines=TRUTHY, excludes_definition=True, body=True),
     _option("running", dict(type="bool"), defines=NOT_NONE, excludes_definition=True),
     _option("run_strategy", dict(type="str", choices=RUN_STRATEGIES), defines=TRUTHY, excludes_definition=True),
     _convenience("cpu", dict(type="dict", options=dict(
@@ -159,6 +162,12 @@ def vm_option_rules():
 def uses_convenience(p):
     """True when one VM's options (a dict, missing keys mean not given) use a convenience option."""
     return any(_DEFINES_TESTS[GIVEN](p.get(opt)) for opt in CONVENIENCE_OPTIONS)
+
+
+def declares_body(opts):
+    """True when one VM's options declare its body (template, instance type, data volumes), not only its labels,
+    annotations or run state: what a full-ownership apply may take over."""
+    return any(_DEFINES_TESTS[o.defines](opts.get(o.name)) for o in VM_OPTIONS if o.body)
 
 
 def defines(opts):

@@ -21,7 +21,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import In
 # The per-VM option table and what is derived from it (names kept importable from here).
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_options import (  # noqa: F401 pylint: disable=unused-import
     CONVENIENCE_OPTIONS, DEFINITION_EXCLUSIVE, EVICTION_STRATEGIES, MERGED_DICT_OPTIONS, PER_VM_OPTIONS, RUN_STRATEGIES,
-    STATES, VM_OPTIONS, defines, uses_convenience, vm_option_rules, vm_option_spec,
+    STATES, VM_OPTIONS, declares_body, defines, uses_convenience, vm_option_rules, vm_option_spec,
 )
 
 VM_KIND = "VirtualMachine"

@@ -105,3 +105,20 @@ def test_inventory_lists_vms_where_only_services_are_forbidden(tmp_path_factory,
         assert [r["status"] for r in run.requests if r["path"].endswith("/services")] == [403]
     finally:
         emu.stop()
+
+
+def test_full_ownership_lifecycle_task_naming_only_the_run_strategy_keeps_the_template(kubeapi, ansible_env, tmp_path,
+                                                                                      ns):
+    """kube-apiserver refused the apply that emptied spec.template.spec.domain.devices (422: must be of type object)."""
+    vm = dict(name="owned", namespace=ns, memory="64Mi", boot_disk={"container_image": "img"}, full_ownership=True)
+    r = play(ansible_env, tmp_path, [
+        vm_task("up", run_strategy="Halted", **vm),
+        vm_task("stop", name="owned", namespace=ns, state="stopped", run_strategy="Halted", full_ownership=True),
+        vm_task("start", name="owned", namespace=ns, state="started", run_strategy="Always", full_ownership=True,
+                ignore_errors=True),
+    ], name="owned")
+    assert [r[t].get("failed", False) for t in ("up", "stop", "start")] == [False, False, False], r["start"].get("msg")
+    assert (r["stop"]["changed"], r["start"]["changed"]) == (False, True)
+    spec = kubeapi.get_object(VMS % ns + "/owned")["spec"]
+    assert spec["runStrategy"] == "Always"
+    assert [d["name"] for d in spec["template"]["spec"]["domain"]["devices"]["disks"]] == ["rootdisk"]
