@@ -438,6 +438,9 @@ options:
         annotation C(virtfleet.kubevirt/applied-digest) to see, without a request, that an option was dropped.
         Fields that other tools, webhooks and controllers set (MAC addresses, firmware UUID, machine type) stay.
       - Off by default, when only the fields a task gives are written (see the description).
+      - A task on an existing VM that gives no body (no O(spec), O(definition), O(instancetype), O(preference),
+        O(data_volume_templates) or convenience option such as O(memory)), for example O(state=stopped) with
+        O(run_strategy), writes only what it gives, as without this option. A VM without its template is not valid.
       - Mutually exclusive with O(force).
     type: bool
     default: false
