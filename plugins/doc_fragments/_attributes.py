@@ -52,4 +52,3 @@ attributes:
     description: A second run with the same options reports no change and sends no write request.
     support: full
 '''
-

@@ -577,4 +577,3 @@ class Installer(object):
         if self.diff_mode:
             result['diff'] = self.diff
         return result
-

@@ -285,8 +285,10 @@ class Engine(object):
         """
         spaces = self.namespaces
         if self._pending(kind, namespace) or (spaces is not None and namespace in spaces.missing):
-            return dict(desired, metadata=dict(desired.get("metadata") or {}, **({"namespace": namespace}
-                                                                                if namespace else {})))
+            meta = dict(desired.get("metadata") or {})
+            if namespace:
+                meta["namespace"] = namespace
+            return dict(desired, metadata=meta)
         if spaces is not None and namespace in spaces.failed:
             raise spaces.failed[namespace]
         try:

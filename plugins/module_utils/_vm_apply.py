@@ -403,10 +403,10 @@ class VMTask(object):
                     continue
             if api_missing(error):
                 # The VM exists (it was just read): what is missing is virt-api's aggregated API.
+                api = (sub.group, sub.version, sub.version, sub.group)
                 vm.fail("Cannot %s VM %s: the API server does not serve KubeVirt's subresource API (%s/%s, answered "
                         "404): virt-api is not running or its APIService is not Available; check `kubectl get "
-                        "apiservice %s.%s` and the virt-api pods." % (vm.action, vm.label, sub.group, sub.version,
-                                                                     sub.version, sub.group))
+                        "apiservice %s.%s` and the virt-api pods." % ((vm.action, vm.label) + api))
                 return
             vm.fail("Cannot %s VM %s: %s" % (vm.action, vm.label, error.msg))
             return

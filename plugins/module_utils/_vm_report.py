@@ -43,6 +43,7 @@ def outcome_message(task):
         parts.append("No other VM was declared.")
     return " ".join(parts)
 
+
 def timeout_message(task):
     pending = [vm for vm in task.vms if vm.target and vm.name and not vm.error and vm.stage != "settled"]
     if not pending:
@@ -63,6 +64,7 @@ def timeout_message(task):
     return ("Timed out after %ss waiting for %d of %d VMs: %s%s. Increase wait_timeout or check why they are not there."
             % (task.wait_timeout, len(pending), len([v for v in task.vms if v.target]), "; ".join(parts), more))
 
+
 def _held_by(obj):
     finalizers = ((obj or {}).get("metadata") or {}).get("finalizers") or []
     return " (finalizers: %s)" % ", ".join(finalizers) if finalizers else ""
@@ -79,6 +81,7 @@ def _data_volumes(api, pending):
         for dv in items:
             out[(ns, (dv.get("metadata") or {}).get("name"))] = dv
     return out
+
 
 def vm_result(vm, hidden, with_diff):
     out = {

@@ -82,15 +82,14 @@ def test_inventory_lists_vms_where_only_services_are_forbidden(tmp_path_factory,
     from tests.conftest import start_emulator
     from tests.unit.plugins.inventory.objects import service, vm, vmi
 
-    from .inventory_support import EMULATOR, namespace, run_inventory
+    from .inventory_support import namespace, run_inventory
     from .test_inventory_access import token_env
 
     ns = "nosvc"
     labels = {"kubevirt.io/domain": "web"}
-    # The inventory tests' emulator (no controllers): the loaded VMI stays as loaded.
-    options = dict(EMULATOR, name="nosvc")
-    emu = start_emulator(tmp_path_factory, objects=[namespace(ns), vm("web", ns), vmi("web", ns, labels=labels),
-                                                    service("web-ssh", ns, selector=labels)], **options)
+    # As the inventory tests' emulator (no controllers): the loaded VMI stays as loaded.
+    objects = [namespace(ns), vm("web", ns), vmi("web", ns, labels=labels), service("web-ssh", ns, selector=labels)]
+    emu = start_emulator(tmp_path_factory, "nosvc", objects=objects, tls=True, controllers=(), needs_hooks=True)
     try:
         emu.add_token("vm-reader", namespaces=[ns], verbs=["get", "list", "watch"],
                       resources=["virtualmachines", "virtualmachineinstances"])
@@ -107,8 +106,8 @@ def test_inventory_lists_vms_where_only_services_are_forbidden(tmp_path_factory,
         emu.stop()
 
 
-def test_full_ownership_lifecycle_task_naming_only_the_run_strategy_keeps_the_template(kubeapi, ansible_env, tmp_path,
-                                                                                      ns):
+def test_full_ownership_lifecycle_task_naming_only_the_run_strategy_keeps_the_template(
+        kubeapi, ansible_env, tmp_path, ns):
     """kube-apiserver refused the apply that emptied spec.template.spec.domain.devices (422: must be of type object)."""
     vm = dict(name="owned", namespace=ns, memory="64Mi", boot_disk={"container_image": "img"}, full_ownership=True)
     r = play(ansible_env, tmp_path, [

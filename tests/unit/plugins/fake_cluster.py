@@ -312,9 +312,9 @@ class FakeCluster:
         for field, have in (('uid', old['metadata'].get('uid')), ('resourceVersion', old['metadata']['resourceVersion'])):
             if pre.get(field) is not None and pre[field] != have:
                 label = 'UID' if field == 'uid' else 'ResourceVersion'
-                raise Refused(409, 'Conflict', 'Operation cannot be fulfilled on %s.%s "%s": Precondition failed: %s in '
-                              'precondition: %s, %s in object meta: %s' % (plural, group, name, label, pre[field], label,
-                                                                          have), name=name, kind=plural)
+                msg = ('Operation cannot be fulfilled on %s.%s "%s": Precondition failed: %s in precondition: %s, '
+                       '%s in object meta: %s' % (plural, group, name, label, pre[field], label, have))
+                raise Refused(409, 'Conflict', msg, name=name, kind=plural)
         if req.query.get('dryRun') == 'All' or 'All' in (options.get('dryRun') or []):
             return response(200, copy.deepcopy(old))
         gone = self._store(plural, copy.deepcopy(old), 'DELETED')

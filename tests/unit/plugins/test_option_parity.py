@@ -105,7 +105,7 @@ def test_vms_suboptions_are_the_per_vm_options():
 
 def test_vms_description_names_every_per_vm_option_and_the_merged_ones():
     text = " ".join(yaml.safe_load(kubevirt_vm.DOCUMENTATION)["options"]["vms"]["description"])
-    listed = text.split("); the top-level values")[0]
+    listed = text.split("); the top-level values", maxsplit=1)[0]
     assert re.findall(r"O\((\w+)\)", listed.split("per-VM options (", 1)[1]) == list(vs.PER_VM_OPTIONS)
     merged = text.split("except ", 1)[1].split("which are merged")[0]
     assert tuple(re.findall(r"O\((\w+)\)", merged)) == vs.MERGED_DICT_OPTIONS

@@ -26,7 +26,7 @@ def test_counters_are_exact_across_threads():
     def worker():
         start.wait()
         try:
-            for _ in range(CALLS):
+            for _call in range(CALLS):
                 client.request('GET', '/apis/x')
         except Exception as exc:  # pragma: no cover - reported by the assert below
             errors.append(exc)
@@ -34,7 +34,7 @@ def test_counters_are_exact_across_threads():
     old = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)   # switch threads as often as possible, so lost updates would show
     try:
-        threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+        threads = [threading.Thread(target=worker) for _thread in range(THREADS)]
         for t in threads:
             t.start()
         for t in threads:

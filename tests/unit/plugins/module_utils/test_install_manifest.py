@@ -51,8 +51,8 @@ def test_read_source_order_and_fetch():
     assert m.read_source(m.KUBEVIRT, version="v1.9.0", url="https://mirror/k.yaml", fetch=fetch)[1] == "https://mirror/k.yaml"
     text, where = m.read_source(m.KUBEVIRT, version="v1.9.0", path=str(KV190), fetch=fetch)
     assert where == str(KV190) and "virt-operator" in text
-    assert fetched == [("https://github.com/kubevirt/kubevirt/releases/download/v1.9.0/kubevirt-operator.yaml", False),
-                     ("https://mirror/k.yaml", True)]
+    release = "https://github.com/kubevirt/kubevirt/releases/download/v1.9.0/kubevirt-operator.yaml"
+    assert fetched == [(release, False), ("https://mirror/k.yaml", True)]
 
 
 def test_read_source_errors_name_the_options(tmp_path):

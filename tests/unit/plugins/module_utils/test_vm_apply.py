@@ -275,9 +275,8 @@ def test_each_vm_ends_in_one_stage():
     cluster = FakeCluster()
     run(cluster, vms=[{"name": "a"}, {"name": "b"}], **COMMON)
     cluster.reconcile(names=["a"])
-    items = va.resolve_items(params(namespace="ns", wait=True, vms=[{"name": "a", "state": "stopped"},
-                                                                  {"name": "b", "state": "absent"},
-                                                                  {"name": "c", "state": "started"}]))
+    vms = [{"name": "a", "state": "stopped"}, {"name": "b", "state": "absent"}, {"name": "c", "state": "started"}]
+    items = va.resolve_items(params(namespace="ns", wait=True, vms=vms))
     task = va.VMTask(Api(make_client(cluster)), items, wait=True, wait_timeout=30)
     task.run()
     assert [vm.stage for vm in task.vms] == [va.SETTLED, va.SETTLED, va.FAILED]
