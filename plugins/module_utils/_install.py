@@ -21,14 +21,20 @@ import time
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import (
     _install_cr,
+    _install_report,
     _install_manifest,
     _install_preflight,
     _kinds,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import api_missing
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import condition, condition_is
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._compare import condition_is
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, WaitTimeout
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._install_manifest import CDI, KUBEVIRT, describe
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._install_report import (
+    observed_version,
+    state_of,
+    target_version_of,
+)
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import OWNED, Engine, WatchStore
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter
 
@@ -76,24 +82,6 @@ def trimmed(obj):
     return out
 
 
-def _cond_text(obj, ctype):
-    cond = condition(obj, ctype)
-    if cond is None:
-        return '%s unknown' % ctype
-    detail = cond.get('reason') or ''
-    if cond.get('message'):
-        detail = '%s: %s' % (detail, cond['message']) if detail else cond['message']
-    return '%s=%s%s' % (ctype, cond.get('status'), ' (%s)' % detail if detail else '')
-
-
-def observed_version(component, obj):
-    return ((obj or {}).get('status') or {}).get(component.versions[1])
-
-
-def target_version_of(component, obj):
-    return ((obj or {}).get('status') or {}).get(component.versions[0])
-
-
 def is_ready(component, obj, target):
     """The issue's definition of done, plus: the operator has seen the latest spec (observedGeneration)."""
     if obj is None or (obj.get('metadata') or {}).get('deletionTimestamp'):
@@ -114,34 +102,6 @@ def is_ready(component, obj, target):
                 status['observedGeneration'] < generation:
             return False
     return True
-
-
-def state_of(component, obj):
-    """One entry of ``transitions``: what the CR said at one moment."""
-    status = (obj or {}).get('status') or {}
-    cond = condition(obj or {}, 'Progressing') or condition(obj or {}, 'Available') or {}
-    return {'phase': status.get('phase') or '', 'available': (condition(obj, 'Available') or {}).get('status'),
-            'progressing': (condition(obj, 'Progressing') or {}).get('status'),
-            'degraded': (condition(obj, 'Degraded') or {}).get('status'), 'reason': cond.get('reason'),
-            'target_version': target_version_of(component, obj), 'observed_version': observed_version(component, obj)}
-
-
-def workload_state(obj):
-    """(ready, 'x/y ready[: why]') of a Deployment or DaemonSet."""
-    status = obj.get('status') or {}
-    if obj.get('kind') == 'DaemonSet':
-        want, ready = status.get('desiredNumberScheduled', 0), status.get('numberReady', 0)
-    else:
-        want, ready = (obj.get('spec') or {}).get('replicas', 1), status.get('readyReplicas', 0) or 0
-    stale = status.get('observedGeneration') is not None and \
-        status.get('observedGeneration') < (obj.get('metadata') or {}).get('generation', 0)
-    why = ''
-    for cond in status.get('conditions') or []:
-        if cond.get('status') != 'True' or 'BackOff' in (cond.get('message') or ''):
-            if cond.get('message') and (cond.get('status') != 'True' or 'BackOff' in cond['message']):
-                why = cond['message']
-    text = '%s/%s ready%s%s' % (ready, want, ', rollout pending' if stale else '', ': %s' % why if why else '')
-    return ready >= want and not stale, text
 
 
 class InstallPlan(object):
@@ -408,48 +368,11 @@ class Installer(object):
                                           name=name, goal='deployed', initial=initial)
         except WaitTimeout as exc:
             last = exc.resources[-1] if exc.resources else None
-            raise KubeVirtError(self._timeout_report(prep, last, target), pending=exc.pending,
-                                components=self._components(prep.namespace)[1], transitions=self.transitions,
+            bad, states = _install_report.components(self._list_or_empty, prep.namespace)
+            raise KubeVirtError(_install_report.timeout_report(prep, last, target, self.params.get('wait_timeout'), bad),
+                                pending=exc.pending, components=states, transitions=self.transitions,
                                 objects=self.objects, changed=self.changed)
         return found[0] if found else None
-
-    def _components(self, namespace):
-        """(not-ready descriptions, all states) of the Deployments and DaemonSets in the operator namespace."""
-        states, bad = [], []
-        for kind in (_kinds.DEPLOYMENT, _kinds.DAEMONSET):
-            items, _rv = self._list_or_empty(kind, namespace)
-            for obj in items:
-                ok, text = workload_state(obj)
-                name = '%s %s' % (kind.kind, obj['metadata']['name'])
-                states.append({'kind': kind.kind, 'name': obj['metadata']['name'], 'ready': ok, 'state': text})
-                if not ok:
-                    bad.append('%s %s' % (name, text))
-        return bad, states
-
-    def _timeout_report(self, prep, obj, target):
-        component = prep.component
-        timeout = self.params.get('wait_timeout')
-        where = describe(prep.cr)
-        if obj is None:
-            state = 'it does not exist'
-        elif not (obj.get('status') or {}).get('phase') and not (obj.get('status') or {}).get('conditions'):
-            state = 'it has no status yet, so the %s is not running' % component.operator
-        else:
-            status = obj.get('status') or {}
-            state = 'phase %s, target version %s, observed version %s; conditions: %s' % (
-                status.get('phase') or '(none)', target_version_of(component, obj) or '(none)',
-                observed_version(component, obj) or '(none)',
-                ', '.join(_cond_text(obj, c) for c in ('Available', 'Progressing', 'Degraded')))
-        bad, _states = self._components(prep.namespace)
-        parts = ['%s did not reach phase Deployed, Available=True, Progressing=False, Degraded=False at version %s '
-                 'within %ss: %s.' % (where, target, timeout, state)]
-        if bad:
-            parts.append('Not ready: %s.' % '; '.join(bad[:MAX_LISTED]))
-        else:
-            parts.append('All Deployments/DaemonSets in namespace %s report ready.' % prep.namespace)
-        parts.append('Check that the images can be pulled (image_registry, image_pull_secrets) and the events of the '
-                     'pods in namespace %s, or raise wait_timeout.' % prep.namespace)
-        return ' '.join(parts)
 
     def _wait_gone(self, kind, name, namespace):
         """Watch until the object is gone; returns the last state seen if time ran out, else None."""
@@ -481,7 +404,8 @@ class Installer(object):
                 left = self._wait_gone(component.cr_kind, prep.live['metadata']['name'],
                                        component.cr_namespace(prep.namespace))
                 if left is not None:
-                    raise KubeVirtError(self._stuck_report(prep, left), objects=self.objects, changed=self.changed)
+                    raise KubeVirtError(_install_report.stuck_report(prep, left, self.params.get('wait_timeout')),
+                                        objects=self.objects, changed=self.changed)
         for prep in prepared:
             for kind, obj in prep.removals:
                 self._delete(kind, obj)
@@ -541,16 +465,6 @@ class Installer(object):
         outcome = self.engine.delete(kind, obj)
         # absent: it went away on its own since it was read (the operator removes some of its objects).
         self._record(kind, obj, outcome.action, obj, None)
-
-    def _stuck_report(self, prep, obj):
-        component = prep.component
-        status = obj.get('status') or {}
-        finalizers = (obj.get('metadata') or {}).get('finalizers') or []
-        return ('%s was not removed within %ss: phase %s, finalizers %s. The %s removes its finalizer once the '
-                'components are gone; if the operator is no longer running, remove the finalizers with a JSON patch. '
-                'The operator objects were left in place.' % (describe(obj), self.params.get('wait_timeout'),
-                                                              status.get('phase') or '(none)',
-                                                              ', '.join(finalizers) or '(none)', component.operator))
 
     # --- entry -------------------------------------------------------------------------------------------
     def run(self):
