@@ -565,10 +565,14 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 class WebhookServer:
     """One HTTPS endpoint for the aggregated subresource API and the admission webhooks."""
 
-    def __init__(self, app):
+    def __init__(self, app, service=None):
         self.app = app
         self.ca = CertificateAuthority()
-        cert, key = self.ca.issue("virt-api.remote", server_hosts=["localhost", "127.0.0.1"])
+        # The aggregator verifies the serving certificate against <service>.<namespace>.svc, webhooks by URL host.
+        hosts = ["localhost", "127.0.0.1"]
+        if service:
+            hosts += ["%s.%s.svc" % service, "%s.%s.svc.cluster.local" % service]
+        cert, key = self.ca.issue("virt-api.remote", server_hosts=hosts)
         self._dir = tempfile.mkdtemp(prefix="kubeapi-remote-tls-")
         cpath, kpath = os.path.join(self._dir, "tls.crt"), os.path.join(self._dir, "tls.key")
         with open(cpath, "wb") as fh:
@@ -756,7 +760,7 @@ class RemoteApp:
             self.store.ensure(rk, wait=0)
         for rk in sorted(watched):
             self.store.ensure(rk)
-        self.server = WebhookServer(self)
+        self.server = WebhookServer(self, (NAME + "-virt-api", namespace))
         self.server.start()
         self._ensure_namespace(namespace)
         self._ensure_namespace("kube-node-lease")
@@ -799,7 +803,7 @@ class RemoteApp:
                 raise
 
     def _register_apiservice(self, namespace):
-        svc_name = NAME + "-virt-api"
+        svc_name = self.server_service = NAME + "-virt-api"
         self._create_or_replace(("", "services"), namespace, {
             "apiVersion": "v1", "kind": "Service", "metadata": {"name": svc_name, "namespace": namespace},
             "spec": {"type": "ExternalName", "externalName": "localhost",
