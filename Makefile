@@ -137,15 +137,15 @@ test-guest: venv
 	bash tests/guest/install_deps.sh
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider --durations=0 tests/guest
 
-# The integration suite on a real kube-apiserver + etcd + kube-controller-manager (realk8s, found through
-# VIRTFLEET_REALK8S, default ../shared/realk8s), with our KubeVirt simulation attached as its client and our
-# counting/fault proxy in front (tests/kubeapi/realserver.py). Without the binaries it fails with one line.
+# The real-API-server tier (tests/realk8s): the modules and the inventory plugin on kube-apiserver + etcd +
+# kube-controller-manager (realk8s, found through VIRTFLEET_REALK8S, default ../shared/realk8s) with KubeVirt's CRDs.
+# Without the binaries it fails with one line. realk8s.sh needs bash, xz, openssl and kubectl (the virtualenv's).
 VIRTFLEET_REALK8S ?= $(abspath $(CURDIR)/../shared/realk8s)
 .PHONY: test-real
 test-real: venv
 	@test -f "$(VIRTFLEET_REALK8S)/realk8s.sh" || { echo "test-real: no realk8s at $(VIRTFLEET_REALK8S) (set VIRTFLEET_REALK8S to the folder with realk8s.sh and bin/)" >&2; exit 2; }
-	VIRTFLEET_TEST_REALK8S=1 VIRTFLEET_REALK8S=$(VIRTFLEET_REALK8S) $(VENV)/bin/python -m pytest $(PYTEST_ARGS) \
-	  -p no:cacheprovider -rs tests/integration
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH VIRTFLEET_REALK8S=$(VIRTFLEET_REALK8S) $(VENV)/bin/python -m pytest $(PYTEST_ARGS) \
+	  -p no:cacheprovider -rs --durations=5 tests/realk8s
 
 # The main job against the embedded Kubernetes API emulator (README "Quick start").
 demo: venv
