@@ -662,6 +662,112 @@ class WebhookServer:
         return out
 
 
+# --- scheduler + kubelet for the pods kube-controller-manager creates -----------------------------------------
+PODS = ("", "pods")
+
+
+def _pod_node(pod):
+    """The node a DaemonSet pod is pinned to (nodeAffinity matchFields metadata.name), if any."""
+    aff = (((pod.get("spec") or {}).get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution") or {}
+    for term in aff.get("nodeSelectorTerms") or []:
+        for f in term.get("matchFields") or []:
+            if f.get("key") == "metadata.name" and f.get("values"):
+                return f["values"][0]
+    return None
+
+
+def make_pod_simulator(app):
+    """A Controller binding Pending pods to the fake nodes and reporting them Running and Ready (a container image
+    whose registry contains "unreachable" stays Pending in ImagePullBackOff, as controllers/operator.py's rollout
+    simulation has it), so that kube-controller-manager's Deployment/ReplicaSet/DaemonSet controllers see the
+    operands roll out. Pods being deleted are removed at once (grace period 0), as a kubelet does once stopped."""
+    from .api import now
+    from .controllers import Controller
+    from .controllers.operator import UNREACHABLE, split_image
+
+    class PodSimulator(Controller):
+        name = "kubelet"
+        watches = (PODS, NODES)
+
+        def setup(self):
+            self._rr = 0
+            self._ip = 0
+
+        def reconcile(self, rkey, ns, name, etype, obj):
+            if rkey == NODES:   # a (new) node: pods that found none can be scheduled now
+                for pod in self.store.items(PODS):
+                    if not (pod.get("spec") or {}).get("nodeName"):
+                        self.reconcile(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], "MODIFIED", pod)
+                return
+            if etype == "DELETED":
+                return
+            pod = self.store.get(PODS, ns, name)
+            if pod is None:
+                return
+            rt = self.app.registry.get(*PODS)
+            if pod["metadata"].get("deletionTimestamp"):
+                try:
+                    self.api.delete(rt, "v1", ns, name, Options(), {"gracePeriodSeconds": 0})
+                except errors.ApiError:
+                    pass
+                return
+            spec, st = pod.get("spec") or {}, pod.get("status") or {}
+            if not spec.get("nodeName"):
+                node = _pod_node(pod) or self._pick(spec)
+                if node is None:
+                    return
+                body = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": ns},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+                try:
+                    self.app.client.call("POST", resource_path(rt, "v1", ns, name, "binding"), body)
+                except errors.ApiError as exc:
+                    log("binding pod %s/%s: %s" % (ns, name, exc.message))
+                return
+            if st.get("phase") in ("Running", "Succeeded", "Failed") or st.get("startTime"):
+                return
+            self.after(self.step, self._start, ns, name, pod["metadata"]["uid"])
+
+        def _pick(self, spec):
+            selector = spec.get("nodeSelector") or {}
+            nodes = [n["metadata"]["name"] for n in self.store.items(NODES) if all(
+                (n["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())]
+            if not nodes:
+                return None
+            self._rr += 1
+            return nodes[self._rr % len(nodes)]
+
+        def _start(self, ns, name, uid):
+            pod = self.store.get(PODS, ns, name)
+            if pod is None or pod["metadata"]["uid"] != uid or (pod.get("status") or {}).get("startTime"):
+                return
+            containers = (pod.get("spec") or {}).get("containers") or []
+            broken = [c for c in containers if UNREACHABLE in split_image(c.get("image") or "")[0]]
+            self._ip += 1
+            ip = "10.244.%d.%d" % (100 + self._ip // 250, self._ip % 250 + 2)
+
+            def mutate(o):
+                st = o.setdefault("status", {})
+                ok = "False" if broken else "True"
+                st.update({"phase": "Pending" if broken else "Running", "startTime": now(), "podIP": ip,
+                           "podIPs": [{"ip": ip}], "hostIP": "192.0.2.11", "qosClass": "BestEffort"})
+                st["conditions"] = [{"type": t, "status": s, "lastProbeTime": None, "lastTransitionTime": now()}
+                                    for t, s in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
+                                                 ("Ready", ok), ("ContainersReady", ok), ("PodScheduled", "True"))]
+                statuses = []
+                for c in containers:
+                    bad = c in broken
+                    statuses.append({"name": c.get("name"), "image": c.get("image"), "imageID": "",
+                                     "ready": not bad, "restartCount": 0, "started": not bad,
+                                     "state": {"waiting": {"reason": "ImagePullBackOff", "message":
+                                                           'Back-off pulling image "%s"' % c.get("image")}}
+                                     if bad else {"running": {"startedAt": now()}}})
+                st["containerStatuses"] = statuses
+            self.api.write_status(self.app.registry.get(*PODS), ns, name, mutate, "kubelet")
+
+    return PodSimulator(app)
+
+
 # --- the host -------------------------------------------------------------------------------------------------
 class RemoteApp:
     """What controllers.Controller needs from emulator's App, backed by a real server."""
@@ -684,6 +790,7 @@ class RemoteApp:
         self.subresource_handlers = {}
         self.controllers = []
         self.realguests = None
+        self.real_workload_controllers = False   # True: controllers/operator.py leaves rollout status to kcm
         self.guest_images = None
         self.stopping = threading.Event()
         self.server = None
@@ -748,6 +855,9 @@ class RemoteApp:
             elif n == "operators":
                 from .controllers.operator import OperatorController
                 controllers.append(OperatorController(self))
+                # kube-controller-manager rolls the operands out from pods that this host schedules and "runs"
+                self.real_workload_controllers = True
+                controllers.append(make_pod_simulator(self))
             else:
                 raise SystemExit("kubeapi-remote: unknown controller %r (known: virt, cdi, operators)" % n)
         # Subscribe before the first lists, so the controllers see every existing object as ADDED (an informer's
