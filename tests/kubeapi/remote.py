@@ -819,6 +819,14 @@ class RemoteApp:
     def add_node(self, name, ip):
         from .app import App
         App.add_node(self, name, ip)
+        # kube-apiserver's TaintNodesByCondition admission taints a new Node not-ready:NoSchedule; the node lifecycle
+        # controller lifts it once Ready (it need not run here): lift it, or DaemonSets schedule onto no node.
+        node = self.client.call("GET", "/api/v1/nodes/" + name)
+        taints = (node.get("spec") or {}).get("taints") or []
+        kept = [t for t in taints if t.get("key") != "node.kubernetes.io/not-ready"]
+        if kept != taints:
+            self.api.patch(self.registry.get(*NODES), "v1", "", name, "application/merge-patch+json",
+                           {"spec": {"taints": kept or None}}, Options(manager="node-lifecycle-controller"))
         self._leases.append(name)
         self._renew_lease(name)
 
