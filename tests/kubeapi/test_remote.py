@@ -112,7 +112,7 @@ class Cluster:
 def cluster(tmp_path_factory):
     c = Cluster(tmp_path_factory.mktemp("rk-remote"))
     try:
-        c.start()
+        c.start("virt,cdi,operators")
         yield c
     finally:
         c.stop()
@@ -145,6 +145,8 @@ def _ready(obj):
 def test_ready_line_names_what_was_registered(cluster):
     assert cluster.info["apiservices"] == ["v1.subresources.kubevirt.io", "v1alpha3.subresources.kubevirt.io"]
     assert "virtualmachine-validator.kubevirt.io" in cluster.info["webhooks"]
+    assert cluster.info["controllers"] == ["virt-controller", "kubevirt-webhooks", "cdi-controller", "operators",
+                                           "kubelet"]
     svc = json.loads(cluster.kubectl("get", "apiservice", "v1.subresources.kubevirt.io", "-o", "json").stdout)
     assert any(c["type"] == "Available" and c["status"] == "True" for c in svc["status"]["conditions"])
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
@@ -228,3 +230,39 @@ def test_validating_webhook_denies_with_causes_and_warns(cluster, ns):
     legacy["spec"]["running"] = False
     proc = cluster.kubectl("create", "-f", "-", stdin=json.dumps(legacy))
     assert "spec.running is deprecated" in proc.stderr
+
+
+@NEEDS_REALK8S
+def test_cdi_datavolume_then_vmi(cluster, ns):
+    vm = json.loads(vm_manifest(ns, "dvvm", interfaces=False))
+    vm["spec"]["dataVolumeTemplates"] = [{"metadata": {"name": "dvvm-root"}, "spec": {
+        "source": {"http": {"url": "http://example.com/fedora.qcow2"}},
+        "storage": {"resources": {"requests": {"storage": "1Gi"}}}}}]
+    vm["spec"]["template"]["spec"]["volumes"] = [{"name": "root", "dataVolume": {"name": "dvvm-root"}}]
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps(vm))
+    cluster.wait("DataVolume Succeeded", lambda: (cluster.get("dv", ns, "dvvm-root") or {}).get(
+        "status", {}).get("phase") == "Succeeded")
+    cluster.wait("VMI Running", lambda: ((cluster.get("vmi", ns, "dvvm") or {}).get("status") or {}).get(
+        "phase") == "Running")
+
+
+@NEEDS_REALK8S
+def test_operator_rollout_by_kube_controller_manager_and_uninstall_guard(cluster):
+    cluster.kubectl("-n", "kubevirt", "create", "deployment", "virt-operator",
+                    "--image=quay.io/kubevirt/virt-operator:v1.9.0")
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": "kubevirt", "namespace": "kubevirt"},
+        "spec": {"uninstallStrategy": "BlockUninstallIfWorkloadsExist"}}))
+    cluster.wait("KubeVirt Deployed", lambda: (cluster.get("kubevirt", "kubevirt", "kubevirt").get(
+        "status") or {}).get("phase") == "Deployed", timeout=60)
+    ds = cluster.get("ds", "kubevirt", "virt-handler")
+    assert ds["status"]["desiredNumberScheduled"] == 2
+    cluster.wait("virt-handler ready", lambda: (cluster.get("ds", "kubevirt", "virt-handler").get(
+        "status") or {}).get("numberReady") == 2)
+    # the uninstall guard (a validating webhook on DELETE) while VMs exist
+    cluster.kubectl("create", "namespace", "guard", check=False)
+    cluster.kubectl("create", "-f", "-", stdin=vm_manifest("guard", "keep", strategy="Halted"))
+    proc = cluster.kubectl("-n", "kubevirt", "delete", "kubevirt", "kubevirt", "--wait=false", check=False)
+    assert proc.returncode != 0
+    assert 'admission webhook "kubevirt-validator.kubevirt.io" denied the request: Rejecting the uninstall' \
+        in proc.stderr
