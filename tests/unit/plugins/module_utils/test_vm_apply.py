@@ -29,22 +29,6 @@ def action_path(name, action, ns="ns"):
     return "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachines/%s/%s" % (ns, name, action)
 
 
-class FakeApi(Api):
-    """The real Api and Client over a FakeCluster, under the name tests/unit/plugins/modules/test_kubevirt_vm.py
-    imports (it patches kubevirt_vm.Api to return this). ``calls``: the HTTP requests sent."""
-
-    def __init__(self):
-        self.cluster = FakeCluster()
-        super(FakeApi, self).__init__(make_client(self.cluster))
-
-    @property
-    def calls(self):
-        return self.cluster.requests
-
-    def vm(self, namespace, name):
-        return self.cluster.vm(name, namespace)
-
-
 def params(**kw):
     p = {k: None for k in vs.PER_VM_OPTIONS}
     p.update(api_version="kubevirt.io/v1", state="present", vms=None, wait=False, wait_timeout=5, hidden_fields=None,

@@ -6,8 +6,11 @@ import pytest
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
 from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm
-from tests.unit.plugins.module_utils.test_vm_apply import FakeApi
+from tests.unit.plugins.fake_cluster import FakeCluster
+from tests.unit.plugins.kube_fakes import make_client
 from tests.unit.plugins.modules.module_args import patch_module_args
+
+VMS = '/apis/kubevirt.io/v1/namespaces/ns/virtualmachines'
 
 
 class Done(Exception):
@@ -19,11 +22,12 @@ class Done(Exception):
 
 @pytest.fixture
 def fake(monkeypatch, capsys):
-    api = FakeApi()
-    api.capsys = capsys
-    monkeypatch.setattr(_client, 'client_from_options', lambda opts: object())
-    monkeypatch.setattr(kubevirt_vm, 'Api', lambda client: api)
-    return api
+    """The cluster the module talks to: main() builds its own real Api over the real Client, whose urllib3 pool
+    is this FakeCluster."""
+    cluster = FakeCluster()
+    cluster.capsys = capsys
+    monkeypatch.setattr(_client, 'client_from_options', lambda opts: make_client(cluster))
+    return cluster
 
 
 def call(args, fake):
@@ -55,7 +59,7 @@ def test_invalid_combinations_fail_before_any_request(fake, args, words):
     assert done.failed
     for word in words:
         assert word in done.result['msg']
-    assert fake.calls == []
+    assert fake.sent() == []
 
 
 def test_create_returns_kubevirt_core_shaped_result(fake):
@@ -67,13 +71,15 @@ def test_create_returns_kubevirt_core_shaped_result(fake):
     assert 'managedFields' not in r['result']['metadata']
     assert 'kubemacpool.io/transaction-timestamp' not in r['result']['metadata'].get('annotations', {})
     assert 'duration' in r and r['restart_required'] is False
+    assert fake.writes() == [('POST', VMS, {})]
+    assert fake.vm('a')['metadata']['labels'] == {'app': 'a'}
 
 
 def test_password_is_masked_in_results(fake):
     done = call({'name': 'a', 'namespace': 'ns', 'boot_disk': {'container_image': 'img'},
                  'cloud_init': {'user': 'fedora', 'password': 'hunter2-secret'}}, fake)
     assert 'hunter2-secret' not in json.dumps(done.result)
-    assert 'hunter2-secret' in json.dumps(fake.vm('ns', 'a'))      # the VM itself carries it, as documented
+    assert 'hunter2-secret' in json.dumps(fake.vm('a'))      # the VM itself carries it, as documented
 
 
 def test_password_in_vms_item_is_masked_too(fake):
@@ -81,3 +87,4 @@ def test_password_in_vms_item_is_masked_too(fake):
                  'vms': [{'name': 'a', 'cloud_init': {'password': 'item-secret-pw'}}]}, fake)
     assert not done.failed
     assert 'item-secret-pw' not in json.dumps(done.result)
+    assert 'item-secret-pw' in json.dumps(fake.bodies('POST', VMS))   # sent to the cluster, masked only in the result
