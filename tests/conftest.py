@@ -21,18 +21,28 @@ os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
 def kubeapi(tmp_path_factory):
     """A started emulator (TLS, virt controller, fast timing), or a real cluster when VIRTFLEET_TEST_KUBECONFIG
     is set (its hook methods then skip the calling test)."""
-    from tests.kubeapi.harness import Emulator, RealCluster
+    from tests.kubeapi.harness import RealCluster
 
     real = os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
     if real:
         yield RealCluster(real)
         return
-    emu = Emulator(tmp_path_factory.mktemp("kubeapi"), tls=True, controllers=("virt",), timing="fast")
+    emu = emulator_class()(tmp_path_factory.mktemp("kubeapi"), tls=True, controllers=("virt",), timing="fast")
     emu.start()
     try:
         yield emu
     finally:
         emu.stop()
+
+
+def emulator_class():
+    """The emulator, or with VIRTFLEET_TEST_REALK8S=1 (``make test-real``) the same interface on a real kube-apiserver
+    (tests/kubeapi/realserver.py: realk8s + our KubeVirt simulation as its client + our counting/fault proxy)."""
+    if os.environ.get("VIRTFLEET_TEST_REALK8S"):
+        from tests.kubeapi.realserver import RealServer
+        return RealServer
+    from tests.kubeapi.harness import Emulator
+    return Emulator
 
 
 def start_emulator(tmp_path_factory, name="kubeapi", objects=(), needs_hooks=False, **options):
@@ -46,11 +56,9 @@ def start_emulator(tmp_path_factory, name="kubeapi", objects=(), needs_hooks=Fal
     """
     if needs_hooks and os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
         pytest.skip("these tests load data through the emulator's bulk hook")
-    from tests.kubeapi.harness import Emulator
-
     options = {key: value() if callable(value) else value for key, value in options.items()}
     objects = list(objects() if callable(objects) else objects)
-    emu = Emulator(tmp_path_factory.mktemp(name), **options)
+    emu = emulator_class()(tmp_path_factory.mktemp(name), **options)
     emu.start()
     if objects:
         try:

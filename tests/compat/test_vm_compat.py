@@ -39,10 +39,10 @@ def compat_run(tmp_path_factory):
     if not (runner.REF_VENV / "bin" / "ansible-playbook").exists():
         pytest.fail("the reference virtualenv %s (kubevirt.core 2.3.0 from ansible 14.5.0) is missing: run "
                     "`make venv`, which builds it" % runner.REF_VENV, pytrace=False)
-    from tests.kubeapi.harness import Emulator
+    from tests.conftest import emulator_class
 
     workdir = tmp_path_factory.mktemp("compat")
-    emu = Emulator(workdir / "emu", tls=True, controllers=("virt", "cdi"), timing="fast")
+    emu = emulator_class()(workdir / "emu", tls=True, controllers=("virt", "cdi"), timing="fast")
     emu.start()
     try:
         for obj in CLUSTER_OBJECTS:

@@ -10,8 +10,8 @@ DVS = "/apis/cdi.kubevirt.io/v1beta1/namespaces/%s/datavolumes"
 
 @pytest.fixture(scope="module")
 def cdi_kubeapi(tmp_path_factory):
-    from tests.kubeapi.harness import Emulator
-    emu = Emulator(tmp_path_factory.mktemp("kubeapi-cdi"), tls=True, controllers=("virt", "cdi"), timing="fast")
+    from tests.conftest import emulator_class
+    emu = emulator_class()(tmp_path_factory.mktemp("kubeapi-cdi"), tls=True, controllers=("virt", "cdi"), timing="fast")
     emu.start()
     try:
         yield emu

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import kubeapi_env
+from tests.conftest import emulator_class, kubeapi_env
 from tests.integration.conftest import run_playbook
-from tests.kubeapi.harness import Emulator
 
 from .test_kubevirt_vm import play, vm_task
 
@@ -58,7 +57,7 @@ def test_stop_wait_sees_a_vmi_deleted_behind_an_expired_watch(kubeapi, ansible_e
 
 @pytest.mark.skipif(bool(os.environ.get("VIRTFLEET_TEST_KUBECONFIG")), reason="uninstalls KubeVirt: emulator only")
 def test_uninstall_survives_an_expired_watch(tmp_path_factory, tmp_path):
-    emu = Emulator(tmp_path_factory.mktemp("expiry-install"), controllers=("virt", "operators"), timing="fast")
+    emu = emulator_class()(tmp_path_factory.mktemp("expiry-install"), controllers=("virt", "operators"), timing="fast")
     emu.start()
     try:
         def install(**options):

@@ -1,0 +1,233 @@
+"""The test harness' Emulator interface on a real control plane: kube-apiserver + etcd + kube-controller-manager.
+
+``RealServer`` starts, in its work directory:
+- realk8s (``$VIRTFLEET_REALK8S/realk8s.sh``, default ``../shared/realk8s`` beside the repository) with the KubeVirt and
+  CDI CRDs of tests/fixtures/kubevirt-api;
+- our KubeVirt simulation as a client of that server (``tests.kubeapi.remote``: the emulator's controllers, virt-api's
+  subresources as an aggregated API, the admission webhooks);
+- our TLS proxy in front of it (``tests.kubeapi.proxy``): the request log and injected faults of the emulator's hooks.
+Tests get the proxy's kubeconfig. Hooks a real server cannot offer (watch-cache compaction on demand, client
+certificates signed by the test) skip the calling test with the reason.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from .harness import REPO, Emulator, EmulatorError
+
+API_DIR = REPO / "tests" / "fixtures" / "kubevirt-api"
+
+
+def realk8s_dir():
+    """Where realk8s.sh and its binaries are: $VIRTFLEET_REALK8S, else ../shared/realk8s beside the repository."""
+    return Path(os.environ.get("VIRTFLEET_REALK8S") or REPO.parent / "shared" / "realk8s")
+
+
+def available():
+    return (realk8s_dir() / "realk8s.sh").is_file()
+
+
+class RealServer(Emulator):
+    """Emulator's interface (hooks included, where a real server allows) on realk8s. Same constructor arguments."""
+
+    def __init__(self, workdir, tls=True, controllers=("virt",), timing="fast", rbac=None, extra_args=(),
+                 nodes=None, api_dir=None, guest_images=None):
+        super().__init__(workdir, tls=True, controllers=controllers, timing=timing, rbac=rbac, extra_args=extra_args,
+                         nodes=nodes, api_dir=api_dir, guest_images=guest_images)
+        self.cluster_dir = self.workdir / "realk8s"
+        self.upstream_kubeconfig = self.cluster_dir / "kubeconfig"
+        self._procs = []
+
+    # --- lifecycle -----------------------------------------------------------------------------------------
+    def start(self, timeout=120):
+        script = realk8s_dir() / "realk8s.sh"
+        if not script.is_file():
+            raise EmulatorError("realk8s not found at %s: set VIRTFLEET_REALK8S to the folder holding realk8s.sh and "
+                                "its bin/ (kube-apiserver, etcd, kube-controller-manager)" % script.parent)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.workdir / "realk8s.log"
+        with open(log, "w") as out:
+            for args in (["up", str(self.cluster_dir)], ["crds", str(self.cluster_dir), str(self.api_dir or API_DIR)]):
+                proc = subprocess.run(["bash", str(script)] + args, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
+                                      check=False)
+                if proc.returncode != 0:
+                    self.stop()
+                    raise EmulatorError("realk8s %s failed; see %s" % (args[0], log))
+        try:
+            self._admin_token_kubeconfig()
+            remote = self._spawn("remote", [sys.executable, "-m", "tests.kubeapi.remote", "--kubeconfig",
+                                            str(self.upstream_kubeconfig), "--controllers",
+                                            ",".join(self.controllers) or "none", "--timing", str(self.timing)]
+                                 + (["--nodes", str(self.nodes)] if self.nodes else []), timeout)
+            proxy = self._spawn("proxy", [sys.executable, "-m", "tests.kubeapi.proxy", "--kubeconfig",
+                                          str(self.token_kubeconfig), "--out-kubeconfig", str(self.kubeconfig)],
+                                timeout)
+        except EmulatorError:
+            self.stop()
+            raise
+        self.remote_info, self.proxy_info = remote, proxy
+        self.url = proxy["url"]
+        kc = yaml.safe_load(self.kubeconfig.read_text())
+        user = kc["users"][0]["user"]
+        self.admin_token = user.get("token")
+        self.ca_file = Path(proxy.get("ca_file") or self.workdir / "proxy-ca.crt")
+        import ssl
+        self._ssl = ssl.create_default_context(cafile=str(self.ca_file))
+        for rule in self.rbac or ():
+            self.add_token(**rule)
+        return self
+
+    def _kubectl(self, *args, **kwargs):
+        return subprocess.run(["kubectl", "--kubeconfig", str(self.upstream_kubeconfig)] + list(args),
+                              capture_output=True, text=True, timeout=60, check=True, **kwargs).stdout
+
+    def _admin_token_kubeconfig(self):
+        """The harness speaks bearer tokens (per-test users too): an admin ServiceAccount bound to cluster-admin."""
+        self._kubectl("-n", "kube-system", "create", "serviceaccount", "virtfleet-test-admin")
+        self._kubectl("create", "clusterrolebinding", "virtfleet-test-admin", "--clusterrole=cluster-admin",
+                      "--serviceaccount=kube-system:virtfleet-test-admin")
+        token = self._kubectl("-n", "kube-system", "create", "token", "virtfleet-test-admin", "--duration=24h").strip()
+        kc = yaml.safe_load(self.upstream_kubeconfig.read_text())
+        kc["users"][0]["user"] = {"token": token}
+        self.token_kubeconfig = self.cluster_dir / "token.kubeconfig"
+        self.token_kubeconfig.write_text(yaml.safe_dump(kc))
+        os.chmod(self.token_kubeconfig, 0o600)
+
+    def _spawn(self, name, cmd, timeout):
+        out = open(self.workdir / ("%s.log" % name), "w")
+        proc = subprocess.Popen(cmd, cwd=str(REPO), stdout=subprocess.PIPE, stderr=out, text=True,
+                                start_new_session=True)
+        self._procs.append((proc, out))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                if proc.poll() is not None:
+                    break
+                continue
+            out.write(line)
+            out.flush()
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(doc, dict) and (doc.get("ready") or doc.get("url")):
+                return doc
+        raise EmulatorError("%s did not start; see %s" % (name, self.workdir / ("%s.log" % name)))
+
+    def stop(self):
+        for proc, out in reversed(self._procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                    proc.wait(15)
+                except (subprocess.TimeoutExpired, ProcessLookupError):
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            out.close()
+        self._procs = []
+        script = realk8s_dir() / "realk8s.sh"
+        if script.is_file() and self.cluster_dir.exists():
+            subprocess.run(["bash", str(script), "down", str(self.cluster_dir)], capture_output=True, timeout=60,
+                           check=False)
+
+    def apply_object(self, obj, field_manager="kubeapi-harness", force=True):
+        """As the emulator's shortcut, which stores objects in a namespace nobody created: create that first."""
+        ns = (obj.get("metadata") or {}).get("namespace")
+        if ns and obj.get("kind") != "Namespace" and self.get_object("/api/v1/namespaces/%s" % ns) is None:
+            super().apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        return super().apply_object(obj, field_manager=field_manager, force=force)
+
+    # --- hooks -----------------------------------------------------------------------------------------------
+    def _hook(self, method, path, body=None):
+        """requests/mark/faults go to the proxy (same paths); bulk, tokens and compact are done here."""
+        what = path.split("?")[0]
+        if what == "bulk":
+            return self._bulk((body or {}).get("objects") or [])
+        if what == "tokens":
+            specs = body if isinstance(body, list) else [body]
+            return {"tokens": [self._token(spec) for spec in specs if spec]}
+        if what.startswith("tokens/") and method == "DELETE":
+            return self._hook_proxy("DELETE", path)
+        if what == "compact":
+            return self.compact()
+        if what == "client-certs":
+            return self.client_cert((body or {}).get("user"))
+        return self._hook_proxy(method, path, body)
+
+    def _hook_proxy(self, method, path, body=None):
+        return super()._hook(method, path, body)
+
+    def _bulk(self, objects):
+        """Create objects one by one (statuses through /status where the kind has it, else with the object)."""
+        created = 0
+        for obj in objects:
+            obj = json.loads(json.dumps(obj))
+            status = obj.get("status")
+            stored = self.apply_object(dict((k, v) for k, v in obj.items() if k != "status"))
+            if status:
+                self._put_status(obj, stored, status)
+            created += 1
+        return {"created": created}
+
+    def _put_status(self, obj, stored, status):
+        """Write ``status`` (through /status where the kind has it); re-read on 409: controllers of the real server
+        (the node lifecycle controller, say) change objects right after they are created."""
+        path = self.api_path(obj) + "/" + obj["metadata"]["name"]
+        for _attempt in range(5):
+            body = dict(stored, status=status)
+            code, doc, _ = self._shortcut("PUT", path + "/status", body)
+            if code == 404:     # no status subresource (VirtualMachineInstance): the status goes with the object
+                code, doc, _ = self._shortcut("PUT", path, body)
+            if code in (200, 201):
+                return doc
+            if code != 409:
+                break
+            stored = self.get_object(path)
+        raise EmulatorError("status of %s: %s %s" % (path, code, doc))
+
+    def _token(self, spec):
+        """A test user: the proxy maps its token to the user (impersonation); RBAC objects give it the spec's rights."""
+        user = spec.get("user") or spec["token"]
+        verbs = spec.get("verbs") or ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
+        resources = spec.get("resources") or ["*"]
+        rule = {"apiGroups": ["*"], "resources": resources, "verbs": verbs}
+        name = "vft-" + "".join(c if c.isalnum() else "-" for c in user.lower())[:50]
+        subject = {"kind": "User", "name": user, "apiGroup": "rbac.authorization.k8s.io"}
+        self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                           "metadata": {"name": name}, "rules": [rule]})
+        for ns in spec.get("namespaces") or ():
+            self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                               "metadata": {"name": name, "namespace": ns}, "subjects": [subject],
+                               "roleRef": {"kind": "ClusterRole", "name": name, "apiGroup": "rbac.authorization.k8s.io"}})
+        reads = list(spec.get("cluster_read_resources") or ())
+        if spec.get("cluster_wide_read"):
+            reads = ["*"]
+        if reads:
+            self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                               "metadata": {"name": name + "-read"},
+                               "rules": [{"apiGroups": ["*"], "resources": reads, "verbs": ["get", "list", "watch"]}]})
+            self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                               "metadata": {"name": name + "-read"}, "subjects": [subject],
+                               "roleRef": {"kind": "ClusterRole", "name": name + "-read",
+                                           "apiGroup": "rbac.authorization.k8s.io"}})
+        return self._hook_proxy("PUT", "tokens", {"token": spec["token"], "user": user,
+                                                  "groups": list(spec.get("groups") or [])})
+
+    # --- hooks a real server cannot offer ------------------------------------------------------------------
+    def compact(self):
+        import pytest
+        pytest.skip("a real API server's watch cache cannot be compacted on demand (use faults with status 410 and "
+                    "watch_only instead)")
+
+    def client_cert(self, user, groups=()):
+        import pytest
+        pytest.skip("client certificates for test users are signed by the emulator's CA only")
