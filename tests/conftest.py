@@ -16,7 +16,7 @@ if str(COLLECTIONS) not in sys.path:
 os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
 
 
-# --- Kubernetes API emulator (tests/kubeapi; interface in /work/notes/emulator-contract.md) ---------------------
+# --- Kubernetes API emulator (tests/kubeapi; interface in tests/kubeapi/README.md and harness.py) --------------
 @pytest.fixture(scope="session")
 def kubeapi(tmp_path_factory):
     """A started emulator (TLS, virt controller, fast timing), or a real cluster when VIRTFLEET_TEST_KUBECONFIG

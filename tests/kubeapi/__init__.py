@@ -1,5 +1,5 @@
 """A Kubernetes API emulator for the virtfleet.kubevirt tests.
 
-See /work/notes/emulator-contract.md (copied in the module docstring of harness.py) for the interface.
+The interface is in tests/kubeapi/README.md and the module docstring of harness.py.
 Run `python -m tests.kubeapi --help` for the command line.
 """

@@ -6,7 +6,7 @@ When the virt controller moves such a VMI to Running it calls `launch()`: QEMU b
 -snapshot (the cached image stays pristine) and a vfat `cidata` seed disk holding the VM's cloudInitNoCloud
 user data, meta data and network config, so the SSH key in the VM spec is what lets Ansible in.
 
-What the API shows (see /work/notes/emulator-contract.md, "Real guests"):
+What the API shows (tests/kubeapi/README.md, "controllers" row; this docstring is the full contract):
 - Real-guest VMIs are scheduled on Node `localnode` (InternalIP 127.0.0.1), simulated ones never are.
 - Phase Running once QEMU runs (the domain is up); condition Ready stays False (reason GuestNotReady) until
   the guest's SSH port sends its banner, as a tcpSocket readiness probe on port 22 would. No guest agent:
