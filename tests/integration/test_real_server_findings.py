@@ -3,18 +3,16 @@
 Each test here is a defect that the emulator once hid: the product is fixed and the emulator now behaves like
 kube-apiserver v1.32 for it (see tests/kubeapi/README.md, "Fidelity with kube-apiserver").
 """
-import uuid
 
 import pytest
 
+from .conftest import unique_namespace
 from .test_kubevirt_vm import VMS, play, vm_task
 
 
 @pytest.fixture
 def ns(kubeapi):
-    name = "real-" + uuid.uuid4().hex[:8]
-    kubeapi.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
+    return unique_namespace(kubeapi, "real")
 
 
 def test_absent_wait_that_times_out_on_a_finalizer_fails_and_says_so(kubeapi, ansible_env, tmp_path, ns):

@@ -9,13 +9,12 @@ change, so both defects of issue #14 are reproduced through the public path:
 - kubevirt_install ``state: absent``: the wait for the KubeVirt CR to go failed the task on the 410 event.
 """
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import emulator_class, kubeapi_env
-from tests.integration.conftest import run_playbook
+from tests.integration.conftest import run_playbook, unique_namespace
 
 from .test_kubevirt_vm import play, vm_task
 
@@ -28,9 +27,7 @@ def _expired(entries, plural):
 
 @pytest.fixture
 def ns(kubeapi):
-    name = "expiry-" + uuid.uuid4().hex[:8]
-    kubeapi.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    yield name
+    yield unique_namespace(kubeapi, "expiry")
     kubeapi.clear_faults()
 
 

@@ -48,6 +48,7 @@ import yaml
 from . import discovery, errors
 from .api import Options
 from .resources import PRESERVE, Registry, ResourceType, builtin_types, type_from_crd
+from .store import sorted_items
 from .tls import CertificateAuthority
 from .util import clone
 
@@ -182,16 +183,7 @@ class RemoteStore:
     def items(self, rkey, namespace=None):
         self.ensure(rkey)
         with self.lock:
-            buckets = self._data.get(rkey)
-            if not buckets:
-                return []
-            if namespace is not None:
-                ns_map = buckets.get(namespace or "")
-                return [ns_map[n] for n in sorted(ns_map)] if ns_map else []
-            out = []
-            for ns in sorted(buckets):
-                out.extend(buckets[ns][n] for n in sorted(buckets[ns]))
-            return out
+            return sorted_items(self._data.get(rkey), namespace)
 
     def count(self, rkey, namespace=None):
         return len(self.items(rkey, namespace))

@@ -27,6 +27,19 @@ class Watcher:
         self.queue.put(event)
 
 
+def sorted_items(buckets, namespace=None):
+    """{namespace: {name: obj}} -> objects sorted by (namespace, name), of one namespace when given."""
+    if not buckets:
+        return []
+    if namespace is not None:
+        ns_map = buckets.get(namespace or "")
+        return [ns_map[n] for n in sorted(ns_map)] if ns_map else []
+    out = []
+    for ns in sorted(buckets):
+        out.extend(buckets[ns][n] for n in sorted(buckets[ns]))
+    return out
+
+
 class Store:
     def __init__(self, history=200000):
         self.lock = threading.RLock()
@@ -44,17 +57,7 @@ class Store:
     def items(self, rkey, namespace=None):
         """Objects of one resource, sorted by (namespace, name) like etcd key order; a snapshot list."""
         with self.lock:
-            buckets = self._data.get(rkey)
-            if not buckets:
-                return []
-            if namespace is not None:
-                ns_map = buckets.get(namespace or "")
-                return [ns_map[n] for n in sorted(ns_map)] if ns_map else []
-            out = []
-            for ns in sorted(buckets):
-                ns_map = buckets[ns]
-                out.extend(ns_map[n] for n in sorted(ns_map))
-            return out
+            return sorted_items(self._data.get(rkey), namespace)
 
     def count(self, rkey, namespace=None):
         with self.lock:

@@ -6,6 +6,19 @@ answers, so a test reads as "the server holds X / refuses Y" and asserts on ``po
 from .kube_fakes import response, status_body, watch_body
 
 
+class Clock:
+    """Fake monotonic time: call for now, ``sleep`` advances it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
 def listing(items, rv='1', continue_token=None):
     """A list answer (``kind: List``) holding ``items`` at resourceVersion ``rv``."""
     meta = {'resourceVersion': str(rv)}

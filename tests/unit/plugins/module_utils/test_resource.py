@@ -7,6 +7,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
 
 from ..kube_fakes import FakePool, make_client, response, status_body, watch_body
+from ..pool_routes import Clock
 
 VMIS = '/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances'
 VMS = '/apis/kubevirt.io/v1/namespaces/ns/virtualmachines'
@@ -20,17 +21,6 @@ def obj(name, rv, phase='Running', kind='VirtualMachineInstance', **meta):
 
 def listing(items, rv):
     return {'kind': 'List', 'metadata': {'resourceVersion': str(rv)}, 'items': items}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def expired():

@@ -11,7 +11,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._info import vm
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._waiter import Waiter, describe_state
 
 from ..kube_fakes import FakePool, make_client, response, watch_body
-from ..pool_routes import Collection, calls, expired, forbidden, listing, lists, watches
+from ..pool_routes import Clock, Collection, calls, expired, forbidden, listing, lists, watches
 
 VMS = '/apis/kubevirt.io/v1/namespaces/ns/virtualmachines'
 VMIS = '/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances'
@@ -23,17 +23,6 @@ def vm(name, rv, ready=False, printable='Starting', ns='ns', reason=None):
         cond['reason'] = reason
     return {'metadata': {'name': name, 'namespace': ns, 'resourceVersion': str(rv)},
             'status': {'printableStatus': printable, 'conditions': [cond]}}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def waiter_on(pool, clock):
