@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -118,8 +119,20 @@ class RealServer(Emulator):
             except ValueError:
                 continue
             if isinstance(doc, dict) and (doc.get("ready") or doc.get("url")):
+                threading.Thread(target=self._drain, args=(proc.stdout, out), daemon=True).start()
                 return doc
         raise EmulatorError("%s did not start; see %s" % (name, self.workdir / ("%s.log" % name)))
+
+    @staticmethod
+    def _drain(stream, out):
+        """Keep copying a started process' standard output (controller errors) to its log: an unread pipe fills up
+        and blocks the process at its next print."""
+        try:
+            for line in stream:
+                out.write(line)
+                out.flush()
+        except (OSError, ValueError):
+            pass
 
     def stop(self):
         for proc, out in reversed(self._procs):

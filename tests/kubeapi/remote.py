@@ -742,7 +742,7 @@ def make_pod_simulator(app):
                 st = o.setdefault("status", {})
                 ok = "False" if broken else "True"
                 st.update({"phase": "Pending" if broken else "Running", "startTime": now(), "podIP": ip,
-                           "podIPs": [{"ip": ip}], "hostIP": "192.0.2.11", "qosClass": "BestEffort"})
+                           "podIPs": [{"ip": ip}], "hostIP": "192.0.2.11"})   # qosClass: the server sets it
                 st["conditions"] = [{"type": t, "status": s, "lastProbeTime": None, "lastTransitionTime": now()}
                                     for t, s in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
                                                  ("Ready", ok), ("ContainersReady", ok), ("PodScheduled", "True"))]
