@@ -91,7 +91,7 @@ def timeout_report(prep, obj, target, timeout, bad):
     parts = ['%s did not reach phase Deployed, Available=True, Progressing=False, Degraded=False at version %s '
              'within %ss: %s.' % (where, target, timeout, state)]
     if bad:
-        parts.append('Not ready: %s.' % '; '.join(bad[:MAX_LISTED]))
+        parts.append('Not ready: %s.' % '; '.join(bad[:MAX_LISTED]).rstrip('.'))
     else:
         parts.append('All Deployments/DaemonSets in namespace %s report ready.' % prep.namespace)
     parts.append('Check that the images can be pulled (image_registry, image_pull_secrets) and the events of the '

@@ -24,10 +24,13 @@ def bench_module():
 
 def dataset():
     objs = [namespace("acc-a"), namespace("acc-b")]
+    node_ports = iter(range(30401, 30500))   # a NodePort is unique in the cluster
     for ns in ("acc-a", "acc-b"):
         for name in ("one", "two"):
             labels = {"kubevirt.io/domain": name}
-            objs += [vm(name, ns), vmi(name, ns, labels=labels), service(name + "-ssh", ns, selector=labels)]
+            ports = [{"name": "ssh", "port": 22, "targetPort": 22, "nodePort": next(node_ports), "protocol": "TCP"}]
+            objs += [vm(name, ns), vmi(name, ns, labels=labels), service(name + "-ssh", ns, selector=labels,
+                                                                          ports=ports)]
     return objs
 
 
@@ -80,15 +83,25 @@ def test_cache_hit_makes_zero_requests_and_keeps_no_secrets(emu, tmp_path):
     assert flushed.rc == 0 and len(flushed.requests) == 3
 
 
+def allocated_node_ports(objects):
+    """The bench's objects with the Services' nodePorts left for the server to allocate: loaded twice, its fixed
+    ports would collide (a NodePort is unique in the cluster)."""
+    for obj in objects:
+        if obj["kind"] == "Service":
+            for port in obj["spec"]["ports"]:
+                port.pop("nodePort", None)
+    return objects
+
+
 def test_request_budget_is_independent_of_vms_and_namespaces(emu, tmp_path):
     bench = bench_module()
     before = run_inventory(emu, tmp_path, {"plugin": PLUGIN})
     assert before.rc == 0, before
-    load(emu, bench.dataset(50, 10))  # smoke version of the bench: 50 VMIs + VMs + Services, 10 namespaces
+    load(emu, allocated_node_ports(bench.dataset(50, 10)))  # smoke version of the bench: 50 VMIs + VMs + Services, 10 namespaces
     smoke = run_inventory(emu, tmp_path, {"plugin": PLUGIN})
     assert smoke.rc == 0, smoke
     assert len(smoke.hosts("bench-")) == 50
-    load(emu, bench.dataset(400, 150, prefix="more"))
+    load(emu, allocated_node_ports(bench.dataset(400, 150, prefix="more")))
     after = run_inventory(emu, tmp_path, {"plugin": PLUGIN})
     assert after.rc == 0, after
     assert len(after.hosts("more-")) == 400

@@ -93,7 +93,9 @@ def test_missing_namespace_without_the_option_fails_with_the_fix(kubeapi, ansibl
 def test_forbidden_namespace_create_names_the_option_and_writes_no_vm(kubeapi, ansible_env, tmp_path):
     ns = new_ns()
     token = "ns-restricted-" + uuid.uuid4().hex[:8]
-    kubeapi.add_token(token, namespaces=[ns])
+    # VMs in every namespace (a ClusterRoleBinding), no right on namespaces: no RoleBinding can exist in a namespace
+    # that does not exist yet, so this is how a real cluster lets a user create VMs but not their namespace.
+    kubeapi.add_token(token, resources=["virtualmachines"], cluster_wide=True)
     env = dict(ansible_env, K8S_AUTH_KUBECONFIG=str(kubeapi.kubeconfig_for(token=token)))
     items = [{"name": "x1", "namespace": ns}, {"name": "x2", "namespace": ns}]
     common = dict((k, v) for k, v in web(ns).items() if k not in ("name", "namespace"))

@@ -119,3 +119,27 @@ def test_full_ownership_lifecycle_task_naming_only_the_run_strategy_keeps_the_te
     spec = kubeapi.get_object(VMS % ns + "/owned")["spec"]
     assert spec["runStrategy"] == "Always"
     assert [d["name"] for d in spec["template"]["spec"]["domain"]["devices"]["disks"]] == ["rootdisk"]
+
+
+def test_a_node_port_is_unique_in_the_cluster_and_allocated_when_omitted(kubeapi, ns):
+    """kube-apiserver's service registry: a second Service asking for a used NodePort is refused with 422, and a
+    NodePort Service that names no port gets one from 30000-32767 (the emulator once stored both as given)."""
+    def svc(name, node_port=None):
+        port = {"name": "ssh", "port": 22, "targetPort": 22, "protocol": "TCP"}
+        if node_port:
+            port["nodePort"] = node_port
+        return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+                "spec": {"type": "NodePort", "selector": {"app": name}, "ports": [port]}}
+
+    path = "/api/v1/namespaces/%s/services" % ns
+    first = kubeapi.apply_object(svc("first"))
+    taken = first["spec"]["ports"][0]["nodePort"]
+    assert 30000 <= taken <= 32767
+    code, doc, _ = kubeapi.http("POST", path, svc("second", taken))
+    assert code == 422, doc
+    assert doc["message"] == ('Service "second" is invalid: spec.ports[0].nodePort: Invalid value: %d: provided port '
+                              'is already allocated' % taken)
+    assert doc["details"]["causes"] == [{"reason": "FieldValueInvalid", "field": "spec.ports[0].nodePort",
+                                         "message": "Invalid value: %d: provided port is already allocated" % taken}]
+    # re-applying the first one with its own port is no conflict
+    assert kubeapi.apply_object(svc("first", taken))["spec"]["ports"][0]["nodePort"] == taken

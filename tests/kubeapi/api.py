@@ -183,12 +183,44 @@ class Api:
                 spec["clusterIP"] = "10.96.%d.%d" % (n // 250, n % 250 + 1)
                 spec["clusterIPs"] = [spec["clusterIP"]]
             spec.setdefault("sessionAffinity", "None")
+            if spec["type"] in ("NodePort", "LoadBalancer"):
+                self._allocate_node_ports(rtype, obj)
             # ServiceStatus.LoadBalancer is a non-pointer struct: the API server always serves it, empty until set.
             if not isinstance(obj.get("status"), dict):
                 obj["status"] = {}
             obj["status"].setdefault("loadBalancer", {})
         elif key == ("", "serviceaccounts"):
             pass
+
+    NODE_PORTS = (30000, 32767)
+
+    def _allocate_node_ports(self, rtype, obj):
+        """As kube-apiserver's service registry: a NodePort is unique in the cluster (422 "provided port is already
+        allocated"), and one is allocated from 30000-32767 for a port that names none."""
+        meta = obj["metadata"]
+        me = (meta.get("namespace"), meta.get("name"))
+        with self.store.lock:
+            used = set()
+            for svc in self.store.items(rtype.key, None):
+                if (svc["metadata"].get("namespace"), svc["metadata"]["name"]) == me:
+                    continue
+                used.update(p.get("nodePort") for p in (svc.get("spec") or {}).get("ports") or [])
+            causes = []
+            ports = obj["spec"].get("ports") or []
+            for i, port in enumerate(ports):
+                if not isinstance(port, dict):
+                    continue
+                if port.get("nodePort") in used:
+                    causes.append({"reason": "FieldValueInvalid", "field": "spec.ports[%d].nodePort" % i,
+                                   "message": "Invalid value: %s: provided port is already allocated"
+                                   % port["nodePort"]})
+                used.add(port.get("nodePort"))
+            if causes:
+                raise errors.invalid(rtype, meta.get("name"), causes)
+            for port in ports:
+                if isinstance(port, dict) and not port.get("nodePort"):
+                    port["nodePort"] = next(n for n in range(self.NODE_PORTS[0], self.NODE_PORTS[1] + 1) if n not in used)
+                    used.add(port["nodePort"])
 
     def _manager(self, opts, default="unknown"):
         return opts.manager or default

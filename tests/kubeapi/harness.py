@@ -170,10 +170,11 @@ class Emulator:
     def clear_faults(self):
         self._hook("DELETE", "faults")
 
-    def add_token(self, token, namespaces=(), verbs=None, cluster_wide_read=False, user=None, resources=None):
+    def add_token(self, token, namespaces=(), verbs=None, cluster_wide_read=False, user=None, resources=None,
+                  cluster_wide=False):
         spec = {"token": token, "user": user or token, "namespaces": list(namespaces),
                 "verbs": list(verbs) if verbs else None, "cluster_wide_read": cluster_wide_read,
-                "resources": list(resources) if resources else None}
+                "resources": list(resources) if resources else None, "cluster_wide": cluster_wide}
         return self._hook("PUT", "tokens", spec)
 
     def client_cert(self, user, groups=()):
@@ -210,7 +211,7 @@ class Emulator:
         base = "/apis/%s/%s" % (group, version) if group else "/api/" + version
         status, doc, _ = self._shortcut("GET", base)
         if status != 200:
-            raise EmulatorError("unknown apiVersion %s" % api_version)
+            raise EmulatorError("unknown apiVersion %s (GET %s: %s %s)" % (api_version, base, status, str(doc)[:300]))
         res = next((r for r in doc["resources"] if r["kind"] == kind and "/" not in r["name"]), None)
         if res is None:
             raise EmulatorError("unknown kind %s in %s" % (kind, api_version))

@@ -27,7 +27,9 @@ What it does
   ``GET requests?since=N``, ``DELETE requests``, ``GET mark``, ``GET|PUT|DELETE faults`` (the emulator's fault
   config, faults.py), ``PUT tokens`` ({"token", "user", "groups"} or a list: the proxy forwards that token's
   requests with the upstream credentials and ``Impersonate-User``/``Impersonate-Group`` headers, so a test
-  user only needs RBAC objects upstream) and ``DELETE tokens/{token}``.
+  user only needs RBAC objects upstream), ``DELETE tokens/{token}`` and ``POST client-certs`` ({"user", "groups"}:
+  a client certificate issued by the proxy's CA, CN = user and O = groups; requests presenting it are forwarded
+  like a registered token's, impersonating that user and those groups).
   **Hook authentication:** the caller must present the upstream kubeconfig's credentials, compared exactly: the
   same bearer token, or the same client certificate (the proxy asks for an optional client certificate and
   trusts that one certificate and the upstream CA). Anything else gets a 403 Status; being local is not enough.
@@ -296,10 +298,14 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if der:
             if up.cert_der is not None and der == up.cert_der:
                 return "admin", True, None
-            for rdn in (self.connection.getpeercert() or {}).get("subject", ()):
-                for k, v in rdn:
-                    if k == "commonName":
-                        return v, False, None
+            peer = self.connection.getpeercert() or {}
+            names = [(k, v) for rdn in peer.get("subject", ()) for k, v in rdn]
+            user = next((v for k, v in names if k == "commonName"), None)
+            issuer = [v for rdn in peer.get("issuer", ()) for k, v in rdn if k == "commonName"]
+            if user and issuer == [self.proxy.ca_name]:
+                # a test user's certificate (POST /_emulator/client-certs): impersonate its CN and O groups
+                return user, False, {"user": user, "groups": [v for k, v in names if k == "organizationName"]}
+            return user, False, None
         return None, False, None
 
     # --- dispatch --------------------------------------------------------------------------------------------
@@ -541,6 +547,11 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 except (TypeError, ValueError) as exc:
                     raise errors.bad_request("faults: %s" % exc)
             return self._send(200, dict(proxy.faults.config, injected=proxy.faults.injected))
+        if what == "client-certs":
+            if method != "POST":
+                raise errors.method_not_allowed()
+            cert, key = proxy.ca.issue((doc or {}).get("user") or "user", groups=(doc or {}).get("groups") or ())
+            return self._send(200, {"cert": cert.decode(), "key": key.decode()})
         if what == "tokens":
             if method == "DELETE" and len(parts) > 1:
                 proxy.tokens.pop(urllib.parse.unquote(parts[1]), None)
@@ -610,6 +621,7 @@ class Proxy:
         if faults:
             self.faults.configure(**faults)
         self.tokens = {}
+        self.ca = self.ca_name = None
         self.pool = _Pool(self.upstream)
         self.url = None
         self._server = None
@@ -620,9 +632,11 @@ class Proxy:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         _load_chain(ctx, cert, key)
         up = self.upstream
+        # Ask for an optional client certificate: test users' ones (issued by this proxy's CA, see client-certs) and,
+        # so that the hooks can recognise it, the upstream kubeconfig's own one.
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        ctx.load_verify_locations(cadata=ca.cert_pem.decode())
         if up.cert_pem:
-            # Ask for a client certificate so the hooks can recognise the upstream kubeconfig's one.
-            ctx.verify_mode = ssl.CERT_OPTIONAL
             ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
             ctx.load_verify_locations(cadata=up.cert_pem.decode())
             if up.ca_pem:
@@ -630,7 +644,8 @@ class Proxy:
         return ctx
 
     def start(self):
-        ca = CertificateAuthority()
+        ca = self.ca = CertificateAuthority()
+        self.ca_name = ca.cert.subject.rfc4514_string().split("=", 1)[1]
         handler = type("BoundProxyHandler", (ProxyHandler,), {"proxy": self})
         self._server = Server((self.host, self.port), handler, self._ssl_context(ca))
         self.port = self._server.server_address[1]

@@ -2,7 +2,8 @@
 
 A token spec (from --rbac FILE, or PUT /_emulator/tokens) is
 {"token": str, "user": str, "namespaces": [..], "verbs": [..]|null, "cluster_wide_read": bool,
- "resources": [..]|null, "groups": [..]}. Client certificates map CN to a user with the same rules when a
+ "cluster_wide": bool, "resources": [..]|null, "groups": [..]} ("cluster_wide": the verbs on the resources in every
+namespace, as a ClusterRoleBinding gives them). Client certificates map CN to a user with the same rules when a
 spec with that "user" exists; a certificate for an unknown user gets only discovery.
 """
 import threading
@@ -54,7 +55,7 @@ class Authorizer:
             return False
         verbs = spec.get("verbs")
         verb_ok = verbs is None or verb in verbs
-        if namespace and namespace in spec.get("namespaces", []):
+        if spec.get("cluster_wide") or (namespace and namespace in spec.get("namespaces", [])):
             return verb_ok
         if spec.get("cluster_wide_read") and verb in READ_VERBS:
             return True

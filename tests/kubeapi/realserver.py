@@ -6,8 +6,9 @@
 - our KubeVirt simulation as a client of that server (``tests.kubeapi.remote``: the emulator's controllers, virt-api's
   subresources as an aggregated API, the admission webhooks);
 - our TLS proxy in front of it (``tests.kubeapi.proxy``): the request log and injected faults of the emulator's hooks.
-Tests get the proxy's kubeconfig. Hooks a real server cannot offer (watch-cache compaction on demand, client
-certificates signed by the test) skip the calling test with the reason.
+Tests get the proxy's kubeconfig. Test users' tokens and client certificates are the proxy's (it impersonates their
+users upstream, where RBAC objects give them their rights). The one hook a real server cannot offer, watch-cache
+compaction on demand, skips the calling test with the reason.
 """
 import json
 import os
@@ -161,7 +162,7 @@ class RealServer(Emulator):
 
     # --- hooks -----------------------------------------------------------------------------------------------
     def _hook(self, method, path, body=None):
-        """requests/mark/faults go to the proxy (same paths); bulk, tokens and compact are done here."""
+        """requests/mark/faults/client-certs go to the proxy (same paths); bulk, tokens and compact are done here."""
         what = path.split("?")[0]
         if what == "bulk":
             return self._bulk((body or {}).get("objects") or [])
@@ -172,8 +173,6 @@ class RealServer(Emulator):
             return self._hook_proxy("DELETE", path)
         if what == "compact":
             return self.compact()
-        if what == "client-certs":
-            return self.client_cert((body or {}).get("user"))
         return self._hook_proxy(method, path, body)
 
     def _hook_proxy(self, method, path, body=None):
@@ -221,6 +220,10 @@ class RealServer(Emulator):
             self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
                                "metadata": {"name": name, "namespace": ns}, "subjects": [subject],
                                "roleRef": {"kind": "ClusterRole", "name": name, "apiGroup": "rbac.authorization.k8s.io"}})
+        if spec.get("cluster_wide"):
+            self.apply_object({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                               "metadata": {"name": name}, "subjects": [subject],
+                               "roleRef": {"kind": "ClusterRole", "name": name, "apiGroup": "rbac.authorization.k8s.io"}})
         reads = list(spec.get("cluster_read_resources") or ())
         if spec.get("cluster_wide_read"):
             reads = ["*"]
@@ -240,7 +243,3 @@ class RealServer(Emulator):
         import pytest
         pytest.skip("a real API server's watch cache cannot be compacted on demand (use faults with status 410 and "
                     "watch_only instead)")
-
-    def client_cert(self, user, groups=()):
-        import pytest
-        pytest.skip("client certificates for test users are signed by the emulator's CA only")

@@ -350,3 +350,25 @@ def test_token_upstream_forwards_tokens_as_is_and_impersonates_registered_ones(p
     finally:
         p.stop()
         upstream("delete", "clusterrolebinding", "px-boss-" + ns)
+
+
+@NEEDS_REALK8S
+def test_client_certificates_issued_by_the_proxy_impersonate_their_user_and_groups(proxy, ns, tmp_path):
+    doc = hook(proxy, "POST", "client-certs", {"user": "carol", "groups": ["px-readers"]})
+    (tmp_path / "carol.crt").write_text(doc["cert"])
+    (tmp_path / "carol.key").write_text(doc["key"])
+    carol = ssl.create_default_context(cafile=str(proxy.ca_file))
+    carol.load_cert_chain(str(tmp_path / "carol.crt"), str(tmp_path / "carol.key"))
+    path = "/api/v1/namespaces/%s/configmaps" % ns
+    mark = hook(proxy, "GET", "mark")["mark"]
+    status, body = call(proxy, "GET", path, ctx=carol)
+    assert status == 403 and 'User "carol" cannot list' in body["message"], body
+    # RBAC upstream for the certificate's O group (not the user) lets it read
+    assert call(proxy, "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/%s/rolebindings" % ns, {
+        "metadata": {"name": "px-readers"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                                        "name": "view"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "px-readers"}]})[0] == 201
+    assert call(proxy, "GET", path, ctx=carol)[0] == 200
+    assert call(proxy, "GET", "/_emulator/mark", ctx=carol)[0] == 403   # hooks stay the admin's
+    assert [(e["user"], e["status"]) for e in requests_since(proxy, mark, "/configmaps")] == [("carol", 403),
+                                                                                               ("carol", 200)]
