@@ -1,7 +1,7 @@
 """Shared pytest fixtures: one Kubernetes API emulator per test session.
 
-Set VIRTFLEET_TEST_KUBECONFIG to run the integration tests against a real cluster instead; tests that
-need the emulator's hooks (request log, fault injection) are skipped then.
+Set VIRTFLEET_TEST_KUBECONFIG to run the integration tests against a cluster of yours instead (README "Testing");
+tests that need our simulation's hooks (request log, fault injection, test users) are skipped then, with the reason.
 """
 import os
 import sys
@@ -19,13 +19,10 @@ os.environ.setdefault("ANSIBLE_COLLECTIONS_PATH", str(COLLECTIONS))
 # --- Kubernetes API emulator (tests/kubeapi; interface in tests/kubeapi/README.md and harness.py) --------------
 @pytest.fixture(scope="session")
 def kubeapi(tmp_path_factory):
-    """A started emulator (TLS, virt controller, fast timing), or a real cluster when VIRTFLEET_TEST_KUBECONFIG
-    is set (its hook methods then skip the calling test)."""
-    from tests.kubeapi.harness import RealCluster
-
-    real = os.environ.get("VIRTFLEET_TEST_KUBECONFIG")
-    if real:
-        yield RealCluster(real)
+    """A started emulator (TLS, virt controller, fast timing), or the user's cluster when VIRTFLEET_TEST_KUBECONFIG
+    is set (hooks only our simulation has then skip the calling test)."""
+    if os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
+        yield external_cluster()
         return
     emu = emulator_class()(tmp_path_factory.mktemp("kubeapi"), tls=True, controllers=("virt",), timing="fast")
     emu.start()
@@ -45,6 +42,30 @@ def emulator_class():
     return Emulator
 
 
+_EXTERNAL = []
+
+
+def external_cluster():
+    """The cluster of VIRTFLEET_TEST_KUBECONFIG (one per session; the namespaces the tests made are deleted at exit)."""
+    if not _EXTERNAL:
+        import atexit
+        from tests.kubeapi.harness import ExternalCluster
+        _EXTERNAL.append(ExternalCluster(os.environ["VIRTFLEET_TEST_KUBECONFIG"]))
+        atexit.register(_EXTERNAL[0].cleanup)
+    return _EXTERNAL[0]
+
+
+# What a private emulator's options ask of the simulation that a cluster with real KubeVirt cannot give.
+EXTERNAL_SKIPS = (
+    (lambda o: not o.get("controllers", ("virt",)), "loads objects as they are, which KubeVirt's own controllers "
+                                                    "would change (a private server without controllers)"),
+    (lambda o: "operators" in o.get("controllers", ()), "installs and uninstalls KubeVirt through our simulated "
+                                                       "operators (a private server)"),
+    (lambda o: o.get("guest_images"), "boots mapped images as QEMU guests of our simulation"),
+    (lambda o: o.get("nodes"), "needs a given number of fake nodes"),
+)
+
+
 def start_emulator(tmp_path_factory, name="kubeapi", objects=(), needs_hooks=False, **options):
     """Start a private emulator in a fresh directory ``name`` and load ``objects`` into it (one bulk hook call,
     statuses included, not in the request log).
@@ -54,10 +75,22 @@ def start_emulator(tmp_path_factory, name="kubeapi", objects=(), needs_hooks=Fal
     guest images (which skips the test when QEMU tools are missing). ``needs_hooks``: skip when
     VIRTFLEET_TEST_KUBECONFIG points the tests at a real cluster, which has no bulk hook.
     """
-    if needs_hooks and os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
-        pytest.skip("these tests load data through the emulator's bulk hook")
+    if os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
+        for applies, reason in EXTERNAL_SKIPS:
+            if applies(options):
+                pytest.skip("VIRTFLEET_TEST_KUBECONFIG: this test " + reason)
+        if needs_hooks:
+            pytest.skip("VIRTFLEET_TEST_KUBECONFIG: these tests use the request log or test users of our simulation")
     options = {key: value() if callable(value) else value for key, value in options.items()}
     objects = list(objects() if callable(objects) else objects)
+    if os.environ.get("VIRTFLEET_TEST_KUBECONFIG"):
+        emu = external_cluster()
+        if "cdi" in options.get("controllers", ()) and emu.get_object("/apis/cdi.kubevirt.io/v1beta1") is None:
+            pytest.skip("VIRTFLEET_TEST_KUBECONFIG: this test needs CDI (cdi.kubevirt.io/v1beta1), which the cluster "
+                        "does not serve")
+        if objects:
+            emu._bulk(objects)  # pylint: disable=protected-access
+        return emu
     emu = emulator_class()(tmp_path_factory.mktemp(name), **options)
     emu.start()
     if objects:

@@ -10,9 +10,8 @@ DVS = "/apis/cdi.kubevirt.io/v1beta1/namespaces/%s/datavolumes"
 
 @pytest.fixture(scope="module")
 def cdi_kubeapi(tmp_path_factory):
-    from tests.conftest import emulator_class
-    emu = emulator_class()(tmp_path_factory.mktemp("kubeapi-cdi"), tls=True, controllers=("virt", "cdi"), timing="fast")
-    emu.start()
+    from tests.conftest import start_emulator
+    emu = start_emulator(tmp_path_factory, "kubeapi-cdi", tls=True, controllers=("virt", "cdi"), timing="fast")
     try:
         yield emu
     finally:

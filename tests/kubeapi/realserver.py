@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from .harness import REPO, Emulator, EmulatorError
+from .harness import REPO, ApiLoader, Emulator, EmulatorError
 
 API_DIR = REPO / "tests" / "fixtures" / "kubevirt-api"
 
@@ -35,7 +35,7 @@ def available():
     return (realk8s_dir() / "realk8s.sh").is_file()
 
 
-class RealServer(Emulator):
+class RealServer(ApiLoader, Emulator):
     """Emulator's interface (hooks included, where a real server allows) on realk8s. Same constructor arguments."""
 
     def __init__(self, workdir, tls=True, controllers=("virt",), timing="fast", rbac=None, extra_args=(),
@@ -153,13 +153,6 @@ class RealServer(Emulator):
             subprocess.run(["bash", str(script), "down", str(self.cluster_dir)], capture_output=True, timeout=60,
                            check=False)
 
-    def apply_object(self, obj, field_manager="kubeapi-harness", force=True):
-        """As the emulator's shortcut, which stores objects in a namespace nobody created: create that first."""
-        ns = (obj.get("metadata") or {}).get("namespace")
-        if ns and obj.get("kind") != "Namespace" and self.get_object("/api/v1/namespaces/%s" % ns) is None:
-            super().apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
-        return super().apply_object(obj, field_manager=field_manager, force=force)
-
     # --- hooks -----------------------------------------------------------------------------------------------
     def _hook(self, method, path, body=None):
         """requests/mark/faults/client-certs go to the proxy (same paths); bulk, tokens and compact are done here."""
@@ -177,34 +170,6 @@ class RealServer(Emulator):
 
     def _hook_proxy(self, method, path, body=None):
         return super()._hook(method, path, body)
-
-    def _bulk(self, objects):
-        """Create objects one by one (statuses through /status where the kind has it, else with the object)."""
-        created = 0
-        for obj in objects:
-            obj = json.loads(json.dumps(obj))
-            status = obj.get("status")
-            stored = self.apply_object(dict((k, v) for k, v in obj.items() if k != "status"))
-            if status:
-                self._put_status(obj, stored, status)
-            created += 1
-        return {"created": created}
-
-    def _put_status(self, obj, stored, status):
-        """Write ``status`` (through /status where the kind has it); re-read on 409: controllers of the real server
-        (the node lifecycle controller, say) change objects right after they are created."""
-        path = self.api_path(obj) + "/" + obj["metadata"]["name"]
-        for _attempt in range(5):
-            body = dict(stored, status=status)
-            code, doc, _ = self._shortcut("PUT", path + "/status", body)
-            if code == 404:     # no status subresource (VirtualMachineInstance): the status goes with the object
-                code, doc, _ = self._shortcut("PUT", path, body)
-            if code in (200, 201):
-                return doc
-            if code != 409:
-                break
-            stored = self.get_object(path)
-        raise EmulatorError("status of %s: %s %s" % (path, code, doc))
 
     def _token(self, spec):
         """A test user: the proxy maps its token to the user (impersonation); RBAC objects give it the spec's rights."""
@@ -243,3 +208,37 @@ class RealServer(Emulator):
         import pytest
         pytest.skip("a real API server's watch cache cannot be compacted on demand (use faults with status 410 and "
                     "watch_only instead)")
+
+
+def main(argv=None):
+    """``python -m tests.kubeapi.realserver DIR``: a real control plane with our KubeVirt simulation, until ^C.
+
+    Prints the kubeconfigs: the proxy's (request log, faults) and the real server's own (client certificate), the
+    latter being what ``VIRTFLEET_TEST_KUBECONFIG`` takes to run the suite as against a cluster with KubeVirt."""
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m tests.kubeapi.realserver", description=main.__doc__.split("\n")[0])
+    parser.add_argument("workdir", help="an empty or new directory for the cluster's files")
+    parser.add_argument("--controllers", default="virt,cdi", help="comma list of virt, cdi, operators (default "
+                                                                   "virt,cdi)")
+    args = parser.parse_args(argv)
+    server = RealServer(Path(args.workdir), controllers=[c for c in args.controllers.split(",") if c])
+    try:
+        server.start()
+    except EmulatorError as exc:
+        raise SystemExit("realserver: %s" % exc)
+    done = []
+    signal.signal(signal.SIGTERM, lambda *_: done.append(1))
+    print(json.dumps({"ready": True, "proxy_kubeconfig": str(server.kubeconfig),
+                      "kubeconfig": str(server.upstream_kubeconfig)}), flush=True)
+    try:
+        while not done:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
