@@ -117,10 +117,12 @@ lint: $(VENV_LINT)/.stamp collection
 BENCH_VENV ?= $(REF_VENV)
 bench-venv: $(BENCH_VENV)/.stamp
 
-# Prints ratios and request counts; never fails on wall time.
+# Prints ratios and request counts; never fails on wall time. BENCH_SERVER: auto (a real kube-apiserver from realk8s
+# when $VIRTFLEET_REALK8S or ../shared/realk8s has it, else the emulator), real or emulator.
+bench: BENCH_SERVER ?= auto
 bench: venv bench-venv
-	$(VENV)/bin/python bench/vm_bench.py --json bench/results/vm_bench.json
-	@if [ -f bench/inventory_bench.py ]; then $(VENV)/bin/python bench/inventory_bench.py --repeat 3 --json bench/results/inventory_bench.json; fi
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/vm_bench.py --server $(BENCH_SERVER) --json bench/results/vm_bench.json
+	@if [ -f bench/inventory_bench.py ]; then PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/inventory_bench.py --server $(BENCH_SERVER) --repeat 3 --json bench/results/inventory_bench.json; fi
 
 clean:
 	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) $(REF_VENV) .build tests/output .pytest_cache

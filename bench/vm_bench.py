@@ -2,15 +2,19 @@
 """VM benchmark: declare N VMs and wait for them Ready — one virtfleet.kubevirt.kubevirt_vm task (option ``vms``)
 versus kubevirt.core.kubevirt_vm in a loop — then the idempotent re-run of both.
 
-Both run through ansible-playbook against the same Kubernetes API emulator (tests/kubeapi with the simulated
-virt-controller, fast timing), each in its own namespace, with the same VM spec. The reference is kubevirt.core
-2.3.0 from the ``ansible`` 14.5.0 package, in the virtualenv of the differential tests (.venv-ref, made by
-``make venv`` or ``make bench-venv``). The script
-times each ansible-playbook command and counts the HTTP requests the emulator logged (all of them: discovery,
-reads, writes, watches). It prints wall-time ratios and request counts; it never passes or fails on time.
+Both run through ansible-playbook against the same API server with the simulated virt-controller (fast timing),
+each in its own namespace, with the same VM spec. The server (--server) is a real kube-apiserver + etcd (realk8s)
+with our KubeVirt simulation as its client, or our Kubernetes API emulator (tests/kubeapi); ``auto``, the
+default, takes the real one when realk8s is there. The reference is kubevirt.core 2.3.0 from the ``ansible``
+14.5.0 package, in the virtualenv of the differential tests (.venv-ref, made by ``make venv`` or
+``make bench-venv``). The script times each ansible-playbook command and counts the HTTP requests the server
+received (all of them: discovery, reads, writes, watches; the emulator's request log, or that of the counting
+proxy in front of the real server). It prints wall-time ratios and request counts; it never passes or fails on
+time.
 
     make bench-venv && .venv/bin/python bench/vm_bench.py              # 100 VMs
     .venv/bin/python bench/vm_bench.py --vms 20 --ours-only           # smoke run, no reference needed
+    .venv/bin/python bench/vm_bench.py --server emulator               # the emulator even when realk8s is there
 
 kubevirt.core polls every ``wait_sleep`` seconds (default 5) per VM; the reference runs with
 ``--ref-wait-sleep`` (default 1), which favours it.
@@ -26,9 +30,10 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-from tests.kubeapi.harness import Emulator  # noqa: E402  (the repo root must be on sys.path first)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _servers  # noqa: E402  (bench/ is not a package)
+
+REPO = _servers.REPO
 
 OURS_BIN = REPO / ".venv" / "bin"
 REF_BIN = REPO / ".venv-ref" / "bin"
@@ -115,9 +120,10 @@ def ratio(ref, ours):
     return "%.1fx" % (float(ref) / ours)
 
 
-def report(rows, n):
+def report(rows, n, server):
     print()
-    print("kubevirt_vm benchmark: %d VMs, create + wait Ready, then the idempotent re-run" % n)
+    print("kubevirt_vm benchmark: %d VMs, create + wait Ready, then the idempotent re-run, on the %s" % (
+        n, _servers.LABELS[server]))
     print("%-22s %-9s %12s %12s %9s" % ("scenario", "metric", "virtfleet", "kubevirt.core", "ratio"))
     for scenario, ours, ref in rows:
         for metric in ("seconds", "requests", "writes"):
@@ -137,16 +143,18 @@ def main():
     parser.add_argument("--ours-only", action="store_true", help="skip kubevirt.core (no reference venv needed)")
     parser.add_argument("--ref-wait-sleep", type=int, default=1, help="kubevirt.core wait_sleep (its default is 5)")
     parser.add_argument("--timeout", type=int, default=900, help="wait_timeout of both")
+    _servers.add_argument(parser)
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
     if not args.ours_only and not (REF_BIN / "ansible-playbook").exists():
         raise SystemExit("reference virtualenv missing (%s): run `make bench-venv` or pass --ours-only" % REF_BIN)
     if not (COLLECTIONS / "ansible_collections" / "virtfleet" / "kubevirt").exists():
         raise SystemExit("collection link missing: run `make collection`")
+    server = _servers.resolve(args.server)
+    print("kubevirt_vm benchmark on the %s" % _servers.LABELS[server], flush=True)
     names = ["vm-%03d" % i for i in range(args.vms)]
     with tempfile.TemporaryDirectory(prefix="vm-bench-") as tmp:
-        emu = Emulator(Path(tmp) / "emu", tls=True, controllers=("virt",), timing="fast", nodes=4)
-        emu.start()
+        emu = _servers.start(server, Path(tmp) / "server", controllers=("virt",), timing="fast", nodes=4)
         try:
             for ns in ("bench-ours", "bench-ref"):
                 emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
@@ -166,11 +174,11 @@ def main():
             rows.append(("idempotent re-run", ours2, ref2))
         finally:
             emu.stop()
-    report(rows, args.vms)
+    report(rows, args.vms, server)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"vms": args.vms, "ref_wait_sleep": args.ref_wait_sleep,
-                                               "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps({"vms": args.vms, "ref_wait_sleep": args.ref_wait_sleep, "server": server,
+                                               "server_label": _servers.LABELS[server], "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":
