@@ -56,6 +56,7 @@ VM = ("kubevirt.io", "virtualmachines")
 VMI = ("kubevirt.io", "virtualmachineinstances")
 NODES = ("", "nodes")
 LEASES = ("coordination.k8s.io", "leases")
+CRDS = ("apiextensions.k8s.io", "customresourcedefinitions")
 APISERVICE_VERSIONS = ("v1", "v1alpha3")
 NAME = "virtfleet-remote"
 EXTRA_KINDS = (("coordination.k8s.io", "Lease", "leases", True),
@@ -804,6 +805,12 @@ class RemoteApp:
             for crd in crds.get("items") or []:
                 self.registry.add(type_from_crd(crd))
 
+    def _crd_changed(self, rkey, event):
+        etype, obj = event[0], event[1]
+        if rkey == CRDS and etype != "DELETED" and obj.get("spec"):
+            with self._registry_lock:
+                self.registry.add(type_from_crd(obj))
+
     def admin(self, manager="virtfleet-remote"):
         return Options(manager=manager)
 
@@ -865,7 +872,10 @@ class RemoteApp:
         for c in controllers:
             c.start()
             self.controllers.append(c)
-        watched = {rk for c in controllers for rk in c.watches} | {NODES}
+        # A CRD changed on the server (kubevirt_install applies the operators' CRDs) changes how its kind is written
+        # (a status subresource or not): the registry follows the CRDs as they change.
+        self.store.subscribe(self._crd_changed)
+        watched = {rk for c in controllers for rk in c.watches} | {NODES, CRDS}
         for rk in sorted(watched):
             self.store.ensure(rk, wait=0)
         for rk in sorted(watched):
