@@ -143,3 +143,18 @@ def test_a_node_port_is_unique_in_the_cluster_and_allocated_when_omitted(kubeapi
                                          "message": "Invalid value: %d: provided port is already allocated" % taken}]
     # re-applying the first one with its own port is no conflict
     assert kubeapi.apply_object(svc("first", taken))["spec"]["ports"][0]["nodePort"] == taken
+
+
+def test_a_pods_qos_class_is_set_by_the_server_and_immutable(kubeapi, ns):
+    """kube-apiserver computes status.qosClass on create and refuses to change it (the fake kubelet of our
+    simulation once wrote "BestEffort" over a Burstable pod and stalled every operator rollout on the real server)."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
+           "spec": {"containers": [{"name": "c", "image": "registry.example/app:1",
+                                    "resources": {"requests": {"memory": "64Mi"}}}]}}
+    code, created, _ = kubeapi.http("POST", "/api/v1/namespaces/%s/pods" % ns, pod)
+    assert code == 201, created
+    assert created["status"]["qosClass"] == "Burstable"
+    body = dict(created, status=dict(created["status"], qosClass="BestEffort"))
+    code, doc, _ = kubeapi.http("PUT", "/api/v1/namespaces/%s/pods/p/status" % ns, body)
+    assert code == 422, doc
+    assert doc["message"] == 'Pod "p" is invalid: status.qosClass: Invalid value: "BestEffort": field is immutable'

@@ -154,8 +154,8 @@ class Api:
         strip = lambda o: {k: v for k, v in o.items() if k not in skip}  # noqa: E731
         return strip(old) != strip(new)
 
-    def _finish(self, rtype, obj):
-        """Kind-specific normalisation done by the real registry strategies."""
+    def _finish(self, rtype, obj, old=None):
+        """Kind-specific normalisation done by the real registry strategies (``old``: the stored object, on updates)."""
         key = rtype.key
         for field in OMITTED_ZERO.get(key, ()):
             # A Go field with `omitempty` and its zero value is not stored: it reads back absent.
@@ -189,8 +189,35 @@ class Api:
             if not isinstance(obj.get("status"), dict):
                 obj["status"] = {}
             obj["status"].setdefault("loadBalancer", {})
+        elif key == ("", "pods"):
+            self._pod_qos_class(rtype, obj, old)
         elif key == ("", "serviceaccounts"):
             pass
+
+    @staticmethod
+    def _pod_qos_class(rtype, obj, old):
+        """pkg/apis/core/helper/qos: the server sets status.qosClass from the containers' requests and limits on
+        create, and refuses to change it afterwards (422 "field is immutable")."""
+        status = obj.get("status") if isinstance(obj.get("status"), dict) else {}
+        if old is not None:
+            stored = (old.get("status") or {}).get("qosClass")
+            if status.get("qosClass") not in (None, stored):
+                raise errors.invalid(rtype, obj["metadata"].get("name"), [{
+                    "reason": "FieldValueInvalid", "field": "status.qosClass",
+                    "message": 'Invalid value: "%s": field is immutable' % status["qosClass"]}])
+            if stored:
+                obj.setdefault("status", {})["qosClass"] = stored
+            return
+        requests, limits, guaranteed = False, False, True
+        for c in ((obj.get("spec") or {}).get("containers") or []):
+            res = c.get("resources") or {} if isinstance(c, dict) else {}
+            req, lim = res.get("requests") or {}, res.get("limits") or {}
+            requests, limits = requests or bool(req), limits or bool(lim)
+            for name in ("cpu", "memory"):
+                if not lim.get(name) or req.get(name, lim.get(name)) != lim.get(name):
+                    guaranteed = False
+        qos = "BestEffort" if not (requests or limits) else "Guaranteed" if guaranteed else "Burstable"
+        obj.setdefault("status", {})["qosClass"] = qos
 
     NODE_PORTS = (30000, 32767)
 
@@ -370,7 +397,7 @@ class Api:
             new = self._merge_update(rtype, old, body, subresource)
             self._validate(rtype, version, new, opts, name, patching=_patch)
             self._admit(rtype, new, old, subresource, opts)
-            self._finish(rtype, new)
+            self._finish(rtype, new, old)
             return self._commit(rtype, version, old, new, opts, subresource)
 
     def _merge_update(self, rtype, old, body, subresource):
@@ -518,7 +545,7 @@ class Api:
             new["metadata"]["managedFields"] = merged["metadata"]["managedFields"]
             self._validate(rtype, version, new, Options(validation="Ignore", trusted=opts.trusted), name)
             self._admit(rtype, new, old, subresource, opts)
-            self._finish(rtype, new)
+            self._finish(rtype, new, old)
             return self._commit(rtype, version, old, new, opts, subresource, manager_entries=True)
 
     def _validate_partial(self, rtype, version, obj, opts, name, ns=None):
