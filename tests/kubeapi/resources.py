@@ -102,6 +102,9 @@ def builtin_types():
               subresources=["status", "scale"], schemas={"v1": s(spec="object", status="object")}),
         _core(["v1"], "ReplicaSet", "replicasets", group="apps", short_names=["rs"], categories=["all"],
               subresources=["status", "scale"], schemas={"v1": s(spec="object", status="object")}),
+        # Written by the simulated virt-controller: the VM spec a VMI was started from (controllers/virt.py).
+        _core(["v1"], "ControllerRevision", "controllerrevisions", group="apps",
+              schemas={"v1": s(data="object", revision="integer")}, generation=False),
         _core(["v1"], "Job", "jobs", group="batch", categories=["all"], subresources=["status"],
               schemas={"v1": s(spec="object", status="object")}),
         _core(["v1"], "CronJob", "cronjobs", group="batch", short_names=["cj"], categories=["all"],

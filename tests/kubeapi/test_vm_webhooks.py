@@ -1,8 +1,10 @@
-"""The emulated VM admission webhooks (controllers/webhooks.py) and RestartRequired, through plain HTTP."""
-import time
+"""The emulated VM admission webhooks (controllers/webhooks.py) and virt-controller's RestartRequired
+(controllers/virt.py), through plain HTTP."""
 
 VMS = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines"
 VMIS = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances"
+REVISIONS = "/apis/apps/v1/namespaces/%s/controllerrevisions"
+SUB = "/apis/subresources.kubevirt.io/v1/namespaces/%s/%s/%s/%s"
 
 
 def vm(name, **tspec):
@@ -24,6 +26,12 @@ def apply(kubeapi, ns, obj, dry_run=False):
 
 def observed(obj):
     return obj is not None and (obj["metadata"].get("annotations") or {}).get("kubevirt.io/latest-observed-api-version")
+
+
+def conditions(obj):
+    """{type: (status, message)} of a VM's status conditions."""
+    conds = ((obj or {}).get("status") or {}).get("conditions") or []
+    return {c["type"]: (c["status"], c.get("message")) for c in conds}
 
 
 def denial(body):
@@ -164,14 +172,51 @@ def test_firmware_uuid_dropped_on_update_comes_back_as_the_legacy_uuid(kubeapi, 
     assert random_uuid != "e05fdb73-9eb4-513f-858c-c3f95dd66c3f"
 
 
-def test_restart_required_on_template_change_of_a_running_vm(kubeapi, ns):
+def test_restart_required_comes_from_the_controllers_status_sync(kubeapi, ns):
+    """Not written at admission (a real API server ignores a webhook's status on a main-resource update): the VMI
+    records the VM spec it started from in a ControllerRevision, and virt-controller's VM status sync compares the
+    template with it, setting RestartRequired in the write that sets observedGeneration; a new VMI clears it."""
     running = vm("r")
     running["spec"]["runStrategy"] = "Always"
-    apply(kubeapi, ns, running)
-    deadline = time.monotonic() + 10
-    while kubeapi.get_object(VMIS % ns + "/r") is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    status, created, _ = apply(kubeapi, ns, running)
+    assert status == 201
+    uid = created["metadata"]["uid"]
+    vmi = kubeapi.wait_for(VMIS % ns + "/r", lambda o: o and (o.get("status") or {}).get("virtualMachineRevisionName"),
+                           timeout=60)
+    started = kubeapi.wait_for(VMS % ns + "/r", lambda o: (o.get("status") or {}).get("observedGeneration") ==
+                               o["metadata"]["generation"], timeout=60)
+    gen = started["metadata"]["generation"]
+    revision = "revision-start-vm-%s-%d" % (uid, gen)    # vm.go:getVMRevisionName
+    assert vmi["status"]["virtualMachineRevisionName"] == revision
+    cr = kubeapi.get_object(REVISIONS % ns + "/" + revision)
+    assert cr["revision"] == gen and cr["data"]["spec"]["template"] == started["spec"]["template"]
+    assert [(o["kind"], o["uid"], o.get("controller")) for o in cr["metadata"]["ownerReferences"]] == [
+        ("VirtualMachine", uid, True)]
+    assert "RestartRequired" not in conditions(started)
+
     running["spec"]["template"]["spec"]["domain"]["cpu"] = {"cores": 2}
     status, body, _ = apply(kubeapi, ns, running)
-    conds = {c["type"]: c["status"] for c in body["status"]["conditions"]}
-    assert status == 200 and conds.get("RestartRequired") == "True"
+    assert status == 200 and body["metadata"]["generation"] > gen
+    # The write itself carries no verdict: the controller has not seen the new generation yet.
+    assert "RestartRequired" not in conditions(body) and body["status"]["observedGeneration"] == gen
+    live = kubeapi.wait_for(VMS % ns + "/r", lambda o: "RestartRequired" in conditions(o), timeout=60)
+    assert conditions(live)["RestartRequired"] == ("True",
+                                                   "a non-live-updatable field was changed in the template spec")
+    assert live["status"]["observedGeneration"] == live["metadata"]["generation"] == body["metadata"]["generation"]
+    assert kubeapi.get_object(VMIS % ns + "/r")["metadata"]["uid"] == vmi["metadata"]["uid"]
+
+    status, _, _ = kubeapi.http("PUT", SUB % (ns, "virtualmachines", "r", "restart"), {})
+    assert status == 202
+    new_revision = "revision-start-vm-%s-%d" % (uid, live["metadata"]["generation"])
+    new_vmi = kubeapi.wait_for(VMIS % ns + "/r", lambda o: o and o["metadata"]["uid"] != vmi["metadata"]["uid"],
+                               timeout=90)
+    assert new_vmi["status"]["virtualMachineRevisionName"] == new_revision
+    assert new_vmi["spec"]["domain"]["cpu"]["cores"] == 2
+    after = kubeapi.wait_for(VMS % ns + "/r", lambda o: "RestartRequired" not in conditions(o), timeout=60)
+    assert after["status"]["observedGeneration"] == after["metadata"]["generation"]
+    # deleteOlderVMRevision: only the revision of the running generation is kept.
+    assert kubeapi.get_object(REVISIONS % ns + "/" + revision) is None
+    assert kubeapi.get_object(REVISIONS % ns + "/" + new_revision)["revision"] == live["metadata"]["generation"]
+    # Owned by the VM: the garbage collector removes it with the VM.
+    assert kubeapi.http("DELETE", VMS % ns + "/r")[0] == 200
+    kubeapi.wait_for(REVISIONS % ns + "/" + new_revision, lambda o: o is None, timeout=90)

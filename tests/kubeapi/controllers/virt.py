@@ -6,6 +6,11 @@ step per timer tick, then interfaces with IPs, node name, guest OS info; deletio
 State changes are timer-driven and deterministic (node round-robin, IPs and MACs from counters).
 Like KubeVirt v1.9.0's virt-controller it first stamps the observed API version annotations on every VM and VMI it
 syncs, persists a legacy firmware UUID into a VM template without one, and builds the VMI with a disk per volume.
+RestartRequired as virt-controller computes it (vm.go): starting a VMI records the VM spec it starts from in a
+ControllerRevision ``revision-start-vm-<vm uid>-<generation>`` named by the VMI's ``status.virtualMachineRevisionName``;
+every VM status sync with an active VMI compares the VM's template spec with that record and sets or removes
+``RestartRequired`` in the same status write as ``observedGeneration`` (no live updates are simulated: any template
+spec change needs a restart). A new VMI clears it.
 The VM admission checks (runStrategy, running) are in webhooks.py.
 """
 import itertools
@@ -20,12 +25,15 @@ VM = ("kubevirt.io", "virtualmachines")
 VMI = ("kubevirt.io", "virtualmachineinstances")
 VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
 NODES = ("", "nodes")
+CONTROLLER_REVISIONS = ("apps", "controllerrevisions")
 FINALIZER = "kubevirt.io/virtualMachineControllerFinalize"
 # staging/src/kubevirt.io/api/core/v1/types.go: ControllerAPI{Latest,Storage}VersionObservedAnnotation; the values
 # are register.go's ApiLatestVersion and ApiStorageVersion ("v1" both in v1.9.0).
 OBSERVED_API_VERSIONS = {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1"}
 # pkg/virt-controller/watch/vm/firmware.go: magicUUID, the namespace of CalculateLegacyUUID
 LEGACY_FIRMWARE_NS = uuid.UUID("6a1a24a1-4061-4607-8bf4-a3963d0c5895")
+# pkg/virt-controller/watch/vm/vm.go:syncRestartRequired, the message of setRestartRequired for a template change
+RESTART_MESSAGE = "a non-live-updatable field was changed in the template spec"
 NEXT_PHASE = {"": "Pending", "Pending": "Scheduling", "Scheduling": "Scheduled", "Scheduled": "Running"}
 GUESTS = {
     "fedora": {"id": "fedora", "name": "Fedora Linux", "prettyName": "Fedora Linux 41 (Cloud Edition)",
@@ -51,6 +59,11 @@ def run_strategy(vm):
 def legacy_firmware_uuid(name):
     """pkg/virt-controller/watch/vm/firmware.go:CalculateLegacyUUID: SHA1 (v5) UUID of the VM name."""
     return str(uuid.uuid5(LEGACY_FIRMWARE_NS, name))
+
+
+def vm_revision_name(vm_uid, generation):
+    """pkg/virt-controller/watch/vm/vm.go:getVMRevisionName: ``revision-start-vm-<vm uid>-<generation>``."""
+    return "revision-start-vm-%s-%d" % (vm_uid, generation)
 
 
 def _cond(ctype, status, reason="", message=""):
@@ -262,6 +275,12 @@ class VirtController(Controller):
             devices["disks"] = list(devices.get("disks") or []) + [{"name": n} for n in missing]
         if not vmi["metadata"]["annotations"]:
             del vmi["metadata"]["annotations"]
+        # vm.go:startVMI: createVMRevision, then vmi.Status.VirtualMachineRevisionName (the VMI kind has no /status
+        # subresource: a create keeps its status).
+        revision = self._create_vm_revision(vm)
+        if revision is None:
+            return
+        vmi["status"] = {"virtualMachineRevisionName": revision}
         try:
             self.api.create(self._rt(VMI), "v1", meta["namespace"], vmi, self._opts())
         except errors.ApiError as exc:
@@ -275,8 +294,85 @@ class VirtController(Controller):
                 return
 
         def created(o):
-            o.setdefault("status", {})["created"] = True
+            st = o.setdefault("status", {})
+            st["created"] = True
+            # vm.go:startVMI -> cleanupRestartRequired: the new VMI runs the current template.
+            conds = st.get("conditions") or []
+            if any(c.get("type") == "RestartRequired" for c in conds):
+                st["conditions"] = [c for c in conds if c.get("type") != "RestartRequired"]
         self.api.write_status(self._rt(VM), meta["namespace"], meta["name"], created, "virt-controller")
+
+    def _create_vm_revision(self, vm):
+        """vm.go:createVMRevision: the ControllerRevision a VMI is started from, ``revision-start-vm-<uid>-<gen>``
+        (data ``{"spec": <the VM's spec>}``, revision = the VM's generation, controller ownerReference to the VM);
+        deleteOlderVMRevision first deletes the VM's revisions of other generations and keeps (reuses) the one of
+        this generation. Returns its name, None when it could not be written (no VMI is created then)."""
+        meta = vm["metadata"]
+        ns, gen = meta["namespace"], meta.get("generation", 1)
+        name = vm_revision_name(meta["uid"], gen)
+        prefix = "revision-start-vm-%s-" % meta["uid"]
+        rt = self._rt(CONTROLLER_REVISIONS)
+        exists = False
+        try:
+            for cr in self.store.items(CONTROLLER_REVISIONS, ns):
+                if not cr["metadata"]["name"].startswith(prefix):
+                    continue
+                if cr.get("revision") == gen:
+                    exists = True
+                    continue
+                try:
+                    self.api.delete(rt, "v1", ns, cr["metadata"]["name"], self._opts())
+                except errors.ApiError as exc:
+                    if exc.code != 404:
+                        raise
+            if not exists:
+                # KubeVirt Creates it; here a server-side apply creates it, so that the API server serializes
+                # `data` (a RawExtension, stored as sent) itself: compact with sorted keys, as KubeVirt's
+                # json.Marshal of a map does. A Create would keep this client's json.dumps bytes, and as `data` is
+                # immutable, kube-controller-manager's garbage collector could then never patch the revision to
+                # orphan it (its patch re-serializes `data`: "field is immutable").
+                self.api.apply(rt, "v1", ns, name, {
+                    "apiVersion": "apps/v1", "kind": "ControllerRevision",
+                    "metadata": {"name": name, "namespace": ns, "ownerReferences": [{
+                        "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                        "name": meta["name"], "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}]},
+                    "data": {"spec": clone(vm.get("spec") or {})}, "revision": gen}, self._opts())
+        except errors.ApiError as exc:
+            if exc.reason != "AlreadyExists":
+                if meta["uid"] not in self._create_failed:
+                    self._create_failed.add(meta["uid"])
+                    print("kubeapi: virt-controller could not write ControllerRevision %s/%s: %s" % (
+                        ns, name, exc.message), flush=True)
+                return None
+        return name
+
+    def _started_template_spec(self, vmi):
+        """The template spec the VMI was started from: its ControllerRevision's ``data.spec.template.spec``
+        (vm.go:sync -> getLastVMRevisionSpec); None without a record (then RestartRequired is left as it is)."""
+        name = ((vmi or {}).get("status") or {}).get("virtualMachineRevisionName")
+        if not name:
+            return None
+        cr = self.store.get(CONTROLLER_REVISIONS, vmi["metadata"]["namespace"], name)
+        if cr is None:
+            return None
+        return ((((cr.get("data") or {}).get("spec") or {}).get("template") or {}).get("spec")) or {}
+
+    @staticmethod
+    def _sync_restart_required(conds, vm, vmi, started):
+        """vm.go:syncRestartRequired without live updates (no LiveUpdate rollout strategy, no hotplug): the VM's
+        template spec against the one the VMI started from, a firmware UUID change neutralized when the VMI already
+        runs with the VM's UUID (the firmware synchronizer persisting it). Sets ``RestartRequired=True`` when they
+        differ, removes the condition when they do not."""
+        current = ((vm.get("spec") or {}).get("template") or {}).get("spec") or {}
+        last = clone(started)
+        vmi_uuid = ((((vmi.get("spec") or {}).get("domain") or {}).get("firmware")) or {}).get("uuid")
+        vm_uuid = (((current.get("domain") or {}).get("firmware")) or {}).get("uuid")
+        if vmi_uuid and vmi_uuid == vm_uuid and isinstance(last.get("domain"), dict):
+            last["domain"]["firmware"] = dict(last["domain"].get("firmware") or {}, uuid=vm_uuid)
+        if last != current:
+            _set_cond(conds, _cond("RestartRequired", "True", message=RESTART_MESSAGE))
+        else:
+            conds[:] = [c for c in conds if c.get("type") != "RestartRequired"]
 
     def _delete_vmi(self, ns, name):
         try:
@@ -290,6 +386,7 @@ class VirtController(Controller):
             return
         vmi = self.store.get(VMI, ns, name)
         strategy = run_strategy(vm)
+        started = self._started_template_spec(vmi)
 
         def mutate(o):
             st = o.setdefault("status", {})
@@ -329,6 +426,10 @@ class VirtController(Controller):
                         _set_cond(conds, clone(c))
                 if not paused:
                     conds[:] = [c for c in conds if c["type"] != "Paused"]
+                # vm.go:sync -> syncRestartRequired, written with observedGeneration by updateStatus. Only for an
+                # active VMI: a stopping or finished one is about to be replaced (the next VMI clears it).
+                if started is not None and not deleting and phase not in ("Succeeded", "Failed"):
+                    self._sync_restart_required(conds, o, vmi, started)
             st["runStrategy"] = strategy
             gen = o["metadata"].get("generation", 1)
             st["desiredGeneration"] = gen

@@ -1,5 +1,4 @@
-"""Admission webhooks of a KubeVirt v1.9.0 cluster with kubemacpool, for VirtualMachines and their VMIs, plus
-RestartRequired.
+"""Admission webhooks of a KubeVirt v1.9.0 cluster with kubemacpool, for VirtualMachines and their VMIs.
 
 What a real cluster does on write, so that kubevirt_vm's idempotency is tested against it (KubeVirt functions are
 cited as file:function of kubevirt/kubevirt at tag v1.9.0):
@@ -14,8 +13,10 @@ cited as file:function of kubevirt/kubevirt at tag v1.9.0):
   warning (not converted to a runStrategy).
 * virt-api's VMI mutating webhook, on create (vmi-mutator.go:ApplyNewVMIMutations): a disk for every volume
   without one, ``disk: {}`` on disks without a target, the default pod network interface, machine type.
-* RestartRequired: a template change on a VM whose VMI runs sets condition ``RestartRequired=True``; the
-  next VMI (restart) clears it.
+
+No webhook writes VM status: condition ``RestartRequired`` is virt-controller's (its VM status sync compares the
+template with the ControllerRevision the VMI was started from, see virt.py), and a real kube-apiserver ignores status
+in a webhook's patch of a main-resource update anyway.
 
 The hooks run inside the API's write path (``Api.admission_hooks``), for dry runs too, like webhooks.
 Written for the kubevirt_vm issue; wired in ``controllers/__init__.py`` next to the virt controller.
@@ -25,7 +26,6 @@ import itertools
 import uuid
 
 from .. import errors
-from ..api import now
 from . import Controller
 
 VM = ("kubevirt.io", "virtualmachines")
@@ -34,7 +34,6 @@ KUBEVIRTS = ("kubevirt.io", "kubevirts")
 MAC_ANNOTATION = "kubemacpool.io/transaction-timestamp"
 # staging/src/kubevirt.io/api/core/v1/types.go: PciTopologyVersionAnnotation, PciTopologyVersionV3
 PCI_TOPOLOGY_ANNOTATION = "kubevirt.io/pci-topology-version"
-RESTART_MESSAGE = "a non-live-updatable field was changed in the template spec"
 # pkg/virt-api/webhooks/validating-webhook/admitters/vms-admitter.go: validRunStrategies (+ WaitAsReceiver behind a gate)
 RUN_STRATEGIES = ("Halted", "Manual", "Always", "RerunOnFailure", "Once")
 RUNNING_DEPRECATED = "spec.running is deprecated, please use spec.runStrategy instead."
@@ -177,7 +176,7 @@ def validate(vm, gates=frozenset()):
 
 class KubeVirtWebhooks(Controller):
     name = "kubevirt-webhooks"
-    watches = (VMI,)
+    watches = ()    # admission only; RestartRequired (set by a template change, cleared by a new VMI) is in virt.py
 
     def setup(self):
         self._macs = itertools.count(1)
@@ -201,7 +200,7 @@ class KubeVirtWebhooks(Controller):
         self.mutate_vm(obj, old)
         warnings = validate(obj, feature_gates(self.store))
         if old is not None and old_spec == spec:
-            return warnings     # metadata-only write: no kubemacpool transaction, no RestartRequired
+            return warnings     # metadata-only write: no kubemacpool transaction
         tspec = spec["template"]["spec"]
         old_tspec = (old_spec.get("template") or {}).get("spec") or {}
         devices = tspec["domain"].setdefault("devices", {})
@@ -213,16 +212,6 @@ class KubeVirtWebhooks(Controller):
         if old is None or old_spec != spec:
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             obj["metadata"].setdefault("annotations", {})[MAC_ANNOTATION] = stamp
-        if old is not None and old_spec.get("template") != spec.get("template"):
-            meta = obj["metadata"]
-            vmi = self.store.get(VMI, meta.get("namespace"), meta.get("name"))
-            active = vmi is not None and not vmi["metadata"].get("deletionTimestamp") and \
-                (vmi.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            if active:
-                conds = obj.setdefault("status", {}).setdefault("conditions", [])
-                conds[:] = [c for c in conds if c.get("type") != "RestartRequired"]
-                conds.append({"type": "RestartRequired", "status": "True", "lastProbeTime": None,
-                              "lastTransitionTime": now(), "message": RESTART_MESSAGE})
         return warnings
 
     def mutate_vm(self, obj, old):
@@ -274,17 +263,3 @@ class KubeVirtWebhooks(Controller):
                 disk["disk"] = {}
         if supports_pcie_hotplug(spec):
             vmi.setdefault("metadata", {}).setdefault("annotations", {}).setdefault(PCI_TOPOLOGY_ANNOTATION, "v3")
-
-    # --- a new VMI runs the current template: RestartRequired no longer applies -----------------------------
-    def reconcile(self, rkey, ns, name, etype, obj):
-        if rkey != VMI or etype != "ADDED":
-            return
-        vm_type = self.app.registry.get(*VM)
-
-        def clear(o):
-            conds = (o.get("status") or {}).get("conditions") or []
-            kept = [c for c in conds if c.get("type") != "RestartRequired"]
-            if len(kept) == len(conds):
-                return False
-            o["status"]["conditions"] = kept
-        self.api.write_status(vm_type, ns, name, clear, "virt-controller")
