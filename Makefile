@@ -146,18 +146,15 @@ test-guest: venv
 # Without the binaries it fails with one line. realk8s.sh needs bash, xz, openssl and kubectl (the virtualenv's).
 VIRTFLEET_REALK8S ?= $(abspath $(CURDIR)/../shared/realk8s)
 .PHONY: test-real
+# The real-API-server tier (README "Testing"): tests/realk8s on a bare kube-apiserver with KubeVirt's CRDs, then the
+# whole integration suite on realk8s + our KubeVirt simulation as its client (tests/kubeapi/remote.py) behind our
+# counting/fault proxy (tests/kubeapi/proxy.py). VIRTFLEET_REALK8S: the folder with realk8s.sh and its bin/.
 test-real: venv
 	@test -f "$(VIRTFLEET_REALK8S)/realk8s.sh" || { echo "test-real: no realk8s at $(VIRTFLEET_REALK8S) (set VIRTFLEET_REALK8S to the folder with realk8s.sh and bin/)" >&2; exit 2; }
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH VIRTFLEET_REALK8S=$(VIRTFLEET_REALK8S) $(VENV)/bin/python -m pytest $(PYTEST_ARGS) \
 	  -p no:cacheprovider -rs --durations=5 tests/realk8s
-
-# Work in progress (#15), not in CI yet: the whole integration suite with the emulator replaced by realk8s + our
-# KubeVirt simulation as its client (tests/kubeapi/remote.py) + our counting/fault proxy (tests/kubeapi/proxy.py).
-.PHONY: test-real-suite
-test-real-suite: venv
-	@test -f "$(VIRTFLEET_REALK8S)/realk8s.sh" || { echo "test-real-suite: no realk8s at $(VIRTFLEET_REALK8S)" >&2; exit 2; }
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH VIRTFLEET_TEST_REALK8S=1 VIRTFLEET_REALK8S=$(VIRTFLEET_REALK8S) \
-	  $(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider -rs --timeout 240 tests/integration
+	  $(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider -rs --durations=10 --timeout 300 tests/integration
 
 # The main job against the embedded Kubernetes API emulator (README "Quick start").
 demo: venv

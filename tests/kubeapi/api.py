@@ -191,6 +191,22 @@ class Api:
             obj["status"].setdefault("loadBalancer", {})
         elif key == ("", "pods"):
             self._pod_qos_class(rtype, obj, old)
+        elif key in (("admissionregistration.k8s.io", "validatingwebhookconfigurations"),
+                     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations")):
+            # pkg/apis/admissionregistration/validation: v1 requires both of these on every webhook
+            causes = []
+            for i, hook in enumerate(obj.get("webhooks") or []):
+                if not isinstance(hook, dict):
+                    continue
+                if hook.get("sideEffects") not in ("None", "NoneOnDryRun"):
+                    causes.append({"reason": "FieldValueRequired", "field": "webhooks[%d].sideEffects" % i,
+                                   "message": "Required value: must specify one of None, NoneOnDryRun"})
+                if not hook.get("admissionReviewVersions"):
+                    causes.append({"reason": "FieldValueRequired",
+                                   "field": "webhooks[%d].admissionReviewVersions" % i,
+                                   "message": "Required value: must specify one of v1, v1beta1"})
+            if causes:
+                raise errors.invalid(rtype, obj["metadata"].get("name"), causes)
         elif key == ("", "serviceaccounts"):
             pass
 
