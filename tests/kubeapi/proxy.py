@@ -416,7 +416,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         headers = self._upstream_headers(spec)
         resp = conn = None
         for attempt in (0, 1):
-            conn, reused = proxy.pool.get(None if watch else UPSTREAM_TIMEOUT)
+            conn, reused = proxy.pool.get(None if watch else UPSTREAM_TIMEOUT, fresh=attempt > 0)
             try:
                 conn.putrequest(method, self.path, skip_host=True, skip_accept_encoding=True)
                 conn.putheader("Host", proxy.upstream.netloc)
@@ -430,8 +430,10 @@ class ProxyHandler(BaseHTTPRequestHandler):
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 # A kept-alive connection the server has closed meanwhile: once more on a new one.
+                # (The other idle ones are as old: dropped too, and the retry opens a new connection.)
                 if attempt == 0 and reused and isinstance(exc, (http.client.RemoteDisconnected, BrokenPipeError,
                                                                 ConnectionResetError, ssl.SSLError)):
+                    proxy.pool.drop_idle()
                     continue
                 raise UpstreamError("upstream %s: %s" % (proxy.upstream.netloc, exc))
         proxy.pool.active.add(conn)
@@ -580,9 +582,17 @@ class _Pool:
         self._lock = threading.Lock()
         self.active = set()
 
-    def get(self, timeout):
+    MAX_IDLE = 30.0   # seconds an idle connection is reused for (the server may close it after a while)
+
+    def get(self, timeout, fresh=False):
+        conn = None
         with self._lock:
-            conn = self._idle.pop() if self._idle else None
+            while self._idle and not fresh:
+                conn, since = self._idle.pop()
+                if time.monotonic() - since < self.MAX_IDLE:
+                    break
+                conn.close()
+                conn = None
         if conn is None:
             return self.upstream.connect(timeout), False
         if conn.sock is not None:
@@ -592,13 +602,19 @@ class _Pool:
     def put(self, conn):
         with self._lock:
             if len(self._idle) < self.size:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
-    def close(self):
+    def drop_idle(self):
         with self._lock:
             idle, self._idle = self._idle, []
+        for conn, _since in idle:
+            conn.close()
+
+    def close(self):
+        with self._lock:
+            idle, self._idle = [conn for conn, _since in self._idle], []
         for conn in idle + list(self.active):
             try:
                 if conn.sock is not None:

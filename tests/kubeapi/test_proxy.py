@@ -372,3 +372,45 @@ def test_client_certificates_issued_by_the_proxy_impersonate_their_user_and_grou
     assert call(proxy, "GET", "/_emulator/mark", ctx=carol)[0] == 403   # hooks stay the admin's
     assert [(e["user"], e["status"]) for e in requests_since(proxy, mark, "/configmaps")] == [("carol", 403),
                                                                                                ("carol", 200)]
+
+
+def test_pool_never_reuses_connections_idle_too_long_and_drops_them_all_after_a_stale_one(monkeypatch):
+    """A session-long server's idle keep-alive connections get closed upstream: one stale reuse made every pooled
+    connection suspect (the retry used to take the next stale one and answer 502)."""
+    from tests.kubeapi import proxy as proxy_mod
+
+    class Conn:
+        sock = None
+
+        def __init__(self, n):
+            self.n, self.closed = n, False
+
+        def close(self):
+            self.closed = True
+
+    made = []
+
+    class Upstream:
+        def connect(self, timeout):
+            made.append(Conn(len(made)))
+            return made[-1]
+
+    clock = [1000.0]
+    monkeypatch.setattr(proxy_mod.time, "monotonic", lambda: clock[0])
+    pool = proxy_mod._Pool(Upstream())   # pylint: disable=protected-access
+    first, reused = pool.get(5)
+    assert not reused
+    pool.put(first)
+    again, reused = pool.get(5)
+    assert again is first and reused
+    pool.put(again)
+    clock[0] += pool.MAX_IDLE + 1
+    new, reused = pool.get(5)
+    assert not reused and new is not first and first.closed
+    old = [pool.get(5)[0] for _ in range(3)]
+    for conn in old:
+        pool.put(conn)
+    fresh, reused = pool.get(5, fresh=True)
+    assert not reused and fresh not in old
+    pool.drop_idle()
+    assert all(conn.closed for conn in old) and pool.get(5)[1] is False
