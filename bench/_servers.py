@@ -164,8 +164,8 @@ class Seeder(object):
         if code == 409:
             return False
         if code != 201:
-            raise SystemExit("creating %s %s/%s failed: %s %s" % (obj["kind"], obj["metadata"].get("namespace"),
-                                                                 obj["metadata"]["name"], code, stored))
+            raise SystemExit("creating %s %s/%s failed: %s %s" % (
+                obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], code, stored))
         if has_status and status and stored.get("status") != status:
             item = path + "/" + obj["metadata"]["name"]
             for _attempt in range(5):

@@ -57,10 +57,10 @@ def external_cluster():
 
 # What a private emulator's options ask of the simulation that a cluster with real KubeVirt cannot give.
 EXTERNAL_SKIPS = (
-    (lambda o: not o.get("controllers", ("virt",)), "loads objects as they are, which KubeVirt's own controllers "
-                                                    "would change (a private server without controllers)"),
-    (lambda o: "operators" in o.get("controllers", ()), "installs and uninstalls KubeVirt through our simulated "
-                                                       "operators (a private server)"),
+    (lambda o: not o.get("controllers", ("virt",)),
+     "loads objects as they are, which KubeVirt's own controllers would change (a private server without controllers)"),
+    (lambda o: "operators" in o.get("controllers", ()),
+     "installs and uninstalls KubeVirt through our simulated operators (a private server)"),
     (lambda o: o.get("guest_images"), "boots mapped images as QEMU guests of our simulation"),
     (lambda o: o.get("nodes"), "needs a given number of fake nodes"),
 )

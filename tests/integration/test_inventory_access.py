@@ -29,8 +29,8 @@ def dataset():
         for name in ("one", "two"):
             labels = {"kubevirt.io/domain": name}
             ports = [{"name": "ssh", "port": 22, "targetPort": 22, "nodePort": next(node_ports), "protocol": "TCP"}]
-            objs += [vm(name, ns), vmi(name, ns, labels=labels), service(name + "-ssh", ns, selector=labels,
-                                                                          ports=ports)]
+            objs += [vm(name, ns), vmi(name, ns, labels=labels),
+                     service(name + "-ssh", ns, selector=labels, ports=ports)]
     return objs
 
 

@@ -135,7 +135,7 @@ def test_a_node_port_is_unique_in_the_cluster_and_allocated_when_omitted(kubeapi
     first = kubeapi.apply_object(svc("first"))
     taken = first["spec"]["ports"][0]["nodePort"]
     assert 30000 <= taken <= 32767
-    code, doc, _ = kubeapi.http("POST", path, svc("second", taken))
+    code, doc, _headers = kubeapi.http("POST", path, svc("second", taken))
     assert code == 422, doc
     assert doc["message"] == ('Service "second" is invalid: spec.ports[0].nodePort: Invalid value: %d: provided port '
                               'is already allocated' % taken)
@@ -151,10 +151,10 @@ def test_a_pods_qos_class_is_set_by_the_server_and_immutable(kubeapi, ns):
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns},
            "spec": {"containers": [{"name": "c", "image": "registry.example/app:1",
                                     "resources": {"requests": {"memory": "64Mi"}}}]}}
-    code, created, _ = kubeapi.http("POST", "/api/v1/namespaces/%s/pods" % ns, pod)
+    code, created, _headers = kubeapi.http("POST", "/api/v1/namespaces/%s/pods" % ns, pod)
     assert code == 201, created
     assert created["status"]["qosClass"] == "Burstable"
     body = dict(created, status=dict(created["status"], qosClass="BestEffort"))
-    code, doc, _ = kubeapi.http("PUT", "/api/v1/namespaces/%s/pods/p/status" % ns, body)
+    code, doc, _headers = kubeapi.http("PUT", "/api/v1/namespaces/%s/pods/p/status" % ns, body)
     assert code == 422, doc
     assert doc["message"] == 'Pod "p" is invalid: status.qosClass: Invalid value: "BestEffort": field is immutable'
