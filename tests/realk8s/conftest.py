@@ -2,9 +2,11 @@
 
 `make test-real` runs them. The binaries are found through VIRTFLEET_REALK8S (default: ../shared/realk8s beside the
 repository); without them every test here fails with one line saying so. KubeVirt's CRDs come from
-tests/fixtures/kubevirt-api. No KubeVirt component runs: these tests cover what the API server itself decides
-(validation, server-side apply, patch semantics, finalizers, RBAC, what it stores) and what the modules must say
-when KubeVirt's own API (virt-api) is missing.
+tests/fixtures/kubevirt-api. No KubeVirt component runs for the `realk8s` fixture: those tests cover what the API
+server itself decides (validation, server-side apply, patch semantics, finalizers, RBAC, what it stores) and what the
+modules must say when KubeVirt's own API (virt-api) is missing. test_external_cluster.py starts its own stack with our
+KubeVirt simulation (tests/kubeapi/realserver.py) to check VIRTFLEET_TEST_KUBECONFIG. The integration suite on
+realk8s is the second half of `make test-real`.
 """
 import os
 import subprocess
