@@ -329,51 +329,6 @@ class ApiLoader:
         raise EmulatorError("status of %s: %s %s" % (path, code, doc))
 
 
-def _kubeconfig_material(kubeconfig):
-    """(server URL, ssl context, bearer token or None) of a kubeconfig's current context: token, tokenFile or client
-    certificate credentials (files or inline ``*-data``). Exec and auth-provider plugins are not supported."""
-    import base64
-    import tempfile
-
-    path = Path(kubeconfig)
-    kc = yaml.safe_load(path.read_text())
-    ctx_name = kc.get("current-context")
-    ctx = next((c["context"] for c in kc.get("contexts") or [] if c["name"] == ctx_name), None)
-    if ctx is None:
-        raise EmulatorError("%s: no current-context" % path)
-    cluster = next(c["cluster"] for c in kc["clusters"] if c["name"] == ctx["cluster"])
-    user = next((u.get("user") or {} for u in kc.get("users") or [] if u["name"] == ctx.get("user")), {})
-    if user.get("exec") or user.get("auth-provider"):
-        raise EmulatorError("%s: user %r authenticates through an exec/auth-provider plugin; the test harness needs "
-                            "a token or client-certificate kubeconfig (kubectl config view --minify --flatten "
-                            "after logging in, or a ServiceAccount token)" % (path, ctx.get("user")))
-
-    def material(section, key):
-        if section.get(key + "-data"):
-            return base64.b64decode(section[key + "-data"])
-        return (path.parent / section[key]).read_bytes() if section.get(key) else None
-
-    if cluster.get("insecure-skip-tls-verify"):
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    else:
-        ca = material(cluster, "certificate-authority")
-        context = ssl.create_default_context(cadata=ca.decode() if ca else None)
-    cert, key = material(user, "client-certificate"), material(user, "client-key")
-    if cert and key:
-        with tempfile.TemporaryDirectory() as tmp:
-            cert_file, key_file = Path(tmp) / "c.crt", Path(tmp) / "c.key"
-            cert_file.write_bytes(cert)
-            key_file.write_bytes(key)
-            os.chmod(key_file, 0o600)
-            context.load_cert_chain(str(cert_file), str(key_file))
-    token = user.get("token")
-    if not token and user.get("tokenFile"):
-        token = (path.parent / user["tokenFile"]).read_text().strip()
-    return cluster["server"].rstrip("/"), context, token
-
-
 class ExternalCluster(ApiLoader, Emulator):
     """Stands in for Emulator when VIRTFLEET_TEST_KUBECONFIG points the tests at a cluster of the user's (real
     KubeVirt, say): the admin shortcuts and bulk loads go through its API with the kubeconfig's credentials; the
@@ -381,8 +336,16 @@ class ExternalCluster(ApiLoader, Emulator):
     the tests create are deleted at the end of the session."""
 
     def __init__(self, kubeconfig):  # pylint: disable=super-init-not-called
+        from .proxy import Upstream   # the proxy's reading of a kubeconfig: address, TLS context, credentials
         self.kubeconfig = Path(kubeconfig)
-        self.url, self._ssl, self.admin_token = _kubeconfig_material(self.kubeconfig)
+        try:
+            upstream = Upstream(self.kubeconfig)
+        except (ValueError, KeyError, StopIteration, OSError) as exc:
+            raise EmulatorError(
+                "VIRTFLEET_TEST_KUBECONFIG=%s: %s. The test harness needs a token or client-certificate kubeconfig "
+                "(flatten an exec-plugin one with kubectl config view --minify --flatten after logging in, or use a "
+                "ServiceAccount token)" % (self.kubeconfig, exc or type(exc).__name__))
+        self.url, self._ssl, self.admin_token = "https://" + upstream.netloc, upstream.ssl, upstream.token
         self.ca_file = None
         self.workdir = self.kubeconfig.parent
         self.controllers = ("virt",)

@@ -68,6 +68,7 @@ from . import errors
 from .faults import Faults
 from .server import RequestLog, Server, _dumps, _q
 from .tls import CertificateAuthority
+from .util import wait_for_signal
 
 REPO = Path(__file__).resolve().parents[2]
 # Not copied between the two connections (hop-by-hop, or set again by the side that sends).
@@ -772,13 +773,9 @@ def main(argv=None):
         text = Path(args.faults).read_text() if os.path.isfile(args.faults) else args.faults
         faults = json.loads(text)
     proxy = Proxy(args.kubeconfig, args.out_kubeconfig, args.host, args.port, args.context, faults).start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: done.set())
-    signal.signal(signal.SIGINT, lambda *a: done.set())
     print(json.dumps(proxy.info()), flush=True)
     try:
-        while not done.wait(0.5):
-            pass
+        wait_for_signal()
     finally:
         proxy.stop()
     return 0

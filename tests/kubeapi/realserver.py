@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from .harness import REPO, ApiLoader, Emulator, EmulatorError
+from .util import wait_for_signal
 
 API_DIR = REPO / "tests" / "fixtures" / "kubevirt-api"
 
@@ -226,15 +227,10 @@ def main(argv=None):
         server.start()
     except EmulatorError as exc:
         raise SystemExit("realserver: %s" % exc)
-    done = []
-    signal.signal(signal.SIGTERM, lambda *_: done.append(1))
     print(json.dumps({"ready": True, "proxy_kubeconfig": str(server.kubeconfig),
                       "kubeconfig": str(server.upstream_kubeconfig)}), flush=True)
     try:
-        while not done:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+        wait_for_signal()
     finally:
         server.stop()
     return 0
