@@ -21,6 +21,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import 
     maybe_written,
     parse_status,
 )
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._list_stream import decode_list
 
 try:
     import urllib3
@@ -99,15 +100,29 @@ class Api(object):
                 return None
             raise
 
-    def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None):
-        """All matching objects (following ``continue``) and the list's resourceVersion, for a watch to start from."""
+    def list(self, kind, namespace=None, label_selectors=None, field_selectors=None, limit=None, each=None):
+        """All matching objects (following ``continue``) and the list's resourceVersion, for a watch to start from.
+
+        ``each``: a function applied to every item as soon as it is decoded, page by page while the body arrives
+        (``_list_stream``); only what it returns is kept, so a caller that keeps a part of each object never holds a
+        whole page of whole objects. Items given to it lack ``kind``/``apiVersion``, as in the list response.
+        """
         query = {'labelSelector': join_selectors(label_selectors), 'fieldSelector': join_selectors(field_selectors),
                  'limit': limit or self.page_size}
         items = []
         resource_version = None
+        decode = None
+        if each is not None:
+            def decode(chunks):
+                return decode_list(chunks, each)
         while True:
-            page = self._req('GET', kind, namespace, verb='list', query=query) or {}
-            items.extend(page.get('items') or [])
+            extra = {'decode': decode} if decode is not None else {}
+            page = self._req('GET', kind, namespace, verb='list', query=query, **extra) or {}
+            if each is not None:
+                page, page_items = page
+                items.extend(page_items)
+            else:
+                items.extend(page.get('items') or [])
             meta = page.get('metadata') or {}
             if resource_version is None:
                 # The first page's version is the snapshot all pages belong to.
@@ -116,10 +131,11 @@ class Api(object):
             if not token:
                 break
             query = dict(query, **{'continue': token})
-        # A list response omits kind/apiVersion on items; put them back so results look like single GETs.
-        for item in items:
-            item.setdefault('apiVersion', kind.api_version)
-            item.setdefault('kind', kind.kind)
+        if each is None:
+            # A list response omits kind/apiVersion on items; put them back so results look like single GETs.
+            for item in items:
+                item.setdefault('apiVersion', kind.api_version)
+                item.setdefault('kind', kind.kind)
         return items, resource_version
 
     def create(self, kind, obj, namespace=None, dry_run=False, field_manager=None):

@@ -58,6 +58,8 @@ except ImportError:  # only needed to name the contexts in an error message
     yaml = None
 
 USER_AGENT = 'virtfleet.kubevirt/0.1.0'
+# Bytes read at a time from a body decoded while it arrives (request(decode=...)).
+CHUNK_SIZE = 256 * 1024
 
 AUTH_OPTIONS = tuple(AUTH_ENV) + ('proxy_headers',)
 _BOOL_OPTIONS = ('validate_certs', 'persist_config')
@@ -427,9 +429,12 @@ class Client(object):
         return ' (gave up after %d attempts)' % attempt
 
     def request(self, method, path, query=None, body=None, content_type=None, timeout=None, stream=False,
-                idempotent=None, what=None, namespace=None, verb=None):
+                idempotent=None, what=None, namespace=None, verb=None, decode=None):
         """Send one API call (with retries) and return the decoded JSON, or the open response when ``stream``.
 
+        ``decode``: a function that decodes a successful body from an iterable of byte chunks as they arrive
+        (``_list_stream.decode_list``), instead of reading it whole and ``json.loads``; it raises ValueError for a
+        body that is not what it expects. A connection dropped while it reads is retried like any other.
         ``what``/``namespace``/``verb`` only shape error messages ("may not list VirtualMachines in namespace x").
         A non-idempotent call that fails with 5xx or a dropped connection raises at once: the caller must
         read back before sending it again (the write may have happened).
@@ -451,6 +456,17 @@ class Client(object):
                 if resp.status < 400 and stream:
                     return resp
                 try:
+                    if resp.status < 400 and decode is not None:
+                        try:
+                            return decode(resp.stream(CHUNK_SIZE))
+                        except ValueError:
+                            resp.close()  # unread bytes must not go back to the pool with the connection
+                            raise ApiError('The API server answered %s %s with something that is not JSON: check host (is '
+                                           'it a Kubernetes API server?).' % (method, path), resp.status, method=method,
+                                           path=path)
+                        except BaseException:
+                            resp.close()
+                            raise
                     data = resp.data
                 finally:
                     resp.release_conn()

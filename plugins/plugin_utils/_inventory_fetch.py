@@ -118,10 +118,12 @@ class ClusterFetcher(object):
         if conn.address.needs_services:
             self.kinds.append(("services", _kinds.SERVICE, trim_service))
 
-    def _list(self, kind, namespace, selectable):
+    def _list(self, kind, namespace, selectable, trim=None):
+        """The trimmed items: each object is trimmed as soon as it is decoded, so whole objects (spec, managedFields)
+        of a page are never all held at once."""
         items, _version = self.api.list(kind, namespace=namespace, limit=self.conn.page_size,
                                         label_selectors=self.conn.label_selector if selectable else None,
-                                        field_selectors=self.conn.field_selector if selectable else None)
+                                        field_selectors=self.conn.field_selector if selectable else None, each=trim)
         return items
 
     def _all_namespaces(self, kind):
@@ -133,7 +135,7 @@ class ClusterFetcher(object):
         if self._namespaces is None:
             items = None
             try:
-                items = self._list(_kinds.NAMESPACE, None, False)
+                items = self._list(_kinds.NAMESPACE, None, False, lambda n: (n.get("metadata") or {}).get("name"))
             except ApiError as exc:
                 if exc.status != 403:
                     raise
@@ -141,7 +143,7 @@ class ClusterFetcher(object):
                 raise AnsibleError(
                     "%sThe credentials may neither list %s in all namespaces nor list namespaces (403 Forbidden); set the "
                     "namespaces option to the namespaces they may read." % (self._label(), kind.describe()))
-            self._namespaces = [(n.get("metadata") or {}).get("name") for n in items]
+            self._namespaces = items
         return self._namespaces
 
     def _label(self):
@@ -152,7 +154,7 @@ class ClusterFetcher(object):
         selectable = key in _SELECTABLE
         if not self.conn.namespaces:
             try:
-                return [trim(o) for o in self._list(kind, None, selectable)], set()
+                return self._list(kind, None, selectable, trim), set()
             except ApiError as exc:
                 if exc.status != 403:
                     raise
@@ -162,7 +164,7 @@ class ClusterFetcher(object):
         items, forbidden = [], set()
         for namespace in namespaces:
             try:
-                items.extend(trim(o) for o in self._list(kind, namespace, selectable))
+                items.extend(self._list(kind, namespace, selectable, trim))
             except ApiError as exc:
                 if exc.status != 403:
                     raise
@@ -229,7 +231,7 @@ class ClusterFetcher(object):
 
     def _nodes(self):
         try:
-            return [trim_node(n) for n in self._list(_kinds.NODE, None, False)]
+            return self._list(_kinds.NODE, None, False, trim_node)
         except ApiError as exc:
             if exc.status != 403:
                 raise
