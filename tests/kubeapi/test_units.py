@@ -141,3 +141,53 @@ def test_store_watch_replay_and_gone():
     with pytest.raises(Gone):
         st.watch(("", "configmaps"), "n", st.rv - 4)
     assert [o["metadata"]["name"] for o in st.items(("", "configmaps"), "n")] == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def test_controller_workers_keep_each_object_on_one_worker_in_order():
+    """Several workers (the remote host's virt-controller): one object's events and timers stay on one thread, in
+    order; different objects are spread over the workers."""
+    import threading
+    from types import SimpleNamespace
+
+    from .controllers import Controller
+
+    class Recorder(Controller):
+        name = "recorder"
+        watches = (("x", "things"),)
+
+        def setup(self):
+            self.seen = []
+            self.lock = threading.Lock()
+            self.done = threading.Event()
+
+        def reconcile(self, rkey, ns, name, etype, obj):
+            with self.lock:
+                self.seen.append((name, obj["n"], threading.current_thread().name))
+            if obj["n"] == 2:
+                self.after(0, self._timer, name, threading.current_thread().name)
+
+        def _timer(self, name, worker):
+            with self.lock:
+                self.seen.append((name, "timer", threading.current_thread().name))
+                if sum(1 for s in self.seen if s[1] == "timer") == 12:
+                    self.done.set()
+
+    listeners = []
+    app = SimpleNamespace(api=None, timing="fast", store=SimpleNamespace(subscribe=listeners.append))
+    rec = Recorder(app, workers=4)
+    rec.start()
+    try:
+        for n in range(3):
+            for i in range(12):
+                listeners[0](("x", "things"), ("MODIFIED", {"metadata": {"name": "o%d" % i}, "n": n}, "ns", None, n))
+        assert rec.done.wait(10)
+    finally:
+        rec.stop()
+    assert rec.workers == 4
+    threads = {}
+    for i in range(12):
+        mine = [s for s in rec.seen if s[0] == "o%d" % i]
+        assert [s[1] for s in mine] == [0, 1, 2, "timer"]
+        assert len({s[2] for s in mine}) == 1
+        threads[mine[0][2]] = True
+    assert len(threads) > 1

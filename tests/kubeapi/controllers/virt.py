@@ -127,6 +127,13 @@ class VirtController(Controller):
         return Options(validation="Ignore", manager=manager)
 
     # --- event dispatch ----------------------------------------------------------------------------------
+    def shard_key(self, rkey, ns, obj):
+        """A VM and its VMI share a name, so one worker handles both; a migration goes to the worker of its VMI,
+        which it writes."""
+        if rkey == VMIM:
+            return ns, (obj.get("spec") or {}).get("vmiName") or obj["metadata"]["name"]
+        return ns, obj["metadata"]["name"]
+
     def reconcile(self, rkey, ns, name, etype, obj):
         if rkey == VMIM:
             if etype != "DELETED":
