@@ -58,6 +58,9 @@ except ImportError:  # only needed to name the contexts in an error message
     yaml = None
 
 USER_AGENT = 'virtfleet.kubevirt/0.1.0'
+# Connections kept open per API server: as many as requests a task sends at once (kubevirt_vm's concurrent writes,
+# ``_vm_apply.WRITE_WORKERS``; the inventory's concurrent lists); beyond it urllib3 opens and then drops extra ones.
+POOL_MAXSIZE = 8
 # Bytes read at a time from a body decoded while it arrives (request(decode=...)).
 CHUNK_SIZE = 256 * 1024
 
@@ -372,7 +375,7 @@ class Client(object):
     def _make_pool(self):
         cfg = self.configuration
         import ssl  # pylint: disable=import-outside-toplevel
-        kwargs = dict(num_pools=4, maxsize=4, cert_reqs=ssl.CERT_REQUIRED if cfg.verify_ssl else ssl.CERT_NONE,
+        kwargs = dict(num_pools=4, maxsize=POOL_MAXSIZE, cert_reqs=ssl.CERT_REQUIRED if cfg.verify_ssl else ssl.CERT_NONE,
                       ca_certs=cfg.ssl_ca_cert, cert_file=cfg.cert_file, key_file=cfg.key_file)
         if getattr(cfg, 'ca_cert_data', None):
             kwargs['ca_cert_data'] = cfg.ca_cert_data

@@ -15,6 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import threading
+
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, conflict_kind, parse_status
 
@@ -45,13 +47,21 @@ class Namespaces(object):
         self.created = []       # in the order they were created
         self.missing = set()    # check mode: known not to exist yet (their VMs are predicted locally)
         self.failed = {}        # namespace -> the ApiError from creating it, so later VMs fail without a request
+        # kubevirt_vm writes several VMs at once: two writes that both found the namespace missing create it once.
+        self._lock = threading.Lock()
 
     def ensure(self, namespace):
         """Create ``namespace`` after a write found it missing; raises ApiError with one clear sentence."""
-        if namespace in self.failed:
-            raise self.failed[namespace]
         if not self.enabled:
             raise ApiError(missing_message(namespace), 404)
+        with self._lock:
+            self._ensure(namespace)
+
+    def _ensure(self, namespace):
+        if namespace in self.failed:
+            raise self.failed[namespace]
+        if namespace in self.created:
+            return      # another write of this task found it missing first and created it
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
         try:
             self.api.create(_kinds.NAMESPACE, body, dry_run=self.check_mode)

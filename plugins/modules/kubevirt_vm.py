@@ -262,7 +262,7 @@ options:
         defaults. An item's value replaces the default, except O(labels), O(annotations) and O(node_selector),
         which are merged key by key.
       - The module reads each namespace with one list request, writes only the VMs that need a change (one request
-        each) and waits for all of them under one deadline.
+        each, up to eight of them at the same time) and waits for all of them under one deadline.
       - A VM that fails (for example rejected by the API) is reported in RV(results) with its name and the reason;
         the other VMs are still applied and reported, and the task fails.
     type: list

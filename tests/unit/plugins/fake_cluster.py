@@ -11,9 +11,12 @@ webhooks that add MAC addresses and a machine type (kubemacpool), the start/stop
 
 Every request is kept in ``requests``; ``sent()`` / ``writes()`` give them as (method, path, query) for
 assertions. ``intercept`` injects faults (a dropped connection, a 503, another tool's write in between).
+The module sends the writes of several VMs concurrently: requests are served one at a time (a lock), in the order
+they arrive, which is not the order of the VMs; intercept handlers run outside that lock.
 """
 import copy
 import itertools
+import threading
 from types import SimpleNamespace
 from urllib.parse import unquote
 
@@ -83,6 +86,7 @@ class FakeCluster:
         self.converge = converge
         self.rv = 100
         self._uids = itertools.count(1)
+        self._lock = threading.RLock()
 
     # --- what tests read and arrange ------------------------------------------------------------------------
     def get(self, plural, name, namespace='ns'):
@@ -145,7 +149,8 @@ class FakeCluster:
     def request(self, method, url, body=None, headers=None, timeout=None, **kwargs):
         assert kwargs.get('retries') is False, 'the client must own retries'
         req = Request(method, url, body, headers, timeout)
-        self.requests.append(req)
+        with self._lock:
+            self.requests.append(req)
         for m, path, handler in list(self.intercepts):
             if (m, path) == (method, req.path):
                 answer = handler(req)
@@ -154,10 +159,11 @@ class FakeCluster:
         return self.serve(req)
 
     def serve(self, req):
-        try:
-            return self._serve(req)
-        except Refused as refused:
-            return refused.answer
+        with self._lock:
+            try:
+                return self._serve(req)
+            except Refused as refused:
+                return refused.answer
 
     def _serve(self, req):
         parts = [unquote(p) for p in req.path.strip('/').split('/')]
