@@ -215,6 +215,31 @@ def test_a_vm_the_api_rejects_is_named_and_others_are_applied(kubeapi, ansible_e
     assert kubeapi.get_object(VMS % ns + "/bad") is None
 
 
+def test_concurrent_writes_one_rejected_vm_and_throttled_writes_are_reported_per_vm(kubeapi, ansible_env, tmp_path, ns):
+    """The writes of 30 VMs go out several at a time: a VM the API rejects is named as before, throttled writes
+    (429) are retried for their own VM, every VM is sent once (plus its retries) and the others are created."""
+    fleet = [{"name": "vm-%02d" % i} for i in range(30)]
+    fleet[13]["spec"] = {"domain": {"cpu": {"cores": "two"}}}
+    kubeapi.set_faults(rate=1.0, statuses=(429,), count=4, methods=["POST"],
+                       path_regex="/namespaces/%s/virtualmachines$" % ns)
+    mark = kubeapi.mark()
+    try:
+        r = play(ansible_env, tmp_path, [vm_task("fleet", ignore_errors=True, namespace=ns, memory="256Mi",
+                                                 boot_disk={"container_image": "img"}, vms=fleet)])
+    finally:
+        kubeapi.clear_faults()
+    res = r["fleet"]
+    assert res["failed"] is True and res["msg"].startswith("1 of 30 VMs failed: %s/vm-13: " % ns), res["msg"]
+    assert "spec.template.spec.domain.cpu.cores" in res["msg"] and "422" in res["msg"]
+    assert [(x["name"], x["outcome"]) for x in res["results"]] == [
+        (vm["name"], "failed" if vm["name"] == "vm-13" else "created") for vm in fleet]
+    assert res["api_retries"] == 4
+    posts = [e for e in kubeapi.requests(since=mark) if e["method"] == "POST" and e["path"] == VMS % ns]
+    assert len(posts) == 30 + 4 and len([e for e in posts if e.get("fault") == "429"]) == 4, posts
+    live = {o["metadata"]["name"] for o in kubeapi.http("GET", VMS % ns)[1]["items"]}
+    assert live == {vm["name"] for vm in fleet} - {"vm-13"}
+
+
 def test_hundred_vms_in_one_task_then_an_idempotent_rerun(kubeapi, ansible_env, tmp_path, ns):
     fleet = [{"name": "vm-%03d" % i} for i in range(100)]
     fleet[7]["memory"] = "1Gi"

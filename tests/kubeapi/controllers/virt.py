@@ -185,7 +185,9 @@ class VirtController(Controller):
             want = vmi is not None and not vmi["metadata"].get("deletionTimestamp") or (
                 strategy == "Once" and not status.get("created") and vmi is None)
         if want and vmi is None:
-            self._create_vmi(vm)
+            # The status write below records the new VMI (created, RestartRequired cleared): one status update per
+            # sync, as vm.go's updateStatus does.
+            self._create_vmi(vm, write_status=False)
         elif not want and vmi is not None and strategy in ("Halted",) and not vmi["metadata"].get("deletionTimestamp"):
             self._delete_vmi(ns, name)
         elif want and vmi is not None and vmi["metadata"].get("deletionTimestamp") is None and \
@@ -255,7 +257,7 @@ class VirtController(Controller):
                 del o["status"]["stateChangeRequests"]
         self.api.write_status(self._rt(VM), ns, name, pop, "virt-controller")
 
-    def _create_vmi(self, vm):
+    def _create_vmi(self, vm, write_status=True):
         meta = vm["metadata"]
         tmpl = (vm.get("spec") or {}).get("template") or {}
         tmeta = tmpl.get("metadata") or {}
@@ -299,6 +301,8 @@ class VirtController(Controller):
                     print("kubeapi: virt-controller could not create VMI %s/%s: %s" % (
                         meta["namespace"], meta["name"], exc.message), flush=True)
                 return
+        if not write_status:
+            return
 
         def created(o):
             st = o.setdefault("status", {})
