@@ -64,7 +64,7 @@ CLUSTER_OPTION_TABLE = (
     _option("winrm_ports", "intlist", [5986, 5985]),
     _option("node_address_types", "list", ["NodeName"], choices=NODE_ADDRESS_TYPES),
     _option("fail_on_forbidden", "bool", False),
-    _option("page_size", "int", 5000),
+    _option("page_size", "int"),
 )
 # Options of the whole source (not per cluster), read with get_option by the plugin itself.
 SOURCE_OPTIONS = ("plugin", "include_filters", "exclude_filters", "gc_freeze", "connections")
@@ -181,8 +181,8 @@ def _check(index, values):
     for option in CLUSTER_OPTION_TABLE:
         if option.choices:
             _check_choices(where(option.name), option, values[option.name])
-    if values["page_size"] < 1:
-        raise AnsibleError("%s must be a positive number of objects per list request." % where("page_size"))
+    if values["page_size"] is not None and values["page_size"] < 1:
+        raise AnsibleError("%s must be a positive number of objects per list request, or left unset for one request per kind." % where("page_size"))
     for port in [values["ssh_port"]] + values["winrm_ports"]:
         if not 0 < port < 65536:
             raise AnsibleError("%s/%s must be TCP ports between 1 and 65535, got %d." % (where("ssh_port"), where("winrm_ports"), port))

@@ -1,6 +1,7 @@
 """Fetch step on the real Client and Api over a fake urllib3 pool: request plan, 403 fallback, forbidden namespaces,
 trimming."""
 import gc
+import json
 import threading
 import time
 
@@ -12,7 +13,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_fetch import (
-    ClusterFetcher, gc_paused, guest_hostname_getter, trim_vmi,
+    ClusterFetcher, gc_paused, guest_hostname_getter, trim_service, trim_vm, trim_vmi,
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_options import build_connections
 
@@ -200,6 +201,37 @@ def test_trim_drops_spec_and_managed_fields_keeps_port_names():
     assert "hunter2" not in repr(trimmed) and "managedFields" not in repr(trimmed)
     assert trimmed["spec"]["domain"]["devices"]["interfaces"] == [{"name": "default", "ports": [{"name": "ssh", "port": 22}]}]
     assert trimmed["status"] == obj["status"]
+
+
+def test_trimmed_objects_share_equal_strings_and_keep_equal_values():
+    strings = {}
+    # decoded separately, as two list items are: every key and value is a str object of its own
+    first, second = (json.loads(json.dumps(vmi(n, "ns1", guest_os={"id": "fedora", "prettyName": "Fedora Linux 42"})))
+                     for n in ("a", "b"))
+    assert [k for k in first["status"] if k == "phase"][0] is not [k for k in second["status"] if k == "phase"][0]
+    one, two = trim_vmi(first, strings), trim_vmi(second, strings)
+    assert one["status"] == first["status"] and two["status"] == second["status"]
+    assert one["status"]["guestOSInfo"]["prettyName"] is two["status"]["guestOSInfo"]["prettyName"]
+    assert [k for k in one["status"] if k == "phase"][0] is [k for k in two["status"] if k == "phase"][0]
+    # containers are never shared between hosts, only the immutable strings
+    assert one["status"]["guestOSInfo"] is not two["status"]["guestOSInfo"]
+    assert trim_vm(vm("a", "ns1"), strings)["metadata"]["namespace"] is one["metadata"]["namespace"]
+
+
+def test_services_no_strategy_can_use_are_dropped_and_the_rest_trimmed():
+    lb = service("lb", "ns1", selector={"app": "a"}, type_="LoadBalancer")
+    lb["metadata"]["annotations"] = {"big": "x" * 1000}
+    lb["status"] = {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}
+    trimmed = trim_service(lb)
+    assert trimmed["status"] == lb["status"] and trimmed["spec"]["selector"] == {"app": "a"}
+    assert "annotations" not in trimmed["metadata"] and trimmed["metadata"]["name"] == "lb"
+    assert trim_service(service("cluster-ip", "ns1", selector={"app": "a"}, type_="ClusterIP")) is None
+    assert trim_service(service("no-selector", "ns1", selector={}, type_="NodePort")) is None
+    objects = dict(OBJECTS)
+    objects[SERVICE] = [service("np", "ns1", selector={"app": "a"}),
+                        service("internal", "ns1", selector={"app": "a"}, type_="ClusterIP")]
+    data, _pool, _warnings = fetch(pool=cluster(objects=objects))
+    assert [s["metadata"]["name"] for s in data["services"]] == ["np"]
 
 
 def test_guest_hostname_getter_memoises_and_tolerates_errors():

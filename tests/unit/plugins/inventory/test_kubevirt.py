@@ -139,7 +139,7 @@ def test_parse_over_the_fake_pool_and_memory_cache(tmp_path, monkeypatch):
     assert (host.vars["ansible_host"], host.vars["ansible_port"]) == ("node01", 30022)
     groups = sorted(g.name for g in host.get_groups())
     assert groups == ["api_example_com_6443", "label_kubevirt_io_domain_web", "namespace_prod"]
-    assert sorted(calls(pool, "limit")) == [("GET", path, "5000") for path in  # page_size defaults to 5000
+    assert sorted(calls(pool, "limit")) == [("GET", path, None) for path in  # no page_size: one unpaginated list
                                             sorted(k.path() for k in (_kinds.SERVICE, _kinds.VMI, _kinds.VM))]
     second = make_plugin(tmp_path, cache=True)
     second._cache = plugin._cache
