@@ -35,6 +35,14 @@ LABELS = {"emulator": "emulator", "real": "real kube-apiserver (realk8s)"}
 # NodePort Services must have distinct node ports on a real server; its default range (30000-32767) holds 2,768.
 NODE_PORT_RANGE = (30000, 62767)
 SEED_WORKERS = 4
+# Field managers of the seeded objects, as on a cluster where users create VMs and Services with kubectl and
+# KubeVirt's controllers run: (creator, writer of the status subresource).
+MANAGERS = {"VirtualMachine": ("kubectl-client-side-apply", "virt-controller"),
+            "VirtualMachineInstance": ("virt-controller", "virt-handler"),
+            "Service": ("kubectl-client-side-apply", "kube-controller-manager")}
+# Status fields a second component writes into an object without status subresource (an Update of the object).
+HANDLER_STATUS = {"VirtualMachineInstance": ("interfaces", "guestOSInfo", "currentCPUTopology", "machine", "memory",
+                                             "migrationMethod", "migrationTransport", "selinuxContext", "volumeStatus")}
 
 
 def add_argument(parser):
@@ -108,10 +116,13 @@ class Seeder(object):
     """Creates objects on the real kube-apiserver the way controllers would have left them.
 
     Requests go straight to kube-apiserver (the admin ServiceAccount token of RealServer's token kubeconfig), not
-    through the counting proxy, over kept-alive connections from a few threads. Each object is one POST; where its
-    kind has a status subresource (VirtualMachine, Service) the status is then written with a PUT to /status (a
-    create ignores it there), re-read and retried on 409; kinds without one (VirtualMachineInstance, as in KubeVirt)
-    keep the status they are created with. Admission webhooks (our KubeVirt simulation's) see every create."""
+    through the counting proxy, over kept-alive connections from a few threads. Each object is one POST by its
+    creator's field manager; where its kind has a status subresource (VirtualMachine, Service) the status is then
+    written with a PUT to /status (a create ignores it there) by the controller that writes it, re-read and retried
+    on 409; VirtualMachineInstances (no status subresource in KubeVirt's CRD) are created by virt-controller with
+    its part of the status and then updated by virt-handler with the rest (interfaces, guest OS, volumes...), so
+    managedFields hold both managers as on a real cluster. Admission webhooks (our KubeVirt simulation's) see every
+    create."""
 
     def __init__(self, server, workers=SEED_WORKERS):
         kubeconfig = yaml.safe_load(Path(server.token_kubeconfig).read_text())
@@ -157,19 +168,31 @@ class Seeder(object):
         return base + "/" + plural, has_status
 
     def create(self, obj):
+        """POST by the kind's creator, then the status written by the component that writes it, so the stored
+        managedFields have the managers and field sets a real cluster's objects have (see MANAGERS)."""
         path, has_status = self.collection(obj)
+        creator, status_writer = MANAGERS.get(obj["kind"], ("kubectl-create", "kube-controller-manager"))
         status = obj.get("status")
-        body = dict((k, v) for k, v in obj.items() if k != "status") if has_status else obj
-        code, stored = self.call("POST", path, body)
+        handler = HANDLER_STATUS.get(obj["kind"], ())
+        if has_status:
+            body = dict((k, v) for k, v in obj.items() if k != "status")
+        elif status and handler:
+            # No status subresource (VMIs): virt-controller creates the object with its part of the status, and
+            # virt-handler then updates the object with the fields it reports from the node and the guest.
+            body = dict(obj, status=dict((k, v) for k, v in status.items() if k not in handler))
+        else:
+            body = obj
+        code, stored = self.call("POST", path + "?fieldManager=" + creator, body)
         if code == 409:
             return False
         if code != 201:
             raise SystemExit("creating %s %s/%s failed: %s %s" % (
                 obj["kind"], obj["metadata"].get("namespace"), obj["metadata"]["name"], code, stored))
-        if has_status and status and stored.get("status") != status:
+        if status and stored.get("status") != status and (has_status or handler):
             item = path + "/" + obj["metadata"]["name"]
+            target = item + ("/status?fieldManager=" + status_writer if has_status else "?fieldManager=virt-handler")
             for _attempt in range(5):
-                code, doc = self.call("PUT", item + "/status", dict(stored, status=status))
+                code, doc = self.call("PUT", target, dict(stored, status=status))
                 if code == 200:
                     break
                 if code != 409:
