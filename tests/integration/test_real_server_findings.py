@@ -143,6 +143,11 @@ def test_a_node_port_is_unique_in_the_cluster_and_allocated_when_omitted(kubeapi
                                          "message": "Invalid value: %d: provided port is already allocated" % taken}]
     # re-applying the first one with its own port is no conflict
     assert kubeapi.apply_object(svc("first", taken))["spec"]["ports"][0]["nodePort"] == taken
+    # a deleted Service's node port is free again
+    code, doc, _headers = kubeapi.http("DELETE", path + "/first")
+    assert code == 200, doc
+    code, doc, _headers = kubeapi.http("POST", path, svc("second", taken))
+    assert code == 201 and doc["spec"]["ports"][0]["nodePort"] == taken, doc
 
 
 def test_a_pods_qos_class_is_set_by_the_server_and_immutable(kubeapi, ns):
