@@ -160,6 +160,8 @@ def inventory_env(server, workdir, label):
     env["KUBECONFIG"] = str(server.kubeconfig)
     if label == "ref":
         env.pop("ANSIBLE_COLLECTIONS_PATH", None)  # the reference venv's site-packages ship kubevirt.core
+    elif label == "baseline":
+        env["ANSIBLE_COLLECTIONS_PATH"] = str(BASELINE[0])
     else:
         env["ANSIBLE_COLLECTIONS_PATH"] = str(COLLECTIONS)
     if label == "floor":
@@ -190,6 +192,7 @@ def run_inventory(server, python, plugin_value, workdir, label, mode="--list", s
 
 
 FLOOR_PLUGINS = Path(__file__).resolve().parent / "floor_plugin"
+BASELINE = []  # --baseline: a collections path with another version of this collection
 
 
 def _plain(value):
@@ -278,6 +281,8 @@ def bench_size(count, args, workdir):
         runs = [("ours", OURS_PYTHON, "virtfleet.kubevirt.kubevirt", None)]
         if not args.ours_only:
             runs.append(("ref", Path(args.ref_python), "kubevirt.core.kubevirt", None))
+        if BASELINE:
+            runs.append(("baseline", OURS_PYTHON, "virtfleet.kubevirt.kubevirt", None))
         for label, python, plugin, _source in runs:
             # one unmeasured warm-up run each: page cache, and kubevirt.core's on-disk discovery cache
             run_inventory(server, python, plugin, workdir, label)
@@ -336,6 +341,8 @@ def main(argv=None):
     parser.add_argument("--ref-python", default=str(REF_PYTHON), help="python of the virtualenv with kubevirt.core")
     parser.add_argument("--ours-only", action="store_true", help="skip the reference plugin")
     parser.add_argument("--no-floor", action="store_true", help="skip the static-inventory floor")
+    parser.add_argument("--baseline", help="also run this collection as found in this collections path (for example "
+                        "a git worktree of an earlier commit: DIR/ansible_collections/virtfleet/kubevirt), as 'baseline'")
     parser.add_argument("--raw-page-size", type=int, default=0,
                         help="limit of the raw fetch's list requests (default 0: none, as the plugin's default page_size)")
     _servers.add_argument(parser)
@@ -344,6 +351,8 @@ def main(argv=None):
     if not args.ours_only and not Path(args.ref_python).exists():
         raise SystemExit("reference virtualenv missing (%s): run `make bench-venv` or pass --ours-only" % args.ref_python)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if args.baseline:
+        BASELINE.append(Path(args.baseline).resolve())
     args.server = _servers.resolve(args.server)
     if args.server == "real" and max(sizes) > NODE_PORTS[1] - NODE_PORTS[0] + 1:
         raise SystemExit("a real server has %d node ports for the NodePort Services: at most that many VMIs"
@@ -362,6 +371,10 @@ def main(argv=None):
                 line += "  | floor --list %6.2fs %4d MB (x%.2f)" % (
                     result["floor"]["seconds"], result["floor"]["peak_rss"], result["floor_ratio"])
             line += "  | raw fetch %5.2fs %4d MB" % (result["raw_fetch"]["seconds"], result["raw_fetch"]["rss"])
+            if "baseline" in result:
+                line += "  | baseline --list %6.2fs %4d MB --graph %6.2fs %4d MB" % (
+                    result["baseline"]["seconds"], result["baseline"]["peak_rss"], result["baseline"]["graph_seconds"],
+                    result["baseline"]["graph_peak_rss"])
             if "ref" in result:
                 line += "  | kubevirt.core --list %7.2fs %4d MB --graph %7.2fs %6d req  | --list x%.1f  --graph x%.1f  requests x%.1f" % (
                     result["ref"]["seconds"], result["ref"]["peak_rss"], result["ref"]["graph_seconds"],
@@ -377,31 +390,32 @@ def main(argv=None):
 
 
 def report(results, server):
-    """The README's table: medians of the measured runs, peak RSS the highest of them, the server in its own column.
-    ``floor``: the same host variables from a static inventory file, loaded by our ansible-inventory; ``raw fetch``:
-    the plugin's three lists fetched and decoded by a bare Python process."""
+    """The README's table: medians of the measured runs, peak RSS the highest of them. ``floor``: the same hosts and
+    variables from a local file through the cheapest plugin (bench/floor_plugin); ``raw fetch``: the plugin's three
+    lists fetched and decoded by a bare Python process; ``baseline``: --baseline's collection."""
     label = _servers.LABELS[server]
-    load = os.getloadavg()
     print()
-    print("Inventory on the %s (medians; load average now %.2f %.2f %.2f)" % ((label,) + load))
-    print("| VMIs | metric | virtfleet | kubevirt.core | ratio | floor (static file) | virtfleet / floor | raw fetch |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("Inventory on the %s (medians; load average now %.2f %.2f %.2f)" % ((label,) + os.getloadavg()))
+    baseline = any("baseline" in r for r in results)
+    print("| VMIs | metric | virtfleet | kubevirt.core | ratio | floor | virtfleet / floor | raw fetch |%s" % (
+        " baseline |" if baseline else ""))
+    print("|---:|---|---:|---:|---:|---:|---:|---:|%s" % ("---:|" if baseline else ""))
     for result in results:
         ref, floor, raw = result.get("ref") or {}, result.get("floor") or {}, result["raw_fetch"]
-        rows = (("`--list` seconds", "seconds", "time_ratio", raw["seconds"]),
-                ("`--list` peak RSS MB", "peak_rss", None, raw["rss"]),
-                ("`--graph` seconds", "graph_seconds", "graph_time_ratio", ""),
-                ("`--graph` peak RSS MB", "graph_peak_rss", None, ""),
-                ("requests", "requests", "request_ratio", ""))
-        for n, (metric, key, ratio_key, raw_value) in enumerate(rows):
+        rows = (("`--list` seconds", "seconds", raw["seconds"]), ("`--list` peak RSS MB", "peak_rss", raw["rss"]),
+                ("`--graph` seconds", "graph_seconds", ""), ("`--graph` peak RSS MB", "graph_peak_rss", ""),
+                ("requests", "requests", ""))
+        for n, (metric, key, raw_value) in enumerate(rows):
             ours = result["ours"][key]
             theirs = ref.get(key, "-")
-            ratio = "%sx" % result[ratio_key] if ratio_key and ratio_key in result else (
-                "%.1fx" % (theirs / float(ours)) if ref and ours else "-")
+            ratio = "%.1fx" % (theirs / float(ours)) if ref and ours else "-"
             base = floor.get(key, "-") if key != "requests" else (0 if floor else "-")
             vs_floor = "%.2fx" % (ours / float(base)) if floor and key != "requests" and base else "-"
-            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                "{:,}".format(result["vmis"]) if n == 0 else "", metric, ours, theirs, ratio, base, vs_floor, raw_value))
+            line = "| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                "{:,}".format(result["vmis"]) if n == 0 else "", metric, ours, theirs, ratio, base, vs_floor, raw_value)
+            if baseline:
+                line += " %s |" % (result.get("baseline") or {}).get(key, "-")
+            print(line)
 
 
 if __name__ == "__main__":
