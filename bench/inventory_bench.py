@@ -139,19 +139,33 @@ def dataset(count, namespaces, nodes=4, prefix="bench"):
     return objects
 
 
+# Runs argv[2:] and writes its peak RSS (KB) to argv[1]. The measured command is forked from this small process,
+# not from the benchmark: Linux counts the RSS of the process a child was forked (or vforked) from into the
+# child's ru_maxrss at exec, and the benchmark holds the whole dataset (hundreds of MB).
+RUSAGE_WRAPPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execvpe(sys.argv[2], sys.argv[2:], os.environ)
+_pid, status, usage = os.wait4(pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_measured(argv, env, out_dir):
-    """Run ``argv`` to completion: (seconds, peak RSS in MB of the process, its stderr tail). stdout/stderr go to
-    files (no pipe to fill); the peak RSS is the child's own ``ru_maxrss`` from ``wait4``, not the benchmark's."""
+    """Run ``argv`` to completion: (seconds, peak RSS in MB of the command, its stderr tail). stdout/stderr go to
+    files (no pipe to fill); the peak RSS is the command's own ``ru_maxrss`` (see RUSAGE_WRAPPER)."""
+    rss_file = out_dir / "maxrss"
     start = time.perf_counter()
     with open(out_dir / "stdout", "wb") as stdout, open(out_dir / "stderr", "wb") as stderr:
-        proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=stderr)
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run([sys.executable, "-c", RUSAGE_WRAPPER, str(rss_file)] + [str(a) for a in argv], env=env,
+                              stdout=stdout, stderr=stderr, check=False)
     elapsed = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     err = (out_dir / "stderr").read_text(errors="replace")[-3000:]
     if proc.returncode != 0:
         raise SystemExit("%s failed (%s):\n%s" % (" ".join(str(a) for a in argv[:4]), proc.returncode, err))
-    return elapsed, usage.ru_maxrss / 1024.0, err
+    return elapsed, int(rss_file.read_text()) / 1024.0, err
 
 
 def inventory_env(server, workdir, label):
