@@ -72,8 +72,8 @@ class ListDecoder(object):
     def _expect(self, chars):
         char = self._peek()
         if not char or char not in chars:
-            raise ListDecodeError('expected %s at offset %d, found %r' % (' or '.join(repr(c) for c in chars), self._pos,
-                                                                            char or 'the end'))
+            expected = ' or '.join(repr(c) for c in chars)
+            raise ListDecodeError('expected %s at offset %d, found %r' % (expected, self._pos, char or 'the end'))
         self._pos += 1
         return char
 

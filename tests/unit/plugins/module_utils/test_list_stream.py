@@ -103,8 +103,7 @@ class Broken(urllib3.HTTPResponse):
                          preload_content=False)
 
     def stream(self, amt=2 ** 16, decode_content=None):
-        for chunk in super().stream(amt, decode_content):
-            yield chunk
+        yield from super().stream(amt, decode_content)
         raise urllib3.exceptions.ProtocolError('Connection broken: IncompleteRead')
 
 
