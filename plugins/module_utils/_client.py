@@ -464,9 +464,7 @@ class Client(object):
                             return decode(resp.stream(CHUNK_SIZE))
                         except ValueError:
                             resp.close()  # unread bytes must not go back to the pool with the connection
-                            raise ApiError('The API server answered %s %s with something that is not JSON: check host (is '
-                                           'it a Kubernetes API server?).' % (method, path), resp.status, method=method,
-                                           path=path)
+                            raise _not_json(method, path, resp.status)
                         except BaseException:
                             resp.close()
                             raise
@@ -492,8 +490,12 @@ class Client(object):
             try:
                 return json.loads(data)
             except ValueError:
-                raise ApiError('The API server answered %s %s with something that is not JSON: check host (is it a '
-                               'Kubernetes API server?).' % (method, path), resp.status, body=data, method=method, path=path)
+                raise _not_json(method, path, resp.status, data)
+
+
+def _not_json(method, path, status, body=None):
+    return ApiError('The API server answered %s %s with something that is not JSON: check host (is it a Kubernetes API '
+                    'server?).' % (method, path), status, body=body, method=method, path=path)
 
 
 def client_from_options(options, environ=None, **kwargs):

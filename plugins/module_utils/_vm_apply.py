@@ -256,18 +256,20 @@ class VMTask(object):
     def write_all(self):
         """Write every VM (see ``write``), up to ``write_workers`` at a time; each VM's outcome stays on it.
 
-        With create_namespace, the VMs of each namespace wait for the first of them that sends a request: when the
-        namespace is missing, that write finds out and creates it, once, and the others then go straight in (as
-        they did one after the other).
+        With create_namespace, a namespace where none of the task's VMs exists may be missing: its VMs wait for the
+        first of them that creates (the others in front of it send nothing), so that a missing namespace is found by
+        that one write and created once, and the others then go straight in, as they did one after the other.
         """
         todo = list(self.vms)
         if self.namespaces.enabled:
+            existing = set(vm.namespace for vm in self.vms if vm.live is not None)
             for ns in self._namespaces():
+                if ns in existing:
+                    continue
                 for vm in [v for v in todo if v.namespace == ns]:
-                    before = getattr(self.api, "request_count", None)
                     self.write(vm)
                     todo.remove(vm)
-                    if before is None or getattr(self.api, "request_count", None) != before:
+                    if vm.method == "create":
                         break
         workers = min(self.write_workers, len(todo))
         if workers <= 1:

@@ -48,6 +48,9 @@ class Api:
         self._rand = random.Random(7)
         self._ip_lock = threading.Lock()
         self._next_cluster_ip = 1
+        # NodePort -> (namespace, name) of the Service that took it; entries are checked against the store when
+        # read (see _allocate_node_ports), so deletes and changes need no bookkeeping here.
+        self._node_port_owners = {}
         # Admission webhooks registered by controllers: hook(rtype, obj, old) may mutate obj or raise ApiError,
         # and may return a list of warnings (an AdmissionResponse's `warnings`, sent as Warning headers).
         # Called under the store lock for creates, updates, patches and applies (dry runs too), not for /status.
@@ -246,7 +249,7 @@ class Api:
         then: one Service write costs O(its ports), not O(all Services) (a bulk load of 10,000 was quadratic)."""
         meta = obj["metadata"]
         me = (meta.get("namespace"), meta.get("name"))
-        owners = self.__dict__.setdefault("_node_port_owners", {})
+        owners = self._node_port_owners
 
         def taken(port):
             owner = owners.get(port)
