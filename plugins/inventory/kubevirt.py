@@ -11,7 +11,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 name: kubevirt
 short_description: Inventory source for KubeVirt VirtualMachines and VirtualMachineInstances
-version_added: 0.1.0
+version_added: 1.0.0
 author:
   - virtfleet maintainers (@virtfleet)
 description:

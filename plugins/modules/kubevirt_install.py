@@ -12,7 +12,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: kubevirt_install
 short_description: Install, upgrade or uninstall KubeVirt (and CDI) on a Kubernetes cluster
-version_added: 0.1.0
+version_added: 1.0.0
 author:
   - virtfleet maintainers (@virtfleet)
 description:

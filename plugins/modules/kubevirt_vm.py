@@ -12,7 +12,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: kubevirt_vm
 short_description: Declare KubeVirt VirtualMachines, one or many per task
-version_added: 0.1.0
+version_added: 1.0.0
 author:
   - virtfleet.kubevirt contributors (@virtfleet)
 description:

@@ -12,7 +12,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: kvm_host_info
 short_description: Report whether a Linux node can run KubeVirt VMs with KVM acceleration
-version_added: 0.1.0
+version_added: 1.0.0
 author:
   - virtfleet maintainers (@virtfleet)
 description:
