@@ -124,7 +124,8 @@ options:
     elements: str
 requirements:
   - kubernetes >= 28.1.0
-  - PyYAML >= 3.11
+  - urllib3 >= 1.26.0
+  - PyYAML >= 6.0
 notes:
   - Connection options can be set once for all modules of this collection with
     C(module_defaults) and the C(group/virtfleet.kubevirt.kubevirt) action group.
@@ -260,5 +261,6 @@ options:
       - name: K8S_AUTH_IMPERSONATE_GROUPS
 requirements:
   - kubernetes >= 28.1.0
-  - PyYAML >= 3.11
+  - urllib3 >= 1.26.0
+  - PyYAML >= 6.0
 '''

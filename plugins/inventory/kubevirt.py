@@ -221,7 +221,8 @@ options:
 requirements:
   - python >= 3.9
   - kubernetes >= 28.1.0
-  - PyYAML >= 3.11
+  - urllib3 >= 1.26.0
+  - PyYAML >= 6.0
 notes:
   - The cache (O(cache=true)) keeps only the VM/VMI metadata and status, Service ports and node addresses needed to
     rebuild the inventory, never credentials or VM specs; file caches are written with mode 0600.
