@@ -36,7 +36,8 @@ venv: $(VENV)/.stamp $(VENV_FLOOR)/.stamp $(VENV_TOP)/.stamp $(REF_VENV)/.stamp 
 
 $(VENV)/.stamp: requirements.txt requirements-test.txt
 	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-test.txt '$(CORE_NEWEST)'
+	$(PYTHON) demo/progress.py "pip install into $(VENV)" -- \
+	  $(VENV)/bin/pip install --progress-bar off --disable-pip-version-check -r requirements-test.txt '$(CORE_NEWEST)'
 	touch $@
 
 # .venv-<line>: ansible-core <line>.x on $(PYTHON), or on $(PYTHON_NEW) for 2.20+; the lines only `make sanity` uses

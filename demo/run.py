@@ -11,20 +11,27 @@
    configure the guests over SSH through the inventory plugin (demo/kubevirt.yml).
 4. Print `ansible-inventory --graph`, what the guests now contain, and a second site.yml run (changed=0).
 5. Clean up: the emulator stops its QEMU guests, the temporary directory is removed.
+
+Progress (demo/progress.py): every command's output is shown as it comes (the image tools' and the image build's go
+to .build/guest-image-build.log), and whenever nothing was printed for 10 s a line "... still <step>: <elapsed>s,
+<what it waits for>" says what runs: the last line of the image build log, the Ansible task, how many VMs of the
+fleet are ready (one GET of the VM list per progress line) and the last console line of a real guest still booting.
 """
 import inspect
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from demo.progress import Progress, run as run_command  # noqa: E402  pylint: disable=wrong-import-position
 from tests.kubeapi.harness import Emulator, EmulatorError  # noqa: E402  pylint: disable=wrong-import-position
 
 BIN = Path(sys.executable).parent
@@ -32,6 +39,7 @@ FIXTURES = REPO / "tests" / "fixtures" / "install"
 GUEST_IMAGE = "quay.io/containerdisks/debian:12"
 GUEST_IMAGE_DIR = REPO / ".build" / "guest-image"
 GUEST_GROUP = "address_node_port"     # demo/kubevirt.yml: VMs reached through a NodePort Service
+FLEET = yaml.safe_load((REPO / "demo" / "fleet.yml").read_text())
 INSTALL_VARS = [
     "-e", "kubevirt_manifest_path=%s" % (FIXTURES / "kubevirt-v1.9.0" / "kubevirt-operator.yaml"),
     "-e", "kubevirt_version=v1.9.0", "-e", "kubevirt_cdi=true",
@@ -44,19 +52,102 @@ def say(text):
     print("\n=== [%3ds] %s" % (time.monotonic() - STARTED, text), flush=True)
 
 
-def run(cmd, env, cwd, check=True):
-    """Run a command, echoing its output, and return that output."""
+def run(cmd, env, cwd, step, watch=None):
+    """Run a command, echoing its output (and progress lines while it is silent, see AnsibleProgress), and return
+    that output."""
     print("$ " + " ".join(str(c) for c in cmd), flush=True)
-    proc = subprocess.Popen([str(c) for c in cmd], env=env, cwd=str(cwd), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-        lines.append(line)
-    proc.wait()
-    if check and proc.returncode:
-        raise SystemExit("demo step failed (exit %d): %s" % (proc.returncode, " ".join(str(c) for c in cmd)))
-    return "".join(lines)
+    if watch is not None:
+        watch.reset()
+    rc, output = run_command(cmd, env=dict(env, PYTHONUNBUFFERED="1"), cwd=cwd, step=step,
+                             detail=watch.detail if watch else None, on_line=watch.line if watch else None)
+    if rc:
+        raise SystemExit("demo step failed (exit %d): %s" % (rc, " ".join(str(c) for c in cmd)))
+    return output
+
+
+class AnsibleProgress:
+    """What an Ansible run is doing, for the progress lines: the task its output names last and the hosts of the
+    play not done with it yet; during the fleet's declare task, how many VMs are ready (a GET of the VM list, counted
+    in reads) and the last console line of each real guest that is not ready yet."""
+
+    PLAY = re.compile(r"^PLAY \[(.*)\]")
+    TASK = re.compile(r"^TASK \[(.*)\]")
+    HOST = re.compile(r"^(?:ok|changed|skipping|failed|fatal|unreachable): \[([^\]]+)\]")
+
+    def __init__(self, emu, real_guests):
+        self.emu = emu
+        self.real_guests = real_guests
+        self.reads = 0
+        self.reset()
+
+    def reset(self):
+        self.task, self.hosts, self.play_hosts = None, set(), set()
+
+    def line(self, text):
+        play, task, host = self.PLAY.match(text), self.TASK.match(text), self.HOST.match(text)
+        if play:
+            self.task, self.hosts, self.play_hosts = None, set(), set()
+        elif task:
+            self.task, self.hosts = task.group(1), set()
+        elif host and self.task:
+            self.hosts.add(host.group(1))
+            self.play_hosts.add(host.group(1))
+
+    def detail(self):
+        if self.task is None:
+            return "starting"
+        text = "in TASK [%s]" % self.task
+        waiting = sorted(self.play_hosts - self.hosts)
+        if waiting:
+            text += ", waiting for %s" % ", ".join(waiting)
+            # inventory names: <namespace>-<vm> (the inventory plugin's default)
+            if any(host == "%s-%s" % (FLEET["fleet_namespace"], vm) for host in waiting for vm in self.real_guests):
+                text += " (QEMU guests under TCG emulation: a task over SSH takes 10-40 s)"
+        elif self.hosts:
+            text += ", done on %s" % ", ".join(sorted(self.hosts))
+        if self.task.startswith("Declare the VMs"):
+            text += "; " + self.fleet()
+        return text
+
+    def fleet(self):
+        ns = FLEET["fleet_namespace"]
+        self.reads += 1
+        status, doc, _ = self.emu.http("GET", "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines" % ns)
+        if status != 200:
+            return "VM list: HTTP %s" % status
+        vms = doc.get("items") or []
+        to_run = [vm for vm in vms if (vm["spec"].get("runStrategy") or
+                                       ("Always" if vm["spec"].get("running") else "Halted")) != "Halted"]
+        waiting = [vm for vm in to_run if not (vm.get("status") or {}).get("ready")]
+        text = "%d of %d VMs to run are ready (%d of %d declared)" % (
+            len(to_run) - len(waiting), len(to_run), len(vms), len(FLEET["fleet_vms"]))
+        if waiting:
+            text += "; waiting for " + ", ".join(self.waiting_for(vm) for vm in waiting[:4])
+            text += ", ..." if len(waiting) > 4 else ""
+        return text
+
+    def waiting_for(self, vm):
+        name = vm["metadata"]["name"]
+        text = "%s (%s" % (name, (vm.get("status") or {}).get("printableStatus") or "no status yet")
+        if name in self.real_guests:
+            pattern = "%s_%s_*/console.log" % (vm["metadata"]["namespace"], name)
+            consoles = sorted((self.emu.workdir / "guests").glob(pattern), key=lambda path: path.stat().st_mtime)
+            last = last_line(consoles[-1]) if consoles else ""
+            text += ", QEMU guest booting%s" % (": " + last if last else "")
+        return text + ")"
+
+
+def last_line(path, width=70):
+    """The last non-empty line of a log or console file, without terminal escapes, at most `width` characters."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, 2) - 4096))
+            tail = handle.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x1f]", "", line).strip() for line in re.split(r"[\r\n]", tail)]
+    lines = [line for line in lines if line]
+    return (lines[-1][:width - 3] + "...") if lines and len(lines[-1]) > width else (lines[-1] if lines else "")
 
 
 def guest_image():
@@ -67,14 +158,20 @@ def guest_image():
         return None, "this checkout's emulator cannot boot real guests (no guest_images support)"
     log = REPO / ".build" / "guest-image-build.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    for step, script in (("install the image tools", "install_deps.sh"), ("build the guest image", "build_image.sh")):
+    steps = (("install the image tools", "install_deps.sh", "checking/installing the image tools (apt)"),
+             ("build the guest image", "build_image.sh", "building the guest image (mmdebstrap, debvm)"))
+    for step, script, doing in steps:
         args = ["bash", str(REPO / "tests" / "guest" / script)]
         if script == "build_image.sh":
             args.append(str(GUEST_IMAGE_DIR))
             print("Debian 12 guest image in %s: built on the first run (a few minutes), reused afterwards (log %s)"
                   % (GUEST_IMAGE_DIR, log), flush=True)
         with open(log, "a") as out:
-            rc = subprocess.call(args, cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT)
+            def logged(line, out=out):
+                out.write(line)
+                out.flush()
+            rc, _ = run_command(args, cwd=REPO, step=doing, echo=False, on_line=logged,
+                                detail=lambda: "log: " + (last_line(log) or "(nothing yet)"))
         if not rc and script == "build_image.sh":
             print(log.read_text(errors="replace").strip().splitlines()[-1], flush=True)
         if rc:
@@ -104,14 +201,16 @@ def start_emulator(tmp, image_dir):
     kwargs = {"guest_images": {GUEST_IMAGE: str(image_dir)}} if image_dir else {}
     emu = Emulator(tmp / "kubeapi", controllers=("virt", "cdi", "operators"), timing="fast", **kwargs)
     try:
-        return emu.start(), image_dir
+        with sys.stdout.step("starting the Kubernetes API emulator"):
+            return emu.start(), image_dir
     except EmulatorError:
         if not image_dir:
             raise
         log = (tmp / "kubeapi" / "kubeapi.log").read_text(errors="replace").strip().splitlines()[-2:]
         print("The emulator refused the real guests (%s); every guest is simulated." % " / ".join(log), flush=True)
         emu = Emulator(tmp / "kubeapi-simulated", controllers=("virt", "cdi", "operators"), timing="fast")
-        return emu.start(), None
+        with sys.stdout.step("starting the Kubernetes API emulator (simulated guests only)"):
+            return emu.start(), None
 
 
 def recap_changed(output):
@@ -119,6 +218,7 @@ def recap_changed(output):
 
 
 def main():
+    Progress.install()
     say("Set-up")
     image_dir, why = guest_image()
     if image_dir:
@@ -152,29 +252,35 @@ def main():
                 "-e", '{"fleet_ssh_authorized_keys": ["%s"]}' % public_key,
                 "-e", "configure_guests_hosts=%s" % GUEST_GROUP, REPO / "playbooks" / "site.yml"]
 
+        real_guests = {vm["name"] for vm in FLEET["fleet_vms"] if image_dir and vm.get("image") == GUEST_IMAGE}
+        watch = AnsibleProgress(emu, real_guests)
         say("site.yml: prepare nodes -> install KubeVirt + CDI -> declare 20 VMs -> configure the guests")
-        run(site, env, tmp)
+        run(site, env, tmp, "site.yml", watch)
 
         say("The running VMs, as the inventory plugin lists them")
-        run([BIN / "ansible-inventory", "-i", inventory, "--graph"], env, tmp)
+        run([BIN / "ansible-inventory", "-i", inventory, "--graph"], env, tmp, "ansible-inventory --graph")
 
         if image_dir:
             say("What configure_guests.yml left in the real guests (over SSH)")
             run([BIN / "ansible", "-i", inventory, GUEST_GROUP, "-m", "ansible.builtin.shell", "-a",
-                 "echo hostname=$(hostname); cat /etc/virtfleet-managed; dpkg-query -W openssh-server"], env, tmp)
+                 "echo hostname=$(hostname); cat /etc/virtfleet-managed; dpkg-query -W openssh-server"], env, tmp,
+                "ansible (a shell command in the real guests over SSH)")
 
         say("site.yml again: nothing to change")
-        out = run(site, env, tmp)
+        out = run(site, env, tmp, "site.yml (second run)", watch)
         changed = recap_changed(out)
         print("Second run: changed=%s per host (%s)" % (sum(changed.values()), ", ".join(
             "%s=%d" % item for item in sorted(changed.items()))))
         if any(changed.values()):
             raise SystemExit("demo: the second site.yml run changed something")
-        print("\n%d HTTP requests reached the API in the whole demo." % len(emu.requests()))
+        print("\n%d HTTP requests reached the API in the whole demo%s." % (
+            len(emu.requests()) - watch.reads,
+            " (not counting the %d GETs of the progress lines)" % watch.reads if watch.reads else ""))
     finally:
         say("Clean-up")
         if emu is not None:
-            emu.stop()
+            with sys.stdout.step("stopping the emulator and its guests"):
+                emu.stop()
             print("Emulator stopped%s." % (" (with it, the QEMU guests)" if image_dir else ""))
         shutil.rmtree(tmp, ignore_errors=True)
         print("Removed %s. Demo took %ds." % (tmp, time.monotonic() - STARTED), flush=True)
