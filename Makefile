@@ -123,6 +123,20 @@ sanity-%: venv
 sanity-newest: sanity-$(VENV)
 sanity-floor: sanity-$(VENV_FLOOR)
 
+# galaxy-importer as Automation Hub runs it (tests/sanity/galaxy-importer.cfg: no version below 1.0.0), the execution
+# environment's build context (`ansible-builder create -f execution-environment.yml`: tarball and requirements in it)
+# and the changelog (antsibull-changelog lint, a release for galaxy.yml's version): tests/sanity/release_checks.sh.
+# Their tools live in $(VENV_RELEASE), pinned in tests/sanity/requirements-release.txt.
+VENV_RELEASE ?= .venv-release
+$(VENV_RELEASE)/.stamp: tests/sanity/requirements-release.txt
+	rm -rf $(VENV_RELEASE) && $(PYTHON) -m venv $(VENV_RELEASE)
+	$(VENV_RELEASE)/bin/pip install -q --disable-pip-version-check -r tests/sanity/requirements-release.txt
+	touch $@
+
+.PHONY: release-checks
+release-checks: dist $(VENV_RELEASE)/.stamp
+	tests/sanity/release_checks.sh $(VENV_RELEASE) $(DIST)
+
 # ansible-lint lives in its own virtualenv: it would otherwise pick the ansible-core of .venv.
 $(VENV_LINT)/.stamp: tests/sanity/requirements-lint.txt
 	rm -rf $(VENV_LINT) && $(PYTHON) -m venv $(VENV_LINT)
