@@ -49,6 +49,11 @@ def gc_paused():
             gc.enable()
 
 
+# Whether gc_freeze() ran in this process since the last gc_thaw(). gc.get_freeze_count() cannot tell: Python 3.12's
+# collections move its immortal objects into the frozen generation (375 at start-up, before any gc.freeze()).
+_FROZEN = [False]
+
+
 def gc_freeze(collect=True):
     """Exempt every object of the process from later cyclic collections (``gc.freeze()``).
 
@@ -62,13 +67,14 @@ def gc_freeze(collect=True):
     if collect:
         gc.collect()
     gc.freeze()
+    _FROZEN[0] = True
 
 
 def gc_thaw():
-    """Undo a previous gc_freeze(), so the inventory a refresh replaces can be collected; True if any was frozen."""
-    frozen = gc.get_freeze_count()
+    """Undo a previous gc_freeze(), so the inventory a refresh replaces can be collected; True if one had frozen it."""
+    frozen, _FROZEN[0] = _FROZEN[0], False
     gc.unfreeze()
-    return frozen > 0
+    return frozen
 
 
 def compact(value, strings):
