@@ -89,39 +89,37 @@ dist: $(VENV)/.stamp
 	rm -rf .build/dist && $(VENV)/bin/ansible-galaxy collection build --output-path .build/dist .
 	@echo "$(DIST): $$(du -k $(DIST) | cut -f1) KiB, $$(tar tzf $(DIST) | grep -vc /$$) files"
 
-# ---- Quality gates: `make sanity` = ansible-test sanity on both ansible-core lines + `make lint` ----
+# ---- Quality gates: `make sanity` = ansible-test sanity of the release tarball on every ansible-core line + `make lint` ----
 VENV_LINT    ?= .venv-lint
-SANITY_VENVS ?= $(VENV) $(VENV_FLOOR)
-# ansible-test only works inside .../ansible_collections/<namespace>/<name>/. It accepts our
-# `collection` symlink when ANSIBLE_TEST_CONTENT_ROOT names it (without it, os.getcwd() resolves the
-# link to the real checkout and ansible-test refuses it), so no copy of the tree is needed: git decides
-# what is tested (tracked and untracked files, minus .gitignore), exactly as in the checkout.
-SANITY_ROOT  := $(CURDIR)/$(COLL_LINK)
-# --python 3.11: the only Python we support; otherwise compile/import run for every Python known.
-# --skip-test pslint: no PowerShell in the collection and no pwsh here.
-# --exclude tests/kubeapi/: the Kubernetes API emulator is test-support code (an HTTP server, Python
-#   3.11 only, never loaded by Ansible); pytest runs its conformance tests. ansible-test's pylint/pep8
-#   rules (e.g. no variable named `_`, Python 2-era boilerplate) target code Ansible loads, so we apply
-#   them to plugins/, tests/unit/, tests/integration/ and the rest, not to the emulator.
-# --exclude tests/fixtures/kubevirt-api/: KubeVirt's and CDI's own API data (multi-document CRD YAML, as released).
-# No test needs skipping for being offline: every sanity virtualenv installs from PyPI, and the one
-# download from elsewhere (pip's bootstrap script) is provided by tests/sanity/pip_bootstrap.py.
-SANITY_ARGS  ?= --python 3.11 --skip-test pslint --exclude tests/kubeapi/ --exclude tests/fixtures/kubevirt-api/
+# The lines `requires_ansible` (meta/runtime.yml) claims. Each runs in its own virtualenv (.venv for 2.19,
+# .venv-<line> for the others) with that virtualenv's Python: 3.12 for $(LINES_NEW_PYTHON), 3.11 for the rest.
+SANITY_LINES ?= 2.16 2.17 2.18 2.19 2.20 2.21
+SANITY_DIR   := .build/sanity
+# Extra `ansible-test sanity` options, e.g. SANITY_ARGS='--test pylint'. Nothing is excluded and the collection has
+# no ignore file: the artifact must pass as users (and Galaxy / Automation Hub reviewers) install it.
+SANITY_ARGS  ?=
 
-# -k: report the findings of every gate, not just the first one that fails.
-sanity: venv
-	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_VENVS)) lint
+# -k: report the findings of every line (and of lint), not just the first one that fails. The sub-make builds
+# $(DIST) once for all lines.
+sanity:
+	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_LINES)) lint
 
-# One ansible-test per virtualenv (= per ansible-core line): each pins its own pip bootstrap version.
-# flock: all checkouts share ansible-test's virtualenvs in ~/.ansible/test, and two runs creating the
-# same one at once break each other's pip installs.
-sanity-%: venv
-	$*/bin/python tests/sanity/pip_bootstrap.py
-	cd $(SANITY_ROOT) && ANSIBLE_TEST_CONTENT_ROOT=$(SANITY_ROOT) \
-	  flock $(HOME)/.ansible/test/sanity.lock $(CURDIR)/$*/bin/ansible-test sanity $(SANITY_ARGS)
+# make sanity-<line>: $(DIST) freshly built, installed with that line's ansible-galaxy into $(SANITY_DIR)/<line>/
+# (one copy per line: ansible-test writes its tests/output into the collection) and checked there by that line's
+# ansible-test (tests/sanity/run_sanity.sh: the offline pip bootstrap, the content root ansible-test must use, the
+# shared flock on $(HOME)/.ansible/test/sanity.lock).
+.PHONY: $(addprefix sanity-,$(SANITY_LINES)) sanity-top
+sanity-2.19: $(VENV)/.stamp
+$(addprefix sanity-,$(filter-out 2.19,$(SANITY_LINES))): sanity-%: .venv-%/.stamp
+$(addprefix sanity-,$(SANITY_LINES)): sanity-%: dist
+	tests/sanity/run_sanity.sh $(if $(filter 2.19,$*),$(VENV),.venv-$*) $(if $(filter $*,$(LINES_NEW_PYTHON)),3.12,3.11) \
+	  $(DIST) $(SANITY_DIR)/$* $(SANITY_ARGS)
 
-sanity-newest: sanity-$(VENV)
-sanity-floor: sanity-$(VENV_FLOOR)
+sanity-newest: sanity-2.19
+sanity-top: sanity-2.21
+sanity-floor: sanity-2.16
+
+# ---- Release checks on $(DIST) (galaxy-importer, ansible-builder): `release-checks` goes here ----
 
 # galaxy-importer as Automation Hub runs it (tests/sanity/galaxy-importer.cfg: no version below 1.0.0), the execution
 # environment's build context (`ansible-builder create -f execution-environment.yml`: tarball and requirements in it)
