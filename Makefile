@@ -119,7 +119,7 @@ sanity-newest: sanity-2.19
 sanity-top: sanity-2.21
 sanity-floor: sanity-2.16
 
-# ---- Release checks on $(DIST) (galaxy-importer, ansible-builder): `release-checks` goes here ----
+# ---- Release checks on $(DIST): `make release-checks` (galaxy-importer, ansible-builder, changelog) ----
 
 # galaxy-importer as Automation Hub runs it (tests/sanity/galaxy-importer.cfg: no version below 1.0.0), the execution
 # environment's build context (`ansible-builder create -f execution-environment.yml`: tarball and requirements in it)
