@@ -1,6 +1,7 @@
 """`python -m tests.kubeapi`: run the Kubernetes API emulator (see --help)."""
 import argparse
 import base64
+import errno
 import json
 import os
 import secrets
@@ -12,6 +13,12 @@ import threading
 from pathlib import Path
 
 import yaml
+
+
+# What `make demo` (demo/run.py) runs, so that the README's examples, kubevirt_install included, work on an emulator
+# started by hand. The pytest fixtures choose their own (tests/conftest.py: virt only).
+DEFAULT_CONTROLLERS = ("virt", "cdi", "operators")
+KNOWN_CONTROLLERS = ("virt", "cdi", "operators")   # controllers.start_controllers; gc always runs
 
 
 def parse_args(argv=None):
@@ -31,8 +38,10 @@ def parse_args(argv=None):
                    "cluster_wide_read, resources}")
     p.add_argument("--faults", help="fault config as a JSON string or a file: {rate, statuses, reset, latency_ms, "
                    "path_regex, methods, count, seed}")
-    p.add_argument("--controllers", default="virt", help="comma-separated simulated controllers to run "
-                   "(virt, cdi, gc is always on) or 'none' (default: virt)")
+    p.add_argument("--controllers", default=",".join(DEFAULT_CONTROLLERS), help="comma-separated simulated "
+                   "controllers: virt (virt-controller, virt-handler, virt-api subresources and webhooks), cdi "
+                   "(DataVolumes), operators (virt-operator and cdi-operator, for kubevirt_install), or 'none'; the "
+                   "garbage collector always runs (default: %(default)s, what the demo runs)")
     p.add_argument("--timing", default="fast", type=_timing, help="controller step delay: fast (0.15 s per "
                    "transition), normal (1 s) or a number of seconds (e.g. 0.01 for large benchmarks)")
     p.add_argument("--nodes", type=int, default=2, help="number of seeded Ready nodes node01..nodeNN (default 2)")
@@ -44,7 +53,11 @@ def parse_args(argv=None):
                    "DIR built by tests/guest/build_image.sh (repeatable; see controllers/realguest.py)")
     p.add_argument("--guest-workdir", help="where real guests keep seed disks and console logs (default: "
                    "'guests' beside the kubeconfig)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = sorted(set(n.strip() for n in args.controllers.split(",")) - set(KNOWN_CONTROLLERS) - {"", "none"})
+    if unknown:
+        p.error("--controllers: unknown %s (known: %s, or none)" % (", ".join(unknown), ", ".join(KNOWN_CONTROLLERS)))
+    return args
 
 
 def _timing(text):
@@ -63,6 +76,17 @@ def _load_faults(text):
         with open(text) as fh:
             return yaml.safe_load(fh)
     return json.loads(text)
+
+
+def _listen_error(exc, host, port):
+    """One line for a port the emulator cannot listen on (no traceback)."""
+    if exc.errno == errno.EADDRINUSE:
+        return ("kubeapi: port %d on %s is in use (another emulator?): stop it or choose --port 0 for a free port"
+                % (port, host))
+    if exc.errno == errno.EACCES:
+        return ("kubeapi: port %d on %s needs privileges (ports below 1024): choose another --port, or --port 0 for "
+                "a free port" % (port, host))
+    return "kubeapi: cannot listen on %s port %d: %s (check --host and --port)" % (host, port, exc.strerror or exc)
 
 
 def main(argv=None):
@@ -87,7 +111,6 @@ def main(argv=None):
     ctx = None
     kc_path = Path(args.kubeconfig).resolve()
     kc_path.parent.mkdir(parents=True, exist_ok=True)
-    (kc_path.parent / "ca.crt").write_bytes(ca.cert_pem)
     if not args.no_tls:
         cert, key = ca.issue("kubeapi-emulator", server_hosts=[args.host, "localhost", "127.0.0.1"])
         tmp = tempfile.mkdtemp(prefix="kubeapi-tls-")
@@ -103,7 +126,12 @@ def main(argv=None):
         os.unlink(cf)
         os.unlink(kf)
         os.rmdir(tmp)
-    server = make_server(app, args.host, args.port, ctx)
+    try:
+        server = make_server(app, args.host, args.port, ctx)
+    except OSError as exc:
+        print(_listen_error(exc, args.host, args.port), file=sys.stderr, flush=True)
+        return 2
+    (kc_path.parent / "ca.crt").write_bytes(ca.cert_pem)
     port = server.server_address[1]
     url = "%s://%s:%d" % ("http" if args.no_tls else "https", args.host, port)
     cluster = {"server": url}
