@@ -89,7 +89,8 @@ dist: $(VENV)/.stamp
 	rm -rf .build/dist && $(VENV)/bin/ansible-galaxy collection build --output-path .build/dist .
 	@echo "$(DIST): $$(du -k $(DIST) | cut -f1) KiB, $$(tar tzf $(DIST) | grep -vc /$$) files"
 
-# ---- Quality gates: `make sanity` = ansible-test sanity of the release tarball on every ansible-core line + `make lint` ----
+# ---- Quality gates: `make sanity` = ansible-test sanity of the release tarball on every ansible-core line,
+# `make release-checks` (galaxy-importer, ansible-builder, changelog) on the same tarball and `make lint` ----
 VENV_LINT    ?= .venv-lint
 # The lines `requires_ansible` (meta/runtime.yml) claims. Each runs in its own virtualenv (.venv for 2.19,
 # .venv-<line> for the others) with that virtualenv's Python: 3.12 for $(LINES_NEW_PYTHON), 3.11 for the rest.
@@ -99,10 +100,10 @@ SANITY_DIR   := .build/sanity
 # no ignore file: the artifact must pass as users (and Galaxy / Automation Hub reviewers) install it.
 SANITY_ARGS  ?=
 
-# -k: report the findings of every line (and of lint), not just the first one that fails. The sub-make builds
-# $(DIST) once for all lines.
+# -k: report the findings of every line (and of the release checks and lint), not just the first one that fails. The
+# sub-make builds $(DIST) once for all of them.
 sanity:
-	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_LINES)) lint
+	@$(MAKE) --no-print-directory -k $(addprefix sanity-,$(SANITY_LINES)) release-checks lint
 
 # make sanity-<line>: $(DIST) freshly built, installed with that line's ansible-galaxy into $(SANITY_DIR)/<line>/
 # (one copy per line: ansible-test writes its tests/output into the collection) and checked there by that line's
@@ -161,7 +162,7 @@ bench: venv bench-venv
 	@if [ -f bench/inventory_bench.py ]; then PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/inventory_bench.py --server $(BENCH_SERVER) --repeat 3 --json bench/results/inventory_bench.json; fi
 
 clean:
-	rm -rf $(VENV) $(LINE_VENVS) $(VENV_LINT) $(REF_VENV) .build tests/output .pytest_cache
+	rm -rf $(VENV) $(LINE_VENVS) $(VENV_LINT) $(VENV_RELEASE) $(REF_VENV) .build tests/output .pytest_cache
 
 # Role kvm_host for real on Debian 12 guests booted with QEMU TCG (tests/node). Installs the system packages it
 # needs when missing (root), builds the guest image once into .build/node-image, ~10 minutes on 2 cores.
