@@ -97,6 +97,8 @@ class AnsibleProgress:
         if self.task is None:
             return "starting"
         text = "in TASK [%s]" % self.task
+        if self.task.startswith("Declare the VMs"):     # one task on localhost: what it waits for is the fleet
+            return text + "; " + self.fleet()
         waiting = sorted(self.play_hosts - self.hosts)
         if waiting:
             text += ", waiting for %s" % ", ".join(waiting)
@@ -105,8 +107,6 @@ class AnsibleProgress:
                 text += " (QEMU guests under TCG emulation: a task over SSH takes 10-40 s)"
         elif self.hosts:
             text += ", done on %s" % ", ".join(sorted(self.hosts))
-        if self.task.startswith("Declare the VMs"):
-            text += "; " + self.fleet()
         return text
 
     def fleet(self):
@@ -132,7 +132,7 @@ class AnsibleProgress:
         if name in self.real_guests:
             pattern = "%s_%s_*/console.log" % (vm["metadata"]["namespace"], name)
             consoles = sorted((self.emu.workdir / "guests").glob(pattern), key=lambda path: path.stat().st_mtime)
-            last = last_line(consoles[-1]) if consoles else ""
+            last = last_line(consoles[-1], 50) if consoles else ""
             text += ", QEMU guest booting%s" % (": " + last if last else "")
         return text + ")"
 
