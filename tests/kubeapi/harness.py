@@ -52,6 +52,8 @@ class Emulator:
     # --- lifecycle -----------------------------------------------------------------------------------------
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # The tests' own interpreter (Python 3.11 for ansible-core 2.16-2.19, 3.12 for 2.20+): every virtualenv that
+        # runs the tests has what the emulator needs (PyYAML, cryptography), so no other virtualenv is needed.
         cmd = [sys.executable, "-m", "tests.kubeapi", "--port", "0", "--kubeconfig", str(self.kubeconfig),
                "--timing", str(self.timing), "--controllers", ",".join(self.controllers) or "none"]
         if not self.tls:

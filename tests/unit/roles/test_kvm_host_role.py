@@ -1,7 +1,7 @@
 """Role kvm_host: argument spec vs defaults, and the per-family / per-vendor choices that cannot be booted here.
 
 The planning tasks run for real (ansible-playbook, local connection) on a faked kvm_host_info result, so the
-Jinja is checked by the ansible-core under test (2.19 and 2.16).
+Jinja is checked by the ansible-core under test (2.19, 2.21 and 2.16).
 """
 import json
 import os
