@@ -9,6 +9,7 @@ from . import rbac
 from .api import Api, Options
 from .errors import ApiError
 from .faults import Faults
+from .portforward import GuestPorts
 from .resources import Registry, builtin_types
 from .server import RequestLog
 from .store import Store
@@ -37,6 +38,7 @@ class App:
         self.timing = timing
         self.stopping = threading.Event()
         self.subresource_handlers = {}
+        self.guest_ports = GuestPorts()   # what a portforward reaches: real guests' port 22, test echo servers
         self.controllers = []
 
     def admin(self, manager="kubeapi-emulator"):

@@ -15,6 +15,7 @@ VIRT_SUBRESOURCES = {
     "virtualmachineinstances/unpause": ["update"], "virtualmachineinstances/console": ["get"],
     "virtualmachineinstances/vnc": ["get"], "virtualmachineinstances/guestosinfo": ["get"],
     "virtualmachineinstances/userlist": ["get"], "virtualmachineinstances/filesystemlist": ["get"],
+    "virtualmachineinstances/portforward": ["get"], "virtualmachines/portforward": ["get"],
 }
 VIRT_SUB_GROUP = "subresources.kubevirt.io"
 VIRT_SUB_VERSIONS = ["v1", "v1alpha3"]

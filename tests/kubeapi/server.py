@@ -1,4 +1,5 @@
 """The HTTP(S) front end: routing, authentication, RBAC, faults, request log, watch streaming, hooks."""
+import http
 import json
 import socket
 import ssl
@@ -11,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-from . import discovery, errors, protobuf, table
+from . import discovery, errors, protobuf, table, websocket
 from .api import APPLY_PATCH, APPLY_PATCH_CBOR, Options
 from .selectors import SelectorError, match_fields, match_labels, parse_field_selector, parse_label_selector
 from .store import Gone
@@ -557,6 +558,8 @@ class Handler(BaseHTTPRequestHandler):
                                      qualified=plural + "." + discovery.VIRT_SUB_GROUP)
         if not name or not action:
             raise errors.not_found_path()
+        if action.split("/")[0] == "portforward":
+            return self._portforward(method, ns, plural, name, action, user, fake)
         verb = "update" if method == "PUT" else "get"
         if not emu.authz.allowed(user, verb, ns, plural, action):
             raise errors.forbidden(fake, name, user, verb, ns, action)
@@ -569,6 +572,48 @@ class Handler(BaseHTTPRequestHandler):
         dry = "All" in (query.get("dryRun") or []) or "All" in ((doc or {}).get("dryRun") or [])
         code, out = handler(ns, name, doc or {}, dry)
         return self._send(code, out if out is not None else b"", content_type="application/json")
+
+    def _portforward(self, method, ns, plural, name, action, user, fake):
+        """virt-api's `portforward/{port}[/{protocol}]` WebSocket (portforward.py, websocket.py: the KubeVirt sources).
+
+        kube-apiserver's RBAC first (verb from the method, subresource `portforward` without port or protocol), then
+        the route (GET only), then virt-api's checks and the dial to the guest (ApiError: a Status answer), then the
+        handshake (gorilla's errors: text/plain with virt-api's Status appended), then 101 and the tunnel, which keeps
+        this thread until it ends. The request log entry gets status 101 and `tunnel` (bytes each way, ended_by).
+        """
+        emu = self.emu
+        parts = action.split("/")
+        handler = emu.subresource_handlers.get((plural, "portforward"))
+        if ns is None or handler is None or len(parts) not in (2, 3) or not all(parts):
+            raise errors.not_found_path()
+        verb = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
+        if not emu.authz.allowed(user, verb, ns, plural, "portforward"):
+            raise errors.forbidden(fake, name, user, verb, ns, "portforward")
+        if method != "GET":
+            raise errors.method_not_allowed()
+        guest = handler(ns, name, parts[1], parts[2] if len(parts) == 3 else None)
+        try:
+            subprotocol = websocket.check_handshake(method, self.headers)
+        except websocket.HandshakeError as exc:
+            guest.close()
+            body = (http.HTTPStatus(exc.code).phrase + "\n").encode() + _dumps(errors.bad_request(exc.message).status())
+            headers = dict(exc.headers, **{"Sec-Websocket-Version": "13", "X-Content-Type-Options": "nosniff"})
+            return self._send(exc.code, body, headers, content_type="text/plain; charset=utf-8")
+        self.close_connection = True
+        tunnel = websocket.Tunnel(self.connection, self.rfile.read, guest, emu.stopping)
+        try:
+            self.connection.sendall(websocket.switching_protocols(self.headers["Sec-WebSocket-Key"], subprotocol))
+        except OSError:
+            guest.close()
+            raise
+        self._status = 101
+        self._entry["status"] = 101
+        self._entry["tunnel"] = tunnel.stats          # live: the byte counts grow while the tunnel is open
+        self.server.add_tunnel(tunnel)
+        try:
+            tunnel.run()
+        finally:
+            self.server.remove_tunnel(tunnel)
 
     # --- hooks ---------------------------------------------------------------------------------------------
     def _hook(self, method, path, query, body):
@@ -599,6 +644,21 @@ class Handler(BaseHTTPRequestHandler):
         if what == "client-certs":
             cert, key = emu.ca.issue((doc or {}).get("user") or "user", groups=(doc or {}).get("groups") or ())
             return self._send(200, {"cert": cert.decode(), "key": key.decode()})
+        if what == "guest-ports":   # the VMI ports a portforward reaches (portforward.GuestPorts, as real guests use)
+            if method != "GET":
+                spec = doc or {}
+                if not spec.get("namespace") or not spec.get("name") or not spec.get("port"):
+                    raise errors.bad_request("guest-ports: give namespace, name and port (and host, target_port)")
+                if method == "DELETE":
+                    emu.guest_ports.unregister(spec["namespace"], spec["name"], spec["port"])
+                else:
+                    vmi = emu.store.get(("kubevirt.io", "virtualmachineinstances"), spec["namespace"], spec["name"])
+                    if vmi is None:
+                        raise errors.ApiError(404, "NotFound", "guest-ports: no VMI %s/%s" % (spec["namespace"], spec["name"]))
+                    emu.guest_ports.register(spec["namespace"], spec["name"], spec["port"], spec.get("host") or
+                                             "127.0.0.1", spec.get("target_port") or spec["port"],
+                                             uid=vmi["metadata"]["uid"])
+            return self._send(200, {"items": emu.guest_ports.items()})
         if what == "compact":
             emu.store.compact()
             return self._send(200, {"resourceVersion": str(emu.store.rv)})
@@ -626,6 +686,24 @@ class Server(ThreadingHTTPServer):
     def __init__(self, addr, handler, ssl_context=None):
         super().__init__(addr, handler)
         self.ssl_context = ssl_context
+        self._tunnels = set()
+        self._tunnels_lock = threading.Lock()
+
+    def add_tunnel(self, tunnel):
+        with self._tunnels_lock:
+            self._tunnels.add(tunnel)
+
+    def remove_tunnel(self, tunnel):
+        with self._tunnels_lock:
+            self._tunnels.discard(tunnel)
+
+    def server_close(self):
+        """Stop listening and end the open portforward tunnels (their threads are daemons: nothing waits for them)."""
+        super().server_close()
+        with self._tunnels_lock:
+            tunnels = list(self._tunnels)
+        for tunnel in tunnels:
+            tunnel.end("server-stop")
 
     def get_request(self):
         sock, addr = super().get_request()

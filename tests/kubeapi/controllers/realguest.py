@@ -15,6 +15,10 @@ What the API shows (tests/kubeapi/README.md, "controllers" row; this docstring i
   owned by the VM. A small kube-proxy listens on 127.0.0.1:<nodePort> for every NodePort Service and forwards
   to the QEMU user-net hostfwd port of a ready real guest its selector matches; NodePort Services created
   without nodePort get one allocated (30000-32767, free on 127.0.0.1).
+- The VMI `portforward` subresource (virt-api's WebSocket tunnel, server.py/portforward.py) reaches guest port 22
+  through the same hostfwd port: `guest_address()` names it once the guest is ready (SSH banner) and registers it
+  in `app.guest_ports`, the lookup every portforward dials; it is removed when QEMU stops. Other guest ports have no
+  forward, so a portforward to them is refused (500 `dialing VM: ... connection refused`, as virt-api answers).
 - Deleting the VMI (VM stop, VM delete, namespace delete) kills the QEMU process group; a guest that powers
   itself off ends its VMI as Succeeded (Failed when QEMU dies with an error).
 """
@@ -338,9 +342,11 @@ class RealGuests(Controller):
                 print("kubeapi: real guest %s/%s ready (SSH) after %.1fs" % (guest.ns, guest.name, guest.ready_after),
                       flush=True)
                 self._write_vmi(guest, self._ready)
+                self.app.guest_ports.register(guest.ns, guest.name, SSH_PORT, NODE_IP, guest.port, uid=guest.uid)
                 break
             time.sleep(1)
         rc = guest.proc.wait()
+        self.app.guest_ports.unregister(guest.ns, guest.name, SSH_PORT, uid=guest.uid)
         if not guest.stopping:
             phase = "Succeeded" if rc == 0 else "Failed"
             print("kubeapi: real guest %s/%s: QEMU exited (%s): VMI %s" % (guest.ns, guest.name, rc, phase), flush=True)
@@ -384,8 +390,21 @@ class RealGuests(Controller):
             return mutate(o)
         self.api.write_status(self.app.registry.get(*VMI), guest.ns, guest.name, guarded, "virt-handler")
 
+    def guest_address(self, ns, name, port):
+        """(host, port) reaching guest port `port` of VMI ns/name: its QEMU hostfwd for port 22 once the guest is ready;
+        None when that VMI is not a real running guest or the port has no forward."""
+        if int(port) != SSH_PORT:
+            return None
+        vmi = self.store.get(VMI, ns, name)
+        with self.lock:
+            guest = self.guests.get(vmi["metadata"]["uid"]) if vmi is not None else None
+        if guest is None or guest.stopping or guest.ready_after is None or guest.proc.poll() is not None:
+            return None
+        return NODE_IP, guest.port
+
     def _kill(self, guest):
         guest.stopping = True
+        self.app.guest_ports.unregister(guest.ns, guest.name, SSH_PORT, uid=guest.uid)
         proc = guest.proc
         if proc is None or proc.poll() is not None:
             return

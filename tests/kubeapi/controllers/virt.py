@@ -13,6 +13,7 @@ every VM status sync with an active VMI compares the VM's template spec with tha
 spec change needs a restart). A new VMI clears it.
 The VM admission checks (runStrategy, running) are in webhooks.py.
 """
+import functools
 import itertools
 import uuid
 
@@ -119,6 +120,10 @@ class VirtController(Controller):
         handlers[("virtualmachineinstances", "pause")] = self.sub_pause
         handlers[("virtualmachineinstances", "unpause")] = self.sub_unpause
         handlers[("virtualmachineinstances", "guestosinfo")] = self.sub_guestosinfo
+        # portforward is a WebSocket (server.py `_portforward`): its handler dials the guest (portforward.py).
+        from ..portforward import dial
+        handlers[("virtualmachineinstances", "portforward")] = functools.partial(dial, self.app)
+        handlers[("virtualmachines", "portforward")] = functools.partial(dial, self.app, via_vm=True)
 
     def _rt(self, key):
         return self.app.registry.get(*key)

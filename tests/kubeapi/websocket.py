@@ -1,0 +1,309 @@
+"""Server side of RFC 6455 WebSockets for the emulator: the handshake checks and a socket <-> WebSocket pump.
+
+Written for virt-api's `portforward` subresource (portforward.py) and modelled on what KubeVirt v1.9.0 runs there
+(github.com/kubevirt/kubevirt, tag v1.9.0):
+
+* the handshake is gorilla/websocket v1.5.4's `Upgrader.Upgrade` (vendor/github.com/gorilla/websocket/server.go) as
+  configured by client-go's `kvcorev1.NewUpgrader` (staging/src/kubevirt.io/client-go/kubevirt/typed/core/v1/
+  websocket.go): subprotocol `plain.kubevirt.io` (subresources/constants.go `PlainStreamProtocolName`) chosen only
+  when the client offers it (`selectSubprotocol`), any Origin accepted, no compression; the checks, their order, status
+  codes and messages are `Upgrader.Upgrade`'s (`check_handshake`);
+* the data path is pkg/virt-api/rest/streamer.go `NewWebsocketStreamer` / `Streamer.Handle`: guest bytes go out as
+  binary messages (kvcorev1 `CopyTo` -> `binaryWriter`: one message per read of the guest socket, io.Copy's 32 KiB
+  buffer, split by gorilla's 10 KiB write buffer (`WebsocketMessageBufferSize`) into a first frame and continuation
+  frames); client binary messages are copied to the guest (`CopyFrom` -> `binaryReader`: text messages skipped, a
+  Close frame ends the copy); `keepAliveClientStream` pings every second (payload "keep alive") and gives up when no
+  pong arrived for a minute; the first direction to end closes both connections (`cleanupOnClosedContext`): when the
+  guest closes, the client connection is closed without a Close frame (gorilla `Conn.Close` closes the network
+  connection); a client Close frame is echoed first (gorilla's default close handler).
+
+Protocol errors (unmasked client frame, reserved bits, bad control frame, continuation out of order) get a Close
+frame 1002 with gorilla's wording and end the tunnel, as gorilla's `handleProtocolError` does.
+"""
+import base64
+import hashlib
+import select
+import socket
+import struct
+import threading
+import time
+import traceback
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+PLAIN_PROTOCOL = "plain.kubevirt.io"
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS = 1000, 1002, 1005
+
+# streamer.go: `keepAliveClientStream` pings every second and sets a one-minute read deadline that pongs renew.
+KEEPALIVE_INTERVAL = 1.0
+PONG_TIMEOUT = 60.0
+# kvcorev1.WebsocketMessageBufferSize: gorilla flushes a frame each time its 10 KiB write buffer is full.
+FRAME_PAYLOAD = 10240
+# io.Copy's buffer: one binary message per read of the guest socket.
+READ_SIZE = 32 * 1024
+CHUNK = 64 * 1024
+
+BAD_HANDSHAKE = "websocket: the client is not using the websocket protocol: "
+
+
+class HandshakeError(Exception):
+    def __init__(self, code, message, headers=None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def _tokens(headers, name):
+    out = []
+    for value in headers.get_all(name) or []:
+        out.extend(t.strip().lower() for t in value.split(","))
+    return out
+
+
+def accept_key(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 4.2.2)."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def _valid_key(key):
+    if not key:
+        return False
+    try:
+        return len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:
+        return False
+
+
+def check_handshake(method, headers):
+    """The subprotocol to answer with ("" for none), or HandshakeError as gorilla's `Upgrader.Upgrade` reports it."""
+    if "upgrade" not in _tokens(headers, "Connection"):
+        raise HandshakeError(400, BAD_HANDSHAKE + "'upgrade' token not found in 'Connection' header")
+    if "websocket" not in _tokens(headers, "Upgrade"):
+        raise HandshakeError(426, BAD_HANDSHAKE + "'websocket' token not found in 'Upgrade' header",
+                             {"Upgrade": "websocket"})
+    if method != "GET":
+        raise HandshakeError(405, BAD_HANDSHAKE + "request method is not GET")
+    if "13" not in _tokens(headers, "Sec-WebSocket-Version"):
+        raise HandshakeError(400, "websocket: unsupported version: 13 not found in 'Sec-Websocket-Version' header")
+    if not _valid_key(headers.get("Sec-WebSocket-Key")):
+        raise HandshakeError(400, "websocket: not a websocket handshake: 'Sec-WebSocket-Key' header must be Base64 "
+                                  "encoded value of 16-byte in length")
+    offered = [p.strip() for v in headers.get_all("Sec-WebSocket-Protocol") or [] for p in v.split(",")]
+    return PLAIN_PROTOCOL if PLAIN_PROTOCOL in offered else ""
+
+
+def switching_protocols(key, subprotocol):
+    """The 101 answer, header for header as gorilla writes it."""
+    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
+             "Sec-WebSocket-Accept: " + accept_key(key.strip())]
+    if subprotocol:
+        lines.append("Sec-WebSocket-Protocol: " + subprotocol)
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def frame(opcode, payload=b"", fin=True):
+    """One unmasked (server) frame; 7-bit, 16-bit or 64-bit payload length as the size requires."""
+    head = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        return struct.pack("!BB", head, n) + payload
+    if n < 65536:
+        return struct.pack("!BBH", head, 126, n) + payload
+    return struct.pack("!BBQ", head, 127, n) + payload
+
+
+def message_frames(payload, size=FRAME_PAYLOAD):
+    """A binary message as gorilla sends it: frames of at most `size` bytes, continuation frames after the first."""
+    if len(payload) <= size:
+        return frame(OP_BINARY, payload)
+    parts = []
+    for off in range(0, len(payload), size):
+        part = payload[off:off + size]
+        parts.append(frame(OP_BINARY if off == 0 else OP_CONT, part, fin=off + size >= len(payload)))
+    return b"".join(parts)
+
+
+def close_payload(code, reason=""):
+    return b"" if code == CLOSE_NO_STATUS else struct.pack("!H", code) + reason.encode()
+
+
+def unmask(data, key, offset=0):
+    """XOR `data` with the 4-byte mask `key`, starting at byte `offset` of the payload."""
+    if not data:
+        return data
+    shift = offset % 4
+    rolled = key[shift:] + key[:shift]
+    n = len(data)
+    stream = (rolled * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+class Tunnel:
+    """Pump between an upgraded client connection and a connected TCP socket, for the life of the tunnel.
+
+    `read_exact(n)` reads exactly n bytes from the client (fewer only at EOF: the HTTP handler's buffered rfile, so
+    bytes already read with the request headers are not lost); `client` is the client socket (plain or TLS), written
+    under a lock by both threads. `run()` is called on the HTTP handler thread and returns when the tunnel has ended;
+    the guest -> client direction and the keep-alive pings run on a second (daemon) thread. `stats` holds the bytes
+    each way and what ended the tunnel: "guest" (the guest closed), "client-close" (Close frame), "client" (the
+    client connection ended), "keepalive" (no pong for PONG_TIMEOUT), "protocol-error", "server-stop", "error".
+    """
+
+    def __init__(self, client, read_exact, guest, stopping=None):
+        self.client = client
+        self.read_exact = read_exact
+        self.guest = guest
+        self.stopping = stopping
+        self._wlock = threading.Lock()
+        self._done = threading.Event()
+        self.last_pong = time.monotonic()
+        self.stats = {"to_guest": 0, "from_guest": 0, "ended_by": None}
+
+    # --- ending ------------------------------------------------------------------------------------------
+    def end(self, why):
+        """End the tunnel once: close the guest connection and shut the client connection down."""
+        with self._wlock:
+            if self._done.is_set():
+                return
+            self._done.set()
+            self.stats["ended_by"] = why
+        for sock in (self.guest, self.client):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        try:
+            self.guest.close()
+        except OSError:
+            pass
+
+    @property
+    def ended(self):
+        return self._done.is_set()
+
+    def _send(self, data):
+        with self._wlock:
+            if self._done.is_set():
+                raise OSError("tunnel ended")
+            self.client.sendall(data)
+
+    # --- guest -> client (second thread) ----------------------------------------------------------------
+    def _from_guest(self):
+        next_ping = time.monotonic() + KEEPALIVE_INTERVAL
+        try:
+            while not self._done.is_set():
+                try:
+                    ready, _, _ = select.select([self.guest], [], [], max(0.0, next_ping - time.monotonic()))
+                    data = self.guest.recv(READ_SIZE) if ready else None
+                except (OSError, ValueError):    # ValueError: the socket was closed meanwhile (fd -1)
+                    return self.end("guest")
+                if data == b"":
+                    return self.end("guest")
+                if data:
+                    self._send(message_frames(data))
+                    self.stats["from_guest"] += len(data)
+                now = time.monotonic()
+                if self.stopping is not None and self.stopping.is_set():
+                    return self.end("server-stop")
+                if now >= next_ping:
+                    if now - self.last_pong > PONG_TIMEOUT:
+                        return self.end("keepalive")
+                    self._send(frame(OP_PING, b"keep alive"))
+                    next_ping = now + KEEPALIVE_INTERVAL
+        except OSError:
+            self.end("client")
+
+    # --- client -> guest (the HTTP handler's thread) ----------------------------------------------------
+    def run(self):
+        pump = threading.Thread(target=self._from_guest, name="portforward-from-guest", daemon=True)
+        pump.start()
+        try:
+            self._from_client()
+        except ProtocolError as exc:
+            try:
+                self._send(frame(OP_CLOSE, close_payload(CLOSE_PROTOCOL_ERROR, str(exc))))
+            except OSError:
+                pass
+            self.end("protocol-error")
+        except OSError:
+            self.end("client")
+        except Exception:   # an emulator bug: on stderr, and the tunnel ends
+            traceback.print_exc()
+            self.end("error")
+        finally:
+            pump.join(KEEPALIVE_INTERVAL * 3)
+        return self.stats
+
+    def _read(self, n):
+        data = self.read_exact(n) if n else b""
+        if len(data) < n:
+            raise EOFError
+        return data
+
+    def _from_client(self):
+        message = None            # opcode of the message in progress (fragmented), None between messages
+        try:
+            while not self._done.is_set():
+                b0, b1 = self._read(2)
+                fin, opcode, masked, length = b0 & 0x80, b0 & 0x0F, b1 & 0x80, b1 & 0x7F
+                if b0 & 0x70:
+                    raise ProtocolError("unexpected reserved bits 0x%x" % (b0 & 0x70))
+                if length == 126:
+                    length = struct.unpack("!H", self._read(2))[0]
+                elif length == 127:
+                    length = struct.unpack("!Q", self._read(8))[0]
+                    if length >> 63:
+                        raise ProtocolError("invalid payload length")
+                if opcode in (OP_CLOSE, OP_PING, OP_PONG):
+                    if length > 125:
+                        raise ProtocolError("control frame length > 125")
+                    if not fin:
+                        raise ProtocolError("control frame not final")
+                elif opcode in (OP_TEXT, OP_BINARY):
+                    if message is not None:
+                        raise ProtocolError("message start before final message frame")
+                    message = None if fin else opcode
+                    kind = opcode
+                elif opcode == OP_CONT:
+                    if message is None:
+                        raise ProtocolError("continuation after final message frame")
+                    kind = message
+                    if fin:
+                        message = None
+                else:
+                    raise ProtocolError("unknown opcode %d" % opcode)
+                if not masked:
+                    raise ProtocolError("bad MASK")
+                key = self._read(4)
+                if opcode in (OP_CLOSE, OP_PING, OP_PONG):
+                    payload = unmask(self._read(length), key)
+                    if opcode == OP_PING:
+                        self._send(frame(OP_PONG, payload))
+                    elif opcode == OP_PONG:
+                        self.last_pong = time.monotonic()
+                    else:
+                        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NO_STATUS
+                        try:
+                            self._send(frame(OP_CLOSE, close_payload(code)))
+                        except OSError:
+                            pass
+                        return self.end("client-close")
+                    continue
+                offset = 0
+                while offset < length:      # stream the payload: a 64-bit length is never held in memory at once
+                    part = unmask(self._read(min(CHUNK, length - offset)), key, offset)
+                    offset += len(part)
+                    if kind == OP_BINARY:
+                        try:
+                            self.guest.sendall(part)
+                        except OSError:
+                            return self.end("guest")
+                        self.stats["to_guest"] += len(part)
+        except EOFError:
+            self.end("client")
