@@ -31,7 +31,8 @@ description:
   - "Host variables: C(vm_<status key>) and C(vmi_<status key>) (snake_cased C(status) fields of the VM and VMI, for
     example C(vm_printable_status), C(vmi_phase), C(vmi_interfaces), C(vmi_guest_os_info)), C(vm_labels),
     C(vm_annotations), C(vm_uid), C(vm_resource_version) and the same for C(vmi_), plus C(vm_state) (see O(states))
-    and C(vm_address_source) (the strategy that chose C(ansible_host), see O(address_strategies))."
+    and C(vm_address_source) (the strategy that chose C(ansible_host), see O(address_strategies)); hosts of the
+    C(api_tunnel) strategy also get C(ansible_ssh_common_args)."
   - The configuration file name must end with C(kubevirt.yml) or C(kubevirt.yaml). AWX/AAP inventory sources named
     C(kubevirt.yml) work with credentials passed as C(K8S_AUTH_*) environment variables, see C(docs/awx-inventory.md).
 extends_documentation_fragment:
@@ -149,20 +150,43 @@ options:
         C(ansible_port) is the Service port), C(node_port) (a node address and the Service's node port),
         C(network) (IP of the interface named O(network_name)), C(first_interface) (first interface with an IP),
         C(guest_agent_hostname) (host name reported by the guest agent, one extra request per VM that reaches
-        this strategy).
+        this strategy), C(api_tunnel) (SSH through the Kubernetes API server, see below).
+      - C(api_tunnel) reaches any running VMI, even one with no Service and no reachable IP, through KubeVirt's
+        C(portforward) subresource (what C(virtctl port-forward) and C(virtctl ssh) use), with this source's own
+        credentials. Alone or as the last entry (for example C([load_balancer, node_port, api_tunnel])), it gives
+        a host C(ansible_host=<vmi>.<namespace>.api-tunnel) (C(<vmi>.<namespace>.<cluster name>.api-tunnel) for the
+        entries of O(connections)), a name ssh never resolves, C(ansible_port) the guest's SSH port (O(ssh_port) or
+        the VM's annotation C(virtfleet.kubevirt/ssh-port)) and C(ansible_ssh_common_args) with
+        C(-o ProxyCommand=<python> <collection>/plugins/plugin_utils/_api_tunnel.py --namespace ... --name ... --port %p ...),
+        a bridge that ansible-core's C(ssh) connection runs (keys, C(ansible_user), become, pipelining and
+        ControlPersist work as usual; setting C(ansible_ssh_common_args) elsewhere for such a host replaces it).
+      - The credentials of C(api_tunnel) need the RBAC verb C(get) on C(virtualmachineinstances/portforward) in the
+        API group C(subresources.kubevirt.io) (KubeVirt's C(kubevirt.io:edit) and C(kubevirt.io:admin) cluster roles
+        grant it). Credentials given inline in the source (O(api_key), O(password), O(kubeconfig) as a dictionary,
+        proxy credentials) are written to a file of mode 0600 under C(~/.ansible/virtfleet.kubevirt/api-tunnel/) whose
+        path is the only trace in the command line and host variables; credentials from the environment
+        (C(K8S_AUTH_*), C(KUBECONFIG), the pod's service account) and a kubeconfig path are read again by the bridge
+        from the environment ssh runs it in, so a playbook run (an AWX job template) needs them as the inventory
+        sync had them.
+      - C(api_tunnel) is never chosen for Windows hosts reached over WinRM or PSRP (see
+        O(default_win_ansible_connection)), and never by default, so kubevirt.core's defaults are unchanged.
       - When not set, derived from O(network_name), O(kube_secondary_dns) and O(use_service) as kubevirt.core does,
         for example C([load_balancer, node_port, first_interface]) by default.
       - The chosen strategy is in the host variable C(vm_address_source).
     type: list
     elements: str
-    choices: [secondary_dns, load_balancer, node_port, network, first_interface, guest_agent_hostname]
+    choices: [secondary_dns, load_balancer, node_port, network, first_interface, guest_agent_hostname, api_tunnel]
   prefer_ip_family:
     description: IP family preferred when an interface, load balancer or node has several addresses.
     type: str
     choices: [any, ipv4, ipv6]
     default: any
   ssh_port:
-    description: Port inside the guest that Services must target to be used for SSH.
+    description:
+      - Port inside the guest that Services must target to be used for SSH, and the port O(address_strategies=api_tunnel)
+        connects to.
+      - A VM's annotation C(virtfleet.kubevirt/ssh-port) (on the VMI, else on the VM) overrides it for that VM; a
+        value that is not a port number is ignored with a warning.
     type: int
     default: 22
   winrm_ports:
@@ -223,6 +247,7 @@ requirements:
   - kubernetes >= 28.1.0
   - urllib3 >= 1.26.0
   - PyYAML >= 6.0
+  - websocket-client >= 1.0.0 (for the inventory's address strategy api_tunnel)
 notes:
   - The cache (O(cache=true)) keeps only the VM/VMI metadata and status, Service ports and node addresses needed to
     rebuild the inventory, never credentials or VM specs; file caches are written with mode 0600.
@@ -249,6 +274,10 @@ plugin: virtfleet.kubevirt.kubevirt
 # keyed_groups:
 #   - key: vmi_node_name
 #     prefix: node
+
+# kubevirt.yml -- Services where they exist, else SSH through the API server (no network exposure needed)
+# plugin: virtfleet.kubevirt.kubevirt
+# address_strategies: [load_balancer, node_port, api_tunnel]
 
 # kubevirt.yml -- two clusters in one source, one group per cluster
 # plugin: virtfleet.kubevirt.kubevirt
@@ -324,7 +353,9 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 known = data.setdefault("guest_hostnames", {})
                 before = len(known)
                 getter = guest_hostname_getter(lambda c=conn: self._api(c, apis), known)
-            hosts = build_hosts(data, conn.populate, sanitize=self._sanitize_group_name, guest_hostname=getter)
+            # translate_errors: an api_tunnel auth file that cannot be written is one sentence too.
+            hosts = translate_errors(build_hosts, data, conn.populate, sanitize=self._sanitize_group_name,
+                                     guest_hostname=getter, warn=self.display.warning)
             if getter is not None and len(data["guest_hostnames"]) != before:
                 changed = True
             self._add_hosts(hosts)

@@ -413,6 +413,12 @@ class Client(object):
             headers['Content-Type'] = content_type
         return headers
 
+    def header_lines(self):
+        """The headers every request carries (credentials, impersonation, User-Agent) as ``Name: value`` lines, for a
+        connection this client does not send itself (the API tunnel's WebSocket upgrade, ``plugin_utils._api_tunnel``).
+        They hold the credentials: never log them."""
+        return ['%s: %s' % (name, value) for name, value in self._headers().iteritems()]
+
     def _send(self, method, url, body, headers, timeout, path):
         """The lowest seam: every HTTP request of the collection passes here exactly once per attempt."""
         entry = [method, path, None]

@@ -5,7 +5,8 @@
 
 Every strategy is a function of already-fetched API objects, so choosing addresses for
 10,000 VMIs costs no HTTP request (except the opt-in guest agent strategy, which asks
-the caller through a callback).
+the caller through a callback). The ``api_tunnel`` strategy needs no address at all: it names
+the VMI, and the caller gives the host the ssh ProxyCommand of the API tunnel (``_api_tunnel``).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -13,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import re
 from collections import namedtuple
 
 SECONDARY_DNS = "secondary_dns"
@@ -21,6 +23,14 @@ NODE_PORT = "node_port"
 NETWORK = "network"
 FIRST_INTERFACE = "first_interface"
 GUEST_AGENT_HOSTNAME = "guest_agent_hostname"
+API_TUNNEL = "api_tunnel"
+
+# Per-VM override of O(ssh_port): the port SSH listens on inside this guest, read from the VMI's annotations, then
+# the VM's (tools and users annotate the VM; its template's annotations reach the VMI).
+SSH_PORT_ANNOTATION = "virtfleet.kubevirt/ssh-port"
+# ansible_host of a tunnelled host: a stable name ssh never resolves (the ProxyCommand connects), unique per VMI, so
+# known_hosts entries and ControlPersist sockets (keyed by host, port and user) never mix two VMs.
+TUNNEL_DOMAIN = "api-tunnel"
 
 Strategy = namedtuple("Strategy", [
     "name",                # value of address_strategies and of the host variable vm_address_source
@@ -37,6 +47,7 @@ STRATEGY_TABLE = (
     Strategy(NETWORK, needs_network_name=True, uses_services=False),
     Strategy(FIRST_INTERFACE, needs_network_name=False, uses_services=False),
     Strategy(GUEST_AGENT_HOSTNAME, needs_network_name=False, uses_services=False),
+    Strategy(API_TUNNEL, needs_network_name=False, uses_services=False),
 )
 STRATEGIES = tuple(s.name for s in STRATEGY_TABLE)
 SERVICE_STRATEGIES = tuple(s.name for s in STRATEGY_TABLE if s.uses_services)
@@ -54,7 +65,8 @@ class AddressSettings(object):
     """What the user configured for address choice (already validated)."""
 
     def __init__(self, strategies, network_name=None, base_domain=None, append_base_domain=False,
-                 ip_family="any", ssh_port=22, winrm_ports=(5986, 5985), node_address_types=(NODE_NAME,)):
+                 ip_family="any", ssh_port=22, winrm_ports=(5986, 5985), node_address_types=(NODE_NAME,),
+                 tunnel_per_cluster=False):
         self.strategies = tuple(strategies)
         self.network_name = network_name
         self.base_domain = base_domain
@@ -63,6 +75,9 @@ class AddressSettings(object):
         self.ssh_port = ssh_port
         self.winrm_ports = tuple(winrm_ports)
         self.node_address_types = tuple(node_address_types)
+        # True for the entries of `connections`: tunnel host names then carry the cluster name, because two
+        # clusters may both have a VMI ns/name.
+        self.tunnel_per_cluster = tunnel_per_cluster
 
     @property
     def needs_services(self):
@@ -165,11 +180,23 @@ def service_port(service, wanted_ports, named_ports):
     return None
 
 
-class AddressChooser(object):
-    """Applies the ordered strategies to one VMI at a time."""
+def tunnel_label(cluster):
+    """A cluster name as one DNS-like label of a tunnel host name (kubevirt.core's names hold '_' and '.')."""
+    label = re.sub(r"[^a-z0-9-]+", "-", (cluster or "").lower()).strip("-")
+    return label or "cluster"
 
-    def __init__(self, settings, services=(), nodes=(), guest_hostname=None):
+
+class AddressChooser(object):
+    """Applies the ordered strategies to one VMI at a time.
+
+    warn: called with one sentence for a VM whose SSH_PORT_ANNOTATION is not a port number (the option applies).
+    cluster: the cluster's name, part of tunnel host names when settings.tunnel_per_cluster.
+    """
+
+    def __init__(self, settings, services=(), nodes=(), guest_hostname=None, warn=None, cluster=None):
         self.settings = settings
+        self.warn = warn
+        self.tunnel_suffix = ("%s.%s" % (tunnel_label(cluster), TUNNEL_DOMAIN)) if settings.tunnel_per_cluster else TUNNEL_DOMAIN
         self.services = ServiceIndex(services) if settings.needs_services else None
         self.node_addresses = {}
         for node in nodes:
@@ -177,12 +204,14 @@ class AddressChooser(object):
             self.node_addresses[name] = (node.get("status") or {}).get("addresses") or []
         self.guest_hostname = guest_hostname
 
-    def choose(self, vmi, winrm=False):
+    def choose(self, vmi, winrm=False, vm=None):
         """Return an Address, or None when no strategy found one.
 
-        winrm: the host is reached over WinRM/PSRP, so Services must map a WinRM port, not the SSH port.
+        winrm: the host is reached over WinRM/PSRP, so Services must map a WinRM port, not the SSH port, and the
+        API tunnel (SSH only) does not apply.
+        vm: the VMI's VirtualMachine, whose SSH_PORT_ANNOTATION applies when the VMI has none.
         """
-        wanted = self.settings.winrm_ports if winrm else (self.settings.ssh_port,)
+        wanted = self.settings.winrm_ports if winrm else (self.ssh_port(vmi, vm),)
         services = None
         for strategy in self.settings.strategies:
             if strategy in SERVICE_STRATEGIES:
@@ -190,11 +219,31 @@ class AddressChooser(object):
                     meta = vmi.get("metadata") or {}
                     services = self.services.matching(meta.get("namespace"), meta.get("labels") or {}) if self.services else []
                 found = self._from_services(strategy, vmi, services, wanted)
+            elif strategy == API_TUNNEL:
+                found = None if winrm else self._api_tunnel(vmi, wanted[0])
             else:
                 found = getattr(self, "_" + strategy)(vmi)
             if found:
                 return found
         return None
+
+    def ssh_port(self, vmi, vm=None):
+        """The guest's SSH port: SSH_PORT_ANNOTATION of the VMI, else of the VM, else the ssh_port option."""
+        for kind, obj in (("VirtualMachineInstance", vmi), ("VirtualMachine", vm)):
+            annotations = ((obj or {}).get("metadata") or {}).get("annotations")
+            value = annotations.get(SSH_PORT_ANNOTATION) if annotations else None
+            if value is None:
+                continue
+            text = str(value).strip()
+            if text.isdigit() and 0 < int(text) < 65536:
+                return int(text)
+            if self.warn is not None:
+                meta = obj.get("metadata") or {}
+                self.warn("%s %s/%s has the annotation %s=%r, which is not a TCP port (1-65535): using port %d; fix the "
+                          "annotation." % (kind, meta.get("namespace"), meta.get("name"), SSH_PORT_ANNOTATION, value,
+                                           self.settings.ssh_port))
+            return self.settings.ssh_port
+        return self.settings.ssh_port
 
     def _host_with_domain(self, name):
         if self.settings.append_base_domain and self.settings.base_domain:
@@ -235,6 +284,15 @@ class AddressChooser(object):
     def _guest_agent_hostname(self, vmi):
         host = self.guest_hostname(vmi) if self.guest_hostname else None
         return Address(host, None, GUEST_AGENT_HOSTNAME) if host else None
+
+    def _api_tunnel(self, vmi, port=None):
+        # Any running VMI: virt-api dials the guest's port from inside the cluster, so nothing has to be exposed.
+        # ansible_port is the guest port; the ProxyCommand passes it (%p) to the bridge.
+        if (vmi.get("status") or {}).get("phase") != "Running":
+            return None
+        meta = vmi["metadata"]
+        host = "%s.%s.%s" % (meta["name"], meta["namespace"], self.tunnel_suffix)
+        return Address(host, self.settings.ssh_port if port is None else port, API_TUNNEL)
 
     def _from_services(self, strategy, vmi, services, wanted):
         named = None

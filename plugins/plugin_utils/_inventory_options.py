@@ -23,6 +23,7 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._args import InvalidOption
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._client import AUTH_OPTIONS
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._api_tunnel import ProxyCommand
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_address import (
     IP_FAMILIES, NEEDS_NETWORK_NAME, NODE_ADDRESS_TYPES, STRATEGIES, AddressSettings, default_strategies,
 )
@@ -100,11 +101,11 @@ class Connection(object):
             strategies, network_name=values["network_name"], base_domain=values["base_domain"],
             append_base_domain=values["append_base_domain"], ip_family=values["prefer_ip_family"],
             ssh_port=values["ssh_port"], winrm_ports=values["winrm_ports"],
-            node_address_types=values["node_address_types"])
+            node_address_types=values["node_address_types"], tunnel_per_cluster=index is not None)
         self.populate = PopulateSettings(
             self.address, host_format=values["host_format"], create_groups=values["create_groups"],
             states=values["states"], unset_ansible_port=values["unset_ansible_port"],
-            win_connection=values["default_win_ansible_connection"])
+            win_connection=values["default_win_ansible_connection"], tunnel=ProxyCommand(auth))
 
     @property
     def needs_base_domain_lookup(self):

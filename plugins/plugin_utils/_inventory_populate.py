@@ -15,7 +15,8 @@ __metaclass__ = type
 import re
 import string
 
-from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_address import AddressChooser
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._api_tunnel import ProxyCommand
+from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_address import API_TUNNEL, AddressChooser
 
 # CamelCase -> snake_case as kubevirt.core names status variables: split before an upper-case letter
 # that follows a lower-case one, and before the last capital of an acronym run ("guestOSInfo" -> guest_os_info).
@@ -47,8 +48,10 @@ class PopulateSettings(object):
     """Per-connection settings of the populate step (already validated)."""
 
     def __init__(self, address, host_format="{namespace}-{name}", create_groups=False, states=("Running",),
-                 unset_ansible_port=True, win_connection="winrm"):
+                 unset_ansible_port=True, win_connection="winrm", tunnel=None):
         self.address = address
+        # The ssh options of api_tunnel hosts (_api_tunnel.ProxyCommand of the connection's options).
+        self.tunnel = tunnel if tunnel is not None else ProxyCommand({})
         self.win_connection = win_connection
         self.host_format = host_format
         self.create_groups = create_groups
@@ -156,13 +159,17 @@ def _valid(obj):
     return bool(meta.get("name") and meta.get("namespace"))
 
 
-def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None):
+def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None, warn=None):
     """Turn one cluster's fetched objects into a list of HostEntry.
 
     data: {"name": cluster group name, "vms": [...], "vmis": [...], "services": [...], "nodes": [...]}
     sanitize: the plugin's group name sanitizer (kept injectable so this stays pure).
+    warn: receives one sentence per VM whose settings are ignored (a bad ssh port annotation).
+    The only side effect: the first api_tunnel host of a source with inline credentials writes its auth file
+    (settings.tunnel, see _api_tunnel.ProxyCommand).
     """
-    chooser = AddressChooser(settings.address, data.get("services") or (), data.get("nodes") or (), guest_hostname)
+    chooser = AddressChooser(settings.address, data.get("services") or (), data.get("nodes") or (), guest_hostname,
+                             warn=warn, cluster=data.get("name"))
     vms = {}
     for vm in data.get("vms") or ():
         if _valid(vm):
@@ -200,7 +207,7 @@ def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None)
         variables["vm_state"] = state
         if vmi is not None:
             windows = is_windows(vmi, vm)
-            address = chooser.choose(vmi, winrm=windows and settings.win_connection not in SSH_CONNECTIONS)
+            address = chooser.choose(vmi, winrm=windows and settings.win_connection not in SSH_CONNECTIONS, vm=vm)
             if address is not None:
                 # As kubevirt.core: a host without an address gets no ansible_connection either.
                 if windows:
@@ -209,5 +216,8 @@ def build_hosts(data, settings, sanitize=lambda name: name, guest_hostname=None)
                 if address.port is not None or settings.unset_ansible_port:
                     variables["ansible_port"] = address.port
                 variables["vm_address_source"] = address.source
+                if address.source == API_TUNNEL:
+                    vmi_meta = vmi["metadata"]
+                    variables["ansible_ssh_common_args"] = settings.tunnel.ssh_args(vmi_meta["namespace"], vmi_meta["name"])
         hosts.append(HostEntry(name, cluster_group, sanitize("namespace_%s" % key[0]), label_groups, variables))
     return hosts

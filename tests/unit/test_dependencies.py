@@ -19,7 +19,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_PY = ('plugins', 'roles')
 # Distribution name (normalised, PEP 503) -> the top-level module it installs. A new requirement needs a row here.
-IMPORT_NAMES = {'kubernetes': 'kubernetes', 'urllib3': 'urllib3', 'pyyaml': 'yaml'}
+IMPORT_NAMES = {'kubernetes': 'kubernetes', 'urllib3': 'urllib3', 'pyyaml': 'yaml', 'websocket-client': 'websocket'}
 # Not third-party: provided by ansible-core itself or by the collection loader.
 NOT_REQUIREMENTS = {'ansible', 'ansible_collections', '__future__'}
 # Required by nothing that ships (issue #17); naming it again in requirements.txt or an import fails here.
@@ -120,7 +120,7 @@ def test_dropped_packages_stay_dropped():
 def test_the_direct_imports_are_declared_with_lower_bounds():
     """urllib3 is imported directly (the client's pool); the bound is what _client.py handles (1.26 and 2.x)."""
     reqs = declared()
-    assert set(reqs) == {'kubernetes', 'urllib3', 'pyyaml'}
+    assert set(reqs) == {'kubernetes', 'urllib3', 'pyyaml', 'websocket-client'}
     for name, spec in reqs.items():
         assert spec.startswith('>='), '%s has no lower bound in requirements.txt: %r' % (name, spec)
     assert reqs['urllib3'] == '>=1.26.0'
