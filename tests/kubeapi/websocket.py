@@ -17,8 +17,9 @@ Written for virt-api's `portforward` subresource (portforward.py) and modelled o
   guest closes, the client connection is closed without a Close frame (gorilla `Conn.Close` closes the network
   connection); a client Close frame is echoed first (gorilla's default close handler).
 
-Protocol errors (unmasked client frame, reserved bits, bad control frame, continuation out of order) get a Close
-frame 1002 with gorilla's wording and end the tunnel, as gorilla's `handleProtocolError` does.
+Protocol errors (unmasked client frame, reserved bits, bad control frame, continuation out of order, bad close code)
+get a Close frame 1002 with gorilla's wording (conn.go `advanceFrame`) and end the tunnel, as gorilla's
+`handleProtocolError` does.
 """
 import base64
 import hashlib
@@ -34,6 +35,8 @@ PLAIN_PROTOCOL = "plain.kubevirt.io"
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_NO_STATUS = 1000, 1002, 1005
+# gorilla `isValidReceivedCloseCode`: these and 3000-4999 (not 1005, 1006, 1015)
+VALID_CLOSE_CODES = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013}
 
 # streamer.go: `keepAliveClientStream` pings every second and sets a one-minute read deadline that pongs renew.
 KEEPALIVE_INTERVAL = 1.0
@@ -141,7 +144,7 @@ def unmask(data, key, offset=0):
 
 
 class ProtocolError(Exception):
-    pass
+    """A client frame gorilla refuses; the text is its reason (conn.go `advanceFrame`)."""
 
 
 class Tunnel:
@@ -166,13 +169,19 @@ class Tunnel:
         self.stats = {"to_guest": 0, "from_guest": 0, "ended_by": None}
 
     # --- ending ------------------------------------------------------------------------------------------
-    def end(self, why):
-        """End the tunnel once: close the guest connection and shut the client connection down."""
+    def end(self, why, last=None):
+        """End the tunnel once: send `last` (a Close frame) if given, close the guest connection, shut the client
+        connection down (no Close frame otherwise, as virt-api)."""
         with self._wlock:
             if self._done.is_set():
                 return
             self._done.set()
             self.stats["ended_by"] = why
+            if last is not None:
+                try:
+                    self.client.sendall(last)
+                except OSError:
+                    pass
         for sock in (self.guest, self.client):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -225,13 +234,9 @@ class Tunnel:
         pump.start()
         try:
             self._from_client()
-        except ProtocolError as exc:
-            try:
-                self._send(frame(OP_CLOSE, close_payload(CLOSE_PROTOCOL_ERROR, str(exc))))
-            except OSError:
-                pass
-            self.end("protocol-error")
-        except OSError:
+        except ProtocolError as exc:    # gorilla `handleProtocolError`: a Close 1002 with the reason, at most 125 bytes
+            self.end("protocol-error", frame(OP_CLOSE, close_payload(CLOSE_PROTOCOL_ERROR, str(exc))[:125]))
+        except (OSError, EOFError):
             self.end("client")
         except Exception:   # an emulator bug: on stderr, and the tunnel ends
             traceback.print_exc()
@@ -247,63 +252,65 @@ class Tunnel:
         return data
 
     def _from_client(self):
-        message = None            # opcode of the message in progress (fragmented), None between messages
-        try:
-            while not self._done.is_set():
-                b0, b1 = self._read(2)
-                fin, opcode, masked, length = b0 & 0x80, b0 & 0x0F, b1 & 0x80, b1 & 0x7F
-                if b0 & 0x70:
-                    raise ProtocolError("unexpected reserved bits 0x%x" % (b0 & 0x70))
-                if length == 126:
-                    length = struct.unpack("!H", self._read(2))[0]
-                elif length == 127:
-                    length = struct.unpack("!Q", self._read(8))[0]
-                    if length >> 63:
-                        raise ProtocolError("invalid payload length")
-                if opcode in (OP_CLOSE, OP_PING, OP_PONG):
-                    if length > 125:
-                        raise ProtocolError("control frame length > 125")
-                    if not fin:
-                        raise ProtocolError("control frame not final")
-                elif opcode in (OP_TEXT, OP_BINARY):
-                    if message is not None:
-                        raise ProtocolError("message start before final message frame")
-                    message = None if fin else opcode
-                    kind = opcode
-                elif opcode == OP_CONT:
-                    if message is None:
-                        raise ProtocolError("continuation after final message frame")
-                    kind = message
-                    if fin:
-                        message = None
+        """gorilla `Conn.advanceFrame` (vendor/github.com/gorilla/websocket/conn.go) and kvcorev1 `binaryReader`."""
+        final = True             # gorilla's readFinal: the last data frame had FIN
+        kind = None              # opcode of the message the data frames belong to
+        while not self._done.is_set():
+            b0, b1 = self._read(2)
+            fin, opcode, masked, length = bool(b0 & 0x80), b0 & 0x0F, b1 & 0x80, b1 & 0x7F
+            problems = ["RSV%d set" % i for i, bit in ((1, 0x40), (2, 0x20), (3, 0x10)) if b0 & bit]
+            if opcode in (OP_CLOSE, OP_PING, OP_PONG):
+                if length > 125:
+                    problems.append("len > 125 for control")
+                if not fin:
+                    problems.append("FIN not set on control")
+            elif opcode in (OP_TEXT, OP_BINARY):
+                if not final:
+                    problems.append("data before FIN")
+                final, kind = fin, opcode
+            elif opcode == OP_CONT:
+                if final:
+                    problems.append("continuation after FIN")
+                final = fin
+            else:
+                problems.append("bad opcode %d" % opcode)
+            if not masked:
+                problems.append("bad MASK")
+            if problems:
+                raise ProtocolError(", ".join(problems))
+            if length == 126:
+                length = struct.unpack("!H", self._read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", self._read(8))[0]
+                if length >> 63:
+                    return self.end("protocol-error")     # gorilla: ErrReadLimit, no Close frame
+            key = self._read(4)
+            if opcode in (OP_CLOSE, OP_PING, OP_PONG):
+                payload = unmask(self._read(length), key)
+                if opcode == OP_PING:
+                    self._send(frame(OP_PONG, payload))
+                elif opcode == OP_PONG:
+                    self.last_pong = time.monotonic()
                 else:
-                    raise ProtocolError("unknown opcode %d" % opcode)
-                if not masked:
-                    raise ProtocolError("bad MASK")
-                key = self._read(4)
-                if opcode in (OP_CLOSE, OP_PING, OP_PONG):
-                    payload = unmask(self._read(length), key)
-                    if opcode == OP_PING:
-                        self._send(frame(OP_PONG, payload))
-                    elif opcode == OP_PONG:
-                        self.last_pong = time.monotonic()
-                    else:
-                        code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else CLOSE_NO_STATUS
+                    code = CLOSE_NO_STATUS
+                    if len(payload) >= 2:
+                        code = struct.unpack("!H", payload[:2])[0]
+                        if code not in VALID_CLOSE_CODES and not 3000 <= code <= 4999:
+                            raise ProtocolError("bad close code %d" % code)
                         try:
-                            self._send(frame(OP_CLOSE, close_payload(code)))
-                        except OSError:
-                            pass
-                        return self.end("client-close")
-                    continue
-                offset = 0
-                while offset < length:      # stream the payload: a 64-bit length is never held in memory at once
-                    part = unmask(self._read(min(CHUNK, length - offset)), key, offset)
-                    offset += len(part)
-                    if kind == OP_BINARY:
-                        try:
-                            self.guest.sendall(part)
-                        except OSError:
-                            return self.end("guest")
-                        self.stats["to_guest"] += len(part)
-        except EOFError:
-            self.end("client")
+                            payload[2:].decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise ProtocolError("invalid utf8 payload in close frame")
+                    # gorilla's default close handler echoes the code; then the copy ends and both sides close.
+                    return self.end("client-close", frame(OP_CLOSE, close_payload(code)))
+                continue
+            offset = 0
+            while offset < length:      # stream the payload: a 64-bit length is never held in memory at once
+                part = unmask(self._read(min(CHUNK, length - offset)), key, offset)
+                offset += len(part)
+                if kind == OP_BINARY:   # binaryReader skips text messages
+                    try:
+                        self.guest.sendall(part)
+                    except OSError:
+                        return self.end("guest")
+                    self.stats["to_guest"] += len(part)
