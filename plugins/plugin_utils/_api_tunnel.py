@@ -423,13 +423,23 @@ def _read_head(sock):
     return head
 
 
+def tunnel_proxy(configuration, host):
+    """The proxy URL the tunnel connects through (as the client's pool would), or None; ConfigError for a proxy
+    that is not http:// (socks and TLS proxies are not supported by the bridge)."""
+    proxy = configuration.proxy if not getattr(configuration, '_proxy_from_env', False) else None
+    if not proxy or _client._bypass_proxy(host, configuration.no_proxy):
+        return None
+    parsed = urlparse(proxy)
+    if parsed.scheme != 'http':
+        raise ConfigError('The API tunnel reaches the API server through http:// proxies only, and proxy is %s://%s: set '
+                          'proxy (K8S_AUTH_PROXY, or the kubeconfig proxy-url) to an http:// proxy, or no_proxy to bypass it.'
+                          % (parsed.scheme, parsed.hostname))
+    return proxy
+
+
 def _proxy_socket(proxy_url, headers, host, port, timeout):
     """A TCP connection to host:port through an HTTP proxy's CONNECT."""
     proxy = urlparse(proxy_url)
-    if proxy.scheme != 'http':
-        raise ConfigError('The API tunnel reaches the API server through http:// proxies only, and proxy is %s://%s: set '
-                          'proxy (K8S_AUTH_PROXY, or the kubeconfig proxy-url) to an http:// proxy, or no_proxy to bypass it.'
-                          % (proxy.scheme, proxy.hostname))
     sock = socket.create_connection((proxy.hostname, proxy.port or 80), timeout)
     target = '[%s]:%d' % (host, port) if ':' in host else '%s:%d' % (host, port)
     lines = ['CONNECT %s HTTP/1.1' % target, 'Host: %s' % target]
@@ -459,8 +469,8 @@ def open_socket(client, timeout=HANDSHAKE_TIMEOUT):
     url = urlparse(client.host)
     secure = url.scheme == 'https'
     host, port = url.hostname, url.port or (443 if secure else 80)
-    proxy = configuration.proxy if not getattr(configuration, '_proxy_from_env', False) else None
-    if proxy and not _client._bypass_proxy(client.host, configuration.no_proxy):
+    proxy = tunnel_proxy(configuration, client.host)
+    if proxy:
         sock = _proxy_socket(proxy, configuration.proxy_headers, host, port, timeout)
     else:
         sock = socket.create_connection((host, port), timeout)
@@ -645,8 +655,14 @@ def run(argv, stdin_fd=0, stdout_fd=1, environ=None):
         if _client.IMPORT_ERROR is not None:
             raise TunnelError('The kubernetes Python library (>= 28.1.0) is required for the API tunnel on the '
                               'controller: pip install kubernetes (%s).' % _client.IMPORT_ERROR)
-        client = _client.client_from_options(bridge_options(args), environ=environ,
-                                             retry=_client.RetryPolicy(attempts=2))
+        # client_from_options' steps, with the proxy checked before the client builds its pool (a socks proxy needs
+        # PySocks there, which the tunnel would not use anyway).
+        auth = _client.resolve_auth(bridge_options(args), environ)
+        configuration = _client.build_configuration(auth, environ)
+        tunnel_proxy(configuration, configuration.host)
+        client = _client.Client(configuration, retry=_client.RetryPolicy(attempts=2),
+                                impersonate_user=auth.get('impersonate_user'),
+                                impersonate_groups=auth.get('impersonate_groups'))
         ws = connect(client, namespace, name, args.port, websocket=websocket)
         error = pump(ws, stdin_fd, stdout_fd, websocket=websocket)
         if error:
