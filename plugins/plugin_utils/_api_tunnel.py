@@ -520,6 +520,9 @@ def describe_status(status, body, namespace, name, port, client=None):
                     'with an interface IP.' % (vmi, port))
         if 'dialing vm' in message.lower():
             return 'virt-api cannot reach port %d of VMI %s (server: %s).' % (port, vmi, message.rstrip('.'))
+    if status >= 500:
+        return 'The API server failed on the tunnel request GET %s (%d)%s.' % (
+            path, status, (': %s' % message.rstrip('.')) if message else '')
     return describe_http_error(status, body, 'GET', path, host=host, verb='get',
                                resource='virtualmachineinstances/portforward', namespace=namespace)
 
