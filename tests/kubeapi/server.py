@@ -1,5 +1,4 @@
 """The HTTP(S) front end: routing, authentication, RBAC, faults, request log, watch streaming, hooks."""
-import http
 import json
 import socket
 import ssl
@@ -593,19 +592,10 @@ class Handler(BaseHTTPRequestHandler):
             raise errors.method_not_allowed()
         guest = handler(ns, name, parts[1], parts[2] if len(parts) == 3 else None)
         try:
-            subprotocol = websocket.check_handshake(method, self.headers)
+            tunnel = websocket.upgrade(self, guest, emu.stopping)
         except websocket.HandshakeError as exc:
-            guest.close()
-            body = (http.HTTPStatus(exc.code).phrase + "\n").encode() + _dumps(errors.bad_request(exc.message).status())
-            headers = dict(exc.headers, **{"Sec-Websocket-Version": "13", "X-Content-Type-Options": "nosniff"})
-            return self._send(exc.code, body, headers, content_type="text/plain; charset=utf-8")
-        self.close_connection = True
-        tunnel = websocket.Tunnel(self.connection, self.rfile.read, guest, emu.stopping)
-        try:
-            self.connection.sendall(websocket.switching_protocols(self.headers["Sec-WebSocket-Key"], subprotocol))
-        except OSError:
-            guest.close()
-            raise
+            code, body, headers = exc.answer()
+            return self._send(code, body, headers, content_type=headers.pop("Content-Type"))
         self._status = 101
         self._entry["status"] = 101
         self._entry["tunnel"] = tunnel.stats          # live: the byte counts grow while the tunnel is open

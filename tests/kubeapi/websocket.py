@@ -23,6 +23,8 @@ get a Close frame 1002 with gorilla's wording (conn.go `advanceFrame`) and end t
 """
 import base64
 import hashlib
+import http
+import json
 import select
 import socket
 import struct
@@ -51,11 +53,24 @@ BAD_HANDSHAKE = "websocket: the client is not using the websocket protocol: "
 
 
 class HandshakeError(Exception):
+    """A request gorilla's Upgrader refuses: `answer()` is what virt-api sends then (see `upgrade`)."""
+
     def __init__(self, code, message, headers=None):
         super().__init__(message)
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+    def answer(self):
+        """(status, body, headers): gorilla's `returnError` writes `http.Error(w, StatusText(code), code)` (text/plain,
+        `Sec-Websocket-Version: 13`), then virt-api's `writeError(errors.NewBadRequest(err.Error()))` appends its JSON
+        Status to the same body (the status line is already out)."""
+        status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": self.message,
+                  "reason": "BadRequest", "code": 400}
+        body = (http.HTTPStatus(self.code).phrase + "\n").encode() + json.dumps(status, separators=(",", ":")).encode()
+        headers = dict(self.headers, **{"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff",
+                                        "Sec-Websocket-Version": "13"})
+        return self.code, body, headers
 
 
 def _tokens(headers, name):
@@ -104,6 +119,26 @@ def switching_protocols(key, subprotocol):
     if subprotocol:
         lines.append("Sec-WebSocket-Protocol: " + subprotocol)
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def upgrade(request, guest, stopping=None):
+    """Switch `request` (a BaseHTTPRequestHandler) to a WebSocket carrying `guest` (a connected socket).
+
+    Returns the Tunnel (not yet running: call `run()` on the request's thread) after the 101 went out, or raises
+    HandshakeError (the guest socket closed) for a request that is no WebSocket handshake.
+    """
+    try:
+        subprotocol = check_handshake(request.command, request.headers)
+    except HandshakeError:
+        guest.close()
+        raise
+    request.close_connection = True
+    try:
+        request.connection.sendall(switching_protocols(request.headers["Sec-WebSocket-Key"], subprotocol))
+    except OSError:
+        guest.close()
+        raise
+    return Tunnel(request.connection, request.rfile.read, guest, stopping)
 
 
 def frame(opcode, payload=b"", fin=True):
