@@ -591,14 +591,32 @@ def _write_all(fd, data):
         view = view[written:]
 
 
+# How a connection ends without a close frame: virt-api closes the TCP connection when the guest does, and a close
+# with bytes still unread by the other side is a reset. Such an end is the tunnel's end, not an error.
+ENDED_ERRNOS = (errno.EPIPE, errno.ECONNRESET, errno.ECONNABORTED, errno.EBADF, errno.ENOTCONN)
+
+
+def connection_ended(exc, websocket):
+    """True when ``exc`` only says the connection (or stdout) is gone."""
+    if isinstance(exc, (websocket.WebSocketConnectionClosedException, ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in ENDED_ERRNOS
+
+
 def pump(ws, stdin_fd=0, stdout_fd=1, linger=LINGER, websocket=None):
     """Copy stdin to binary frames and data frames to stdout until either side ends.
 
-    Returns None on a clean end (stdin closed, the server closed, stdout closed), or a sentence for an error.
+    Returns None on a clean end (stdin closed, the server closed or dropped the connection, stdout closed), or a
+    sentence for an error (a frame websocket-client rejects, a TLS error) that happened before stdin ended.
     """
     websocket = websocket or import_websocket()
     done = threading.Event()
+    stdin_ended = threading.Event()
     errors = []
+
+    def failed(what, exc):
+        if not done.is_set() and not stdin_ended.is_set() and not connection_ended(exc, websocket):
+            errors.append('%s (%s: %s)' % (what, type(exc).__name__, exc))
 
     def upstream():
         try:
@@ -607,13 +625,11 @@ def pump(ws, stdin_fd=0, stdout_fd=1, linger=LINGER, websocket=None):
                 if not data:
                     break
                 ws.send(data, websocket.ABNF.OPCODE_BINARY)
+            stdin_ended.set()
             ws.send_close()
             done.wait(linger)
-        except websocket.WebSocketConnectionClosedException:
-            pass
         except (OSError, websocket.WebSocketException) as exc:
-            if not done.is_set():
-                errors.append('sending to the tunnel failed (%s)' % exc)
+            failed('sending to the tunnel failed', exc)
         finally:
             done.set()
 
@@ -625,14 +641,8 @@ def pump(ws, stdin_fd=0, stdout_fd=1, linger=LINGER, websocket=None):
                     break
                 if data:
                     _write_all(stdout_fd, data)
-        except websocket.WebSocketConnectionClosedException:
-            pass  # virt-api ends a tunnel with a TCP close when the guest closes the connection
-        except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.EBADF) and not done.is_set():
-                errors.append('the tunnel connection broke (%s)' % exc)
-        except websocket.WebSocketException as exc:
-            if not done.is_set():
-                errors.append('the tunnel connection broke (%s)' % exc)
+        except (OSError, websocket.WebSocketException) as exc:
+            failed('the tunnel connection broke', exc)
         finally:
             done.set()
 

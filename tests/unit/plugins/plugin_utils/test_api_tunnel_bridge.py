@@ -271,6 +271,39 @@ def test_server_close_frame_ends_the_bridge_and_text_frames_are_passed_on(auth_f
         api.close()
 
 
+def test_a_reset_is_the_end_of_the_tunnel_not_an_error(auth_file, capsys):
+    """virt-api closing while our bytes are unread makes the kernel reset the connection: ssh sees the end anyway."""
+    def reset(api, conn):
+        send_frame(conn, 0x2, b"last words")
+        api.next_data(conn)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close() sends RST
+
+    api = VirtApi(reset)
+    try:
+        bridge = Bridge(argv(api, auth_file))
+        assert bridge.read(10) == b"last words"
+        bridge.send(b"unread")
+        assert bridge.wait() == 0
+        assert capsys.readouterr().err == ""
+    finally:
+        api.close()
+
+
+def test_a_frame_that_breaks_the_protocol_is_an_error(auth_file, capsys):
+    def bad_opcode(api, conn):
+        conn.sendall(bytes([0x83, 0]))  # FIN + reserved opcode 3
+        time.sleep(1)
+
+    api = VirtApi(bad_opcode)
+    try:
+        bridge = Bridge(argv(api, auth_file))
+        assert bridge.wait() == 255
+        assert capsys.readouterr().err == ("The API tunnel to VMI prod/web ended: the tunnel connection broke "
+                                           "(WebSocketProtocolException: Invalid opcode 3).\n")
+    finally:
+        api.close()
+
+
 def test_stdin_end_lingers_for_the_answer(auth_file):
     """stdin ends right after a request (printf ... | bridge): the close frame goes out and the answer still arrives."""
     def slow_answer(api, conn):
