@@ -40,7 +40,13 @@ What it does
   ``500-after-commit``). Requests with ``X-Kubeapi-Harness: true`` are logged but never faulted (the header is
   not forwarded). Faulted requests other than after-commit ones never reach the upstream server.
 
-Not done: HTTP/2 and protocol upgrades (``kubectl exec/port-forward``): clients speak HTTP/1.1 to the proxy.
+* Protocol upgrades (a request whose ``Connection`` names ``upgrade``: virt-api's portforward WebSocket, kubectl
+  exec/port-forward over WebSockets) go upstream on a connection of their own, with the same credentials or
+  impersonation; a 101 answer is passed on and the bytes are then copied both ways until either side closes (what
+  kube-apiserver's UpgradeAwareHandler does in front of an aggregated API); any other answer is relayed as usual.
+  Logged with the answer's status (101); faults hit them before they are forwarded, like any request.
+
+Not done: HTTP/2 (SPDY upgrades are relayed as bytes like any other): clients speak HTTP/1.1 to the proxy.
 A watch whose client hangs up is ended upstream within half a second (the client socket turning readable).
 """
 import argparse
@@ -365,6 +371,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
                         return self._expired_watch(_q(query, "resourceVersion"))
                     raise errors.gone()
                 raise errors.too_many_requests() if outcome == 429 else errors.internal_error()
+            if _is_upgrade(self.headers):
+                return self._forward_upgrade(method, spec)
             self._forward(method, body, spec, watch)
         except errors.ApiError as exc:
             try:
@@ -456,6 +464,51 @@ class ProxyHandler(BaseHTTPRequestHandler):
             conn.close()
         else:
             proxy.pool.put(conn)
+
+    def _forward_upgrade(self, method, spec):
+        """Relay a protocol upgrade on a fresh upstream connection (see the module docstring)."""
+        up = self.proxy.upstream
+        try:
+            sock = up.ssl.wrap_socket(socket.create_connection((up.host, up.port), timeout=UPSTREAM_TIMEOUT),
+                                      server_hostname=up.server_hostname)
+            lines = ["%s %s HTTP/1.1" % (method, self.path), "Host: " + up.netloc]
+            lines += ["%s: %s" % kv for kv in self._upstream_headers(spec)]
+            lines += ["%s: %s" % (name, v) for name in ("Connection", "Upgrade") for v in self.headers.get_all(name) or []]
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            upstream = sock.makefile("rb")
+            status_line = upstream.readline(65537)
+            headers = http.client.parse_headers(upstream)
+            parts = status_line.decode("latin-1").split(None, 2)
+            status = int(parts[1])
+        except (OSError, ValueError, IndexError, http.client.HTTPException) as exc:
+            raise UpstreamError("upstream %s: %s" % (up.netloc, exc or "no answer"))
+        self.close_connection = True
+        if status != 101:   # refused (a Status): relayed as an ordinary answer
+            try:
+                body = _read_message_body(upstream, headers)
+            except (OSError, ValueError) as exc:
+                raise UpstreamError("upstream %s: %s" % (up.netloc, exc))
+            finally:
+                sock.close()
+            self.send_response(status, parts[2].strip() if len(parts) > 2 else None)
+            for k, v in headers.items():
+                if k.lower() not in RESPONSE_SKIP:
+                    self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self._set_status(status)
+            return
+        sock.settimeout(None)
+        self.connection.sendall(status_line + b"".join(b"%s: %s\r\n" % (k.encode("latin-1"), v.encode("latin-1"))
+                                                       for k, v in headers.items()) + b"\r\n")
+        self._set_status(101)
+        relay = _Relay(self.connection, self.rfile, sock, upstream)
+        self.server.add_tunnel(relay)
+        try:
+            relay.run()
+        finally:
+            self.server.remove_tunnel(relay)
 
     def _watch_client(self, conn, done):
         """While a watch is relayed: a client that hangs up (its socket turns readable: FIN or TLS close_notify,
@@ -574,6 +627,71 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 out.append(s)
             return self._send(200, {"tokens": out})
         raise errors.not_found_path()
+
+
+def _is_upgrade(headers):
+    return any(t.strip().lower() == "upgrade" for v in headers.get_all("Connection") or [] for t in v.split(","))
+
+
+def _read_message_body(fp, headers):
+    """The body of an HTTP/1.1 answer read from `fp`: Content-Length bytes, the chunks of a chunked one, or (neither)
+    everything up to the end of the connection."""
+    if "chunked" in (headers.get("Transfer-Encoding") or "").lower():
+        out = []
+        while True:
+            size = int(fp.readline(65537).split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while fp.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                return b"".join(out)
+            out.append(fp.read(size))
+            fp.readline(65537)
+    if headers.get("Content-Length") is not None:
+        return fp.read(int(headers["Content-Length"]))
+    return fp.read()
+
+
+class _Relay:
+    """The bytes of an upgraded connection, both ways, until either side ends (then both are shut down).
+
+    Each side is read through its buffered reader (`read1`): what was read with the HTTP headers is not lost.
+    """
+
+    def __init__(self, client, client_reader, upstream, upstream_reader):
+        self.client, self.client_reader = client, client_reader
+        self.upstream, self.upstream_reader = upstream, upstream_reader
+        self._once = threading.Lock()
+        self.ended_by = None
+
+    def end(self, why):
+        with self._once:
+            if self.ended_by is not None:
+                return
+            self.ended_by = why
+        for sock in (self.upstream, self.client):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self.upstream.close()
+
+    def _copy(self, reader, dst, why):
+        try:
+            while True:
+                data = reader.read1(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except (OSError, ValueError):
+            pass
+        self.end(why)
+
+    def run(self):
+        back = threading.Thread(target=self._copy, args=(self.upstream_reader, self.client, "upstream"), daemon=True,
+                                name="kubeapi-proxy-upgrade")
+        back.start()
+        self._copy(self.client_reader, self.upstream, "client")
+        back.join(5)
 
 
 class _Pool:

@@ -156,8 +156,11 @@ class RealServer(ApiLoader, Emulator):
 
     # --- hooks -----------------------------------------------------------------------------------------------
     def _hook(self, method, path, body=None):
-        """requests/mark/faults/client-certs go to the proxy (same paths); bulk, tokens and compact are done here."""
+        """requests/mark/faults/client-certs go to the proxy (same paths); bulk, tokens and compact are done here;
+        guest-ports (the VMI ports a portforward reaches) goes to the remote host, which serves virt-api."""
         what = path.split("?")[0]
+        if what == "guest-ports":
+            return self._hook_remote(method, path, body)
         if what == "bulk":
             return self._bulk((body or {}).get("objects") or [])
         if what == "tokens":
@@ -171,6 +174,23 @@ class RealServer(ApiLoader, Emulator):
 
     def _hook_proxy(self, method, path, body=None):
         return super()._hook(method, path, body)
+
+    def _hook_remote(self, method, path, body=None):
+        """A hook of the remote host's own HTTPS server (127.0.0.1; its certificate is its private CA's)."""
+        import ssl
+        import urllib.error
+        import urllib.request
+        req = urllib.request.Request("https://127.0.0.1:%d/_emulator/%s" % (self.remote_info["port"], path),
+                                     data=json.dumps(body).encode() if body is not None else None, method=method,
+                                     headers={"Content-Type": "application/json"})
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            raise EmulatorError("remote hook %s %s failed: %s %s" % (method, path, exc.code, exc.read()[:500]))
 
     def _token(self, spec):
         """A test user: the proxy maps its token to the user (impersonation); RBAC objects give it the spec's rights."""

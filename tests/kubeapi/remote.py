@@ -15,6 +15,9 @@ One implementation, two hosts: inside the emulator the controllers use its in-me
 * virt-api's subresources (``app.subresource_handlers``) are served as an aggregated API: an HTTPS server on
   127.0.0.1 registered with an ``APIService`` (v1 and v1alpha3 .subresources.kubevirt.io) whose Service is an
   ``ExternalName`` localhost Service with the server's port.
+  That includes the ``portforward`` WebSocket (websocket.py, portforward.py): kube-apiserver authorises it (verb
+  get on virtualmachineinstances/portforward) and relays the upgrade; the guest ports it reaches are registered on
+  this host's server with ``PUT /_emulator/guest-ports`` (as on the emulator; no authentication: 127.0.0.1 only).
 * the admission hooks (``api.admission_hooks``, ``api.delete_hooks``) are real webhooks on the same HTTPS
   server, registered by a Mutating- and a ValidatingWebhookConfiguration with ``clientConfig.url`` and caBundle.
 * fake nodes (Node objects with a Ready status and renewed Leases, so kube-controller-manager keeps them Ready).
@@ -45,8 +48,9 @@ import urllib.parse
 import urllib3
 import yaml
 
-from . import discovery, errors
+from . import discovery, errors, websocket
 from .api import Options
+from .portforward import GuestPorts
 from .resources import PRESERVE, Registry, ResourceType, builtin_types, type_from_crd
 from .store import sorted_items
 from .tls import CertificateAuthority
@@ -518,6 +522,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         self._route("POST")
 
+    def do_DELETE(self):
+        self._route("DELETE")
+
     def _route(self, method):
         host = self.server.host
         url = urllib.parse.urlsplit(self.path)
@@ -528,6 +535,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return self._send(200, host.admit(segs[1] == "mutate", segs[2], self._body()))
             if segs in (["healthz"], ["readyz"], ["livez"]):
                 return self._send(200, {"status": "ok"})
+            if segs == ["_emulator", "guest-ports"]:
+                return self._send(200, host.guest_ports(method, self._body() if method != "GET" else {}))
             if segs == ["apis"]:
                 return self._send(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": [
                     discovery._group_entry(discovery.VIRT_SUB_GROUP, discovery.VIRT_SUB_VERSIONS)]})
@@ -543,6 +552,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if len(segs) == 4 and segs[3] in ("version", "healthz"):
                     return self._send(200, {"gitVersion": "v1.9.0", "gitCommit": "79d34c17",
                                             "platform": "linux/amd64"})
+                if len(segs) in (9, 10) and segs[3] == "namespaces" and segs[7] == "portforward" and \
+                        version in discovery.VIRT_SUB_VERSIONS:
+                    return host.portforward(self, method, segs[4], segs[5], segs[6], segs[8:])
                 if len(segs) == 8 and segs[3] == "namespaces" and version in discovery.VIRT_SUB_VERSIONS:
                     ns, plural, name, action = segs[4], segs[5], segs[6], segs[7]
                     body = self._body() if method == "PUT" else {}
@@ -615,6 +627,47 @@ class WebhookServer:
             self.app.store.refresh(rkey, ns, name)
         code, out = handler(ns, name, body, dry)
         return code, out
+
+    def portforward(self, request, method, ns, plural, name, rest):
+        """virt-api's portforward: the guest dialled (portforward.dial: 404/409/400/500 Status answers), then the
+        upgrade and the tunnel on this request's thread (kube-apiserver has authorised the request and relays it)."""
+        handler = self.app.subresource_handlers.get((plural, "portforward"))
+        if handler is None:
+            raise errors.not_found_path()
+        if method != "GET":
+            raise errors.method_not_allowed()
+        for rkey in (VM, VMI):
+            self.app.store.refresh(rkey, ns, name)
+        guest = handler(ns, name, rest[0], rest[1] if len(rest) > 1 else None)
+        try:
+            tunnel = websocket.upgrade(request, guest, self.app.stopping)
+        except websocket.HandshakeError as exc:
+            code, body, headers = exc.answer()
+            request.send_response(code)
+            for k, v in dict(headers, **{"Content-Length": str(len(body))}).items():
+                request.send_header(k, v)
+            request.end_headers()
+            request.wfile.write(body)
+            return
+        tunnel.run()
+
+    def guest_ports(self, method, spec):
+        """The hook PUT/DELETE/GET /_emulator/guest-ports of the emulator (server.py), for this host's VMIs."""
+        ports = self.app.guest_ports
+        if method in ("PUT", "DELETE"):
+            if not spec.get("namespace") or not spec.get("name") or not spec.get("port"):
+                raise errors.bad_request("guest-ports: give namespace, name and port (and host, target_port)")
+            if method == "DELETE":
+                ports.unregister(spec["namespace"], spec["name"], spec["port"])
+            else:
+                vmi = self.app.store.refresh(VMI, spec["namespace"], spec["name"])
+                if vmi is None:
+                    raise errors.ApiError(404, "NotFound", "guest-ports: no VMI %s/%s" % (spec["namespace"], spec["name"]))
+                ports.register(spec["namespace"], spec["name"], spec["port"], spec.get("host") or "127.0.0.1",
+                               spec.get("target_port") or spec["port"], uid=vmi["metadata"]["uid"])
+        elif method != "GET":
+            raise errors.method_not_allowed()
+        return {"items": ports.items()}
 
     # --- admission ---------------------------------------------------------------------------------------------
     def admit(self, mutating, webhook, review):
@@ -789,6 +842,7 @@ class RemoteApp:
         self.store = RemoteStore(self)
         self.api = RemoteApi(self)
         self.subresource_handlers = {}
+        self.guest_ports = GuestPorts()   # what a portforward reaches (test-registered ports; no real guests here)
         self.controllers = []
         self.realguests = None
         self.real_workload_controllers = False   # True: controllers/operator.py leaves rollout status to kcm

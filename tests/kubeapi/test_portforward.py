@@ -224,6 +224,39 @@ def log_entry(kubeapi, mark, ns, name="vm1", port=22):
     return entries[0]
 
 
+def echo_1mb(ws):
+    """1 MB out in frames of every length class (7-bit, 16-bit, 64-bit lengths, frames > 65535 bytes, a message
+    fragmented into three frames) while reading the echo; returns the (opcode, length, fin) of the frames back."""
+    data = os.urandom(1 << 20)
+    got, stats = [], []
+
+    def reader():
+        total = 0
+        while total < len(data):
+            chunk = ws.data(stats)
+            assert chunk is not None
+            got.append(chunk)
+            total += len(chunk)
+    th = threading.Thread(target=reader)
+    th.start()
+    off = 0
+    for size in (1, 125, 126, 65535, 65536, 200000):
+        ws.send(2, data[off:off + size])
+        off += size
+    # one message in three frames: binary FIN=0, continuation (100000 bytes), continuation FIN=1
+    ws.send(2, data[off:off + 1000], fin=False)
+    ws.send(0, data[off + 1000:off + 101000], fin=False)
+    ws.send(0, data[off + 101000:off + 102000], fin=True)
+    off += 102000
+    while off < len(data):
+        ws.send(2, data[off:off + 70000])
+        off += 70000
+    th.join(60)
+    assert not th.is_alive(), "the echo did not come back"
+    assert b"".join(got) == data
+    return stats
+
+
 def wait_until(fn, timeout=10, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -245,34 +278,7 @@ def test_handshake_and_1mb_echo_both_ways(kubeapi, ns, echo_guest):
         assert ws.headers["upgrade"].lower() == "websocket" and ws.headers["connection"].lower() == "upgrade"
         assert ws.headers["sec-websocket-accept"] == accept_of(ws.key)
         assert ws.headers["sec-websocket-protocol"] == "plain.kubevirt.io"
-        data = os.urandom(1 << 20)
-        got, stats = [], []
-
-        def reader():
-            total = 0
-            while total < len(data):
-                chunk = ws.data(stats)
-                assert chunk is not None
-                got.append(chunk)
-                total += len(chunk)
-        th = threading.Thread(target=reader)
-        th.start()
-        sizes = [1, 125, 126, 65535, 65536, 200000]   # 7-bit, 16-bit boundaries, 64-bit lengths
-        off = 0
-        for size in sizes:
-            ws.send(2, data[off:off + size])
-            off += size
-        # one message in three frames: binary FIN=0, continuation, continuation FIN=1 (a 100000-byte middle frame)
-        ws.send(2, data[off:off + 1000], fin=False)
-        ws.send(0, data[off + 1000:off + 101000], fin=False)
-        ws.send(0, data[off + 101000:off + 102000], fin=True)
-        off += 102000
-        while off < len(data):
-            ws.send(2, data[off:off + 70000])
-            off += 70000
-        th.join(30)
-        assert not th.is_alive(), "the echo did not come back"
-        assert b"".join(got) == data
+        stats = echo_1mb(ws)
         # virt-api's framing (kvcorev1 binaryWriter through gorilla's 10 KiB buffer): binary frames of <= 10240
         # bytes, bigger reads of the guest continued in continuation frames.
         assert max(size for _, size, _ in stats) <= 10240
@@ -604,3 +610,91 @@ def test_tunnel_ends_when_pongs_stop(monkeypatch):
     assert guest_peer.recv(10) == b""
     for s in (client, server_side, guest_peer):
         s.close()
+
+
+# --- the realk8s tier: kube-apiserver's aggregator and our proxy relay the upgrade ----------------------------
+def _realk8s():
+    from tests.kubeapi import realserver
+    return realserver.available() and any((realserver.realk8s_dir() / "bin" / b).is_file()
+                                          for b in ("kube-apiserver", "kube-apiserver.xz"))
+
+
+@pytest.mark.skipif(not _realk8s(), reason="realk8s not found (set VIRTFLEET_REALK8S)")
+def test_realk8s_portforward_through_kube_apiserver_and_the_proxy(tmp_path_factory):
+    """realk8s (kube-apiserver v1.32) + tests/kubeapi/remote.py serving virt-api behind its APIService + our proxy:
+    kube-apiserver authorises the upgrade with real RBAC and relays it to the aggregated API, the proxy relays it too;
+    the tunnel, the framing and the errors are the same as on the emulator."""
+    from tests.kubeapi.realserver import RealServer
+    import websocket
+    server = RealServer(tmp_path_factory.mktemp("pf-real"), controllers=("virt",))
+    server.start()
+    guest = Guest()
+    ns = "pf-real"
+    try:
+        server.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        status, doc, _ = server.http("POST", "/apis/kubevirt.io/v1/namespaces/%s/virtualmachines" % ns,
+                                     dict(vm_body("vm1", "Always"), metadata={"name": "vm1", "namespace": ns}))
+        assert status == 201, doc
+        server.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/vm1" % ns,
+                        lambda o: o and (o.get("status") or {}).get("phase") == "Running", timeout=60)
+        server._hook("PUT", "guest-ports", {"namespace": ns, "name": "vm1", "port": 22, "target_port": guest.port})
+        mark = server.mark()
+        ws = connect(server, ns)
+        try:
+            assert ws.status == 101, ws.body
+            assert ws.headers["sec-websocket-accept"] == accept_of(ws.key)
+            assert ws.headers["sec-websocket-protocol"] == "plain.kubevirt.io"
+            stats = echo_1mb(ws)
+            assert max(size for _, size, _ in stats) <= 10240
+            start = time.monotonic()
+            while ws.frame()[1] != 9:
+                pass
+            assert time.monotonic() - start < 2.5
+            ws.send(8, struct.pack("!H", 1000))
+            while True:
+                fin, op, payload = ws.frame()
+                if op == 8:
+                    break
+            assert payload == struct.pack("!H", 1000)
+        finally:
+            ws.close()
+        assert [e["status"] for e in server.requests(since=mark) if e["path"] == PF % (ns, "vm1", 22)] == [101]
+        # RBAC by kube-apiserver itself: the same 403 as the emulator's
+        server.add_token("pf-no", namespaces=[ns], verbs=["get", "list"], resources=["virtualmachineinstances/console"])
+        server.add_token("pf-yes", namespaces=[ns], verbs=["get"], resources=["virtualmachineinstances/portforward"])
+        ws = connect(server, ns, token="pf-no")
+        ws.close()
+        assert ws.status == 403
+        assert ws.status_doc()["message"] == (
+            'virtualmachineinstances.subresources.kubevirt.io "vm1" is forbidden: User "pf-no" cannot get resource '
+            '"virtualmachineinstances/portforward" in API group "subresources.kubevirt.io" in the namespace "%s"' % ns)
+        ws = connect(server, ns, token="pf-yes")
+        try:
+            assert ws.status == 101, ws.body
+            ws.send(2, b"least privilege")
+            assert ws.data() == b"least privilege"
+        finally:
+            ws.close()
+        # virt-api's answers pass kube-apiserver unchanged
+        ws = connect(server, ns, name="ghost")
+        ws.close()
+        assert ws.status == 404 and ws.status_doc()["message"] == 'virtualmachineinstance.kubevirt.io "ghost" not found'
+        ws = connect(server, ns, port=23)
+        ws.close()
+        assert ws.status == 500 and ws.status_doc()["message"].endswith(":23: connect: connection refused")
+        # websocket-client, as the collection's bridge uses it
+        client = websocket.create_connection(server.url.replace("https://", "wss://") + PF % (ns, "vm1", 22),
+                                             header=["Authorization: Bearer " + server.admin_token],
+                                             subprotocols=["plain.kubevirt.io"], sslopt={"ca_certs": str(server.ca_file)})
+        try:
+            assert client.getsubprotocol() == "plain.kubevirt.io"
+            client.send_binary(b"x" * 100000)
+            got = b""
+            while len(got) < 100000:
+                got += client.recv_data()[1]
+            assert got == b"x" * 100000
+        finally:
+            client.close()
+    finally:
+        guest.close()
+        server.stop()
