@@ -263,5 +263,5 @@ requirements:
   - kubernetes >= 28.1.0
   - urllib3 >= 1.26.0
   - PyYAML >= 6.0
-  - websocket-client >= 1.0.0 (for the inventory's address strategy api_tunnel)
+  - websocket-client >= 1.5.2 (for the inventory's address strategy api_tunnel)
 '''

@@ -247,7 +247,7 @@ requirements:
   - kubernetes >= 28.1.0
   - urllib3 >= 1.26.0
   - PyYAML >= 6.0
-  - websocket-client >= 1.0.0 (for the inventory's address strategy api_tunnel)
+  - websocket-client >= 1.5.2 (for the inventory's address strategy api_tunnel)
 notes:
   - The cache (O(cache=true)) keeps only the VM/VMI metadata and status, Service ports and node addresses needed to
     rebuild the inventory, never credentials or VM specs; file caches are written with mode 0600.

@@ -105,6 +105,8 @@ CHUNK = 64 * 1024
 # Seconds the answer may still flow to stdout after stdin ended (the close frame is sent at once).
 LINGER = 5.0
 EXIT_ERROR = 255
+# websocket-client 1.5.2 is the first to keep the body of a refused handshake (WebSocketBadStatusException.resp_body).
+MIN_WEBSOCKET_CLIENT = (1, 5, 2)
 
 # Connection options that are credentials: never in argv, in the auth file instead. A kubeconfig given as a
 # dictionary and a proxy URL with user:password are credentials too (see secret_option()).
@@ -559,7 +561,7 @@ def connect(client, namespace, name, port, timeout=HANDSHAKE_TIMEOUT, websocket=
                    redirect_limit=0, timeout=timeout)
     except websocket.WebSocketBadStatusException as exc:
         sock.close()
-        raise TunnelError(describe_status(exc.status_code, getattr(exc, 'resp_body', None), namespace, name, port, client))
+        raise TunnelError(describe_status(exc.status_code, exc.resp_body, namespace, name, port, client))
     except websocket.WebSocketTimeoutException:
         sock.close()
         raise TunnelError('The API server at %s did not answer the tunnel request for VMI %s/%s in %d s: check host / '
@@ -575,12 +577,29 @@ def connect(client, namespace, name, port, timeout=HANDSHAKE_TIMEOUT, websocket=
     return ws
 
 
+def exception_text(exc):
+    """websocket-client raises some errors as (format, value) pairs ("Invalid opcode %r", 3): one readable text."""
+    args = getattr(exc, 'args', ())
+    if len(args) > 1 and isinstance(args[0], str) and '%' in args[0]:
+        try:
+            return args[0] % tuple(args[1:])
+        except (TypeError, ValueError):
+            pass
+    return str(exc)
+
+
 def import_websocket():
+    """websocket-client, at least MIN_WEBSOCKET_CLIENT (which keeps the Status body of a refused upgrade, the
+    source of every error sentence)."""
     try:
         import websocket  # pylint: disable=import-outside-toplevel
     except ImportError as exc:
         raise TunnelError('The websocket-client Python library is required for the api_tunnel address strategy on the '
                           'controller: pip install websocket-client (%s).' % exc)
+    version = getattr(websocket, '__version__', '0')
+    if tuple(int(p) if p.isdigit() else 0 for p in version.split('.')[:3]) < MIN_WEBSOCKET_CLIENT:
+        raise TunnelError("websocket-client %s is too old for the api_tunnel address strategy: pip install "
+                          "'websocket-client>=%s' on the controller." % (version, '.'.join(map(str, MIN_WEBSOCKET_CLIENT))))
     return websocket
 
 
@@ -616,7 +635,7 @@ def pump(ws, stdin_fd=0, stdout_fd=1, linger=LINGER, websocket=None):
 
     def failed(what, exc):
         if not done.is_set() and not stdin_ended.is_set() and not connection_ended(exc, websocket):
-            errors.append('%s (%s: %s)' % (what, type(exc).__name__, exc))
+            errors.append('%s (%s: %s)' % (what, type(exc).__name__, exception_text(exc)))
 
     def upstream():
         try:

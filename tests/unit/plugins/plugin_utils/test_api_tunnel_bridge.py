@@ -480,6 +480,15 @@ def test_missing_websocket_client(auth_file, capsys, monkeypatch):
                                               "strategy on the controller: pip install websocket-client (")
 
 
+def test_too_old_websocket_client(auth_file, capsys, monkeypatch):
+    import websocket
+    monkeypatch.setattr(websocket, "__version__", "1.2.3")  # Debian 12's python3-websocket: no Status body on refusals
+    assert tunnel.run(["--namespace", "n", "--name", "v", "--port", "22", "--host", "http://x", "--auth-file", auth_file],
+                      environ={}) == 255
+    assert capsys.readouterr().err == ("websocket-client 1.2.3 is too old for the api_tunnel address strategy: pip install "
+                                       "'websocket-client>=1.5.2' on the controller.\n")
+
+
 def test_socks_proxy_is_refused_with_a_sentence(auth_file, capsys):
     assert tunnel.run(["--namespace", "n", "--name", "v", "--port", "22", "--host", "http://10.9.9.9:6443",
                        "--proxy", "socks5://proxy:1080", "--auth-file", auth_file], environ={}) == 255
