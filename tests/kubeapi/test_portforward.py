@@ -389,11 +389,13 @@ def test_no_subprotocol_offered_still_upgrades_without_the_header(kubeapi, ns, e
 
 def test_websocket_client_library(kubeapi, ns, echo_guest):
     """websocket-client (a dependency of kubernetes, used by the collection's bridge) negotiates plain.kubevirt.io,
-    echoes 300 KB, answers the keep-alive pings, and sees a Status body on a refused upgrade."""
+    echoes 300 KB, answers the keep-alive pings, sees the guest's close as the connection closing (no Close frame)
+    and a Status body on a refused upgrade."""
     import websocket
     url = kubeapi.url.replace("https://", "wss://") + PF % (ns, "vm1", 22)
-    ws = websocket.create_connection(url, header=["Authorization: Bearer " + kubeapi.admin_token],
-                                     subprotocols=["plain.kubevirt.io"], sslopt={"ca_certs": str(kubeapi.ca_file)})
+    options = dict(header=["Authorization: Bearer " + kubeapi.admin_token], subprotocols=["plain.kubevirt.io"],
+                   sslopt={"ca_certs": str(kubeapi.ca_file)})
+    ws = websocket.create_connection(url, **options)
     try:
         assert ws.getsubprotocol() == "plain.kubevirt.io"
         data = os.urandom(300000)
@@ -409,6 +411,21 @@ def test_websocket_client_library(kubeapi, ns, echo_guest):
         assert ws.recv_data()[1] == b"still here"
     finally:
         ws.close()
+
+    def bye(conn):
+        conn.sendall(b"bye")
+        conn.close()
+    guest = Guest(bye)
+    kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "vm1", "port": 2022, "target_port": guest.port})
+    ws = websocket.create_connection(kubeapi.url.replace("https://", "wss://") + PF % (ns, "vm1", 2022), **options)
+    try:
+        assert ws.recv_data() == (websocket.ABNF.OPCODE_BINARY, b"bye")
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while True:
+                ws.recv_data()
+    finally:
+        ws.close()
+        guest.close()
     with pytest.raises(websocket.WebSocketBadStatusException) as exc:
         websocket.create_connection(kubeapi.url.replace("https://", "wss://") + PF % (ns, "nope", 22),
                                     header=["Authorization: Bearer " + kubeapi.admin_token],
