@@ -18,7 +18,7 @@ import pytest
 from ansible.plugins.connection import ConnectionBase
 
 from tests.integration.conftest import clean_env, unique_namespace, vm_manifest
-from tests.integration.inventory_support import run_inventory
+from tests.integration.inventory_support import run_inventory, unwrap
 from tests.kubeapi.tls import CertificateAuthority
 
 TOKEN = "tunnel-inventory-token-6f1c2a"
@@ -132,7 +132,7 @@ def test_inventory_host_vars_then_bytes_through_the_proxy_command(kubeapi, clust
     env = clean_env(kubeapi, tmp_path / "home")   # no K8S_AUTH_*, no KUBECONFIG: only what the source says
     run = run_inventory(kubeapi, tmp_path, inline_source(kubeapi, ns), args=("--host", "%s-web" % ns), env=env)
     assert run.rc == 0, run
-    host = json.loads(run.stdout)
+    host = unwrap(json.loads(run.stdout))  # ansible-core < 2.19 prints {"__ansible_unsafe": ...}
     print("ansible-inventory --host %s-web:\n%s" % (ns, json.dumps(host, indent=2, sort_keys=True)))
     assert host["ansible_host"] == "web.%s.api-tunnel" % ns
     assert host["ansible_port"] == 22
@@ -187,7 +187,7 @@ def test_environment_credentials_are_inherited_not_copied(kubeapi, cluster, tmp_
     env.update({"K8S_AUTH_HOST": kubeapi.url, "K8S_AUTH_API_KEY": TOKEN, "K8S_AUTH_SSL_CA_CERT": str(kubeapi.ca_file)})
     run = run_inventory(kubeapi, tmp_path, source(kubeapi, ns), args=("--host", "%s-web" % ns), env=env)
     assert run.rc == 0, run
-    args = json.loads(run.stdout)["ansible_ssh_common_args"]
+    args = unwrap(json.loads(run.stdout))["ansible_ssh_common_args"]
     assert "--auth-file" not in args and TOKEN not in args and kubeapi.url not in args
     assert not (tmp_path / "home" / ".ansible" / "virtfleet.kubevirt").exists()
     got, rc, err = echo_through(start(proxy_command(args, 22), env), b"from the environment")
