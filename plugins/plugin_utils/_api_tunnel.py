@@ -265,22 +265,32 @@ def write_auth_file(secrets, directory=None, now=None):
             _write_private(path, data)
         now = time.time() if now is None else now
         os.utime(path, (now, now))
-        for other in os.listdir(directory):
-            other_path = os.path.join(directory, other)
-            if other.startswith(AUTH_FILE_PREFIX) and other != name and now - os.stat(other_path).st_mtime > AUTH_FILE_MAX_AGE:
-                os.unlink(other_path)
     except (IOError, OSError) as exc:
         raise TunnelError('Cannot write the API tunnel auth file in %s (%s): make the folder writable for this user.'
                           % (directory, exc.strerror or exc))
+    for other in os.listdir(directory):
+        other_path = os.path.join(directory, other)
+        try:
+            if other.startswith(AUTH_FILE_PREFIX) and other != name and now - os.stat(other_path).st_mtime > AUTH_FILE_MAX_AGE:
+                os.unlink(other_path)
+        except OSError:
+            pass  # removed by another inventory run meanwhile
     return path
 
 
+class SshToken(str):
+    """A word of the ProxyCommand that ssh must expand (PORT), unlike every other word, whose '%' are literal."""
+
+
+PORT = SshToken('%p')
+
+
 def ssh_quote(words):
-    """A command line for ssh's ProxyCommand: shell-quoted words, '%' doubled except in the %p placeholder.
+    """A command line for ssh's ProxyCommand: shell-quoted words with '%' doubled, SshToken words as they are.
 
     ssh expands %-tokens in ProxyCommand and runs the result with ``$SHELL -c "exec ..."``.
     """
-    return ' '.join('%p' if word == '%p' else shlex.quote(word).replace('%', '%%') for word in words)
+    return ' '.join(word if isinstance(word, SshToken) else shlex.quote(word).replace('%', '%%') for word in words)
 
 
 class ProxyCommand(object):
@@ -311,7 +321,7 @@ class ProxyCommand(object):
 
     def command(self, namespace, name):
         """The argv ssh runs, with %p for the port (ansible_port, the guest's port)."""
-        return [self.python, self.bridge, '--namespace', namespace, '--name', name, '--port', '%p'] + self.options_argv()
+        return [self.python, self.bridge, '--namespace', namespace, '--name', name, '--port', PORT] + self.options_argv()
 
     def ssh_args(self, namespace, name):
         """The value of ansible_ssh_common_args: ProxyCommand (one word after Ansible's shlex split) and

@@ -260,7 +260,7 @@ def proxy_command_value(ssh_args):
 
 def test_proxy_command_survives_ansible_split_ssh_expansion_and_the_shell(tmp_path, odd_paths):
     python, bridge = odd_paths
-    proxy = tunnel.ProxyCommand({"kubeconfig": "/k 100%/c fg", "context": "it's"}, python=python, bridge=bridge,
+    proxy = tunnel.ProxyCommand({"kubeconfig": "/k 100%/c fg", "context": "%p"}, python=python, bridge=bridge,
                                 auth_dir=str(tmp_path / "auth"), environ={})
     command = proxy_command_value(proxy.ssh_args("prod", "web-1"))
 
@@ -271,7 +271,7 @@ def test_proxy_command_survives_ansible_split_ssh_expansion_and_the_shell(tmp_pa
     subprocess.run(["/bin/sh", "-c", "exec " + re.sub(r"%(.)", ssh_expand, command)], check=True,
                    env=dict(os.environ, ARGV_OUT=str(out)))
     assert json.loads(out.read_text()) == ["--namespace", "prod", "--name", "web-1", "--port", "2022",
-                                           "--kubeconfig", "/k 100%/c fg", "--context", "it's"]
+                                           "--kubeconfig", "/k 100%/c fg", "--context", "%p"]
 
 
 def test_real_ssh_runs_the_proxy_command_with_the_port(tmp_path, odd_paths):
