@@ -13,6 +13,7 @@ import yaml
 
 from tests import conftest
 from tests.conftest import kubeapi_env
+from tests.integration.conftest import assert_no_deprecation
 
 BIN = Path(sys.executable).parent
 
@@ -99,7 +100,7 @@ def base_env(emu, workdir, env=None):
     env = dict(env if env is not None else kubeapi_env(emu))
     env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1",
                 "ANSIBLE_LOCAL_TEMP": str(Path(workdir) / "tmp"), "ANSIBLE_HOME": str(Path(workdir) / "ansible-home"),
-                "ANSIBLE_DEPRECATION_WARNINGS": "0"})
+                "ANSIBLE_DEPRECATION_WARNINGS": "1"})
     return env
 
 
@@ -109,6 +110,7 @@ def run_inventory(emu, workdir, config, args=("--list",), env=None, filename="ku
     mark = emu.mark()
     proc = subprocess.run([str(binary or BIN / "ansible-inventory"), "-i", str(source)] + list(args),
                           env=base_env(emu, workdir, env), capture_output=True, text=True, timeout=300, check=False)
+    assert_no_deprecation(proc.stderr)
     return InventoryRun(proc, emu.requests(since=mark), source)
 
 
@@ -122,4 +124,5 @@ def run_play(emu, workdir, config, tasks, env=None, limit=None):
     if limit:
         cmd += ["--limit", limit]
     proc = subprocess.run(cmd, env=base_env(emu, workdir, env), capture_output=True, text=True, timeout=300, check=False)
+    assert_no_deprecation(proc.stdout + proc.stderr)
     return proc

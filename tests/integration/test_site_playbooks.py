@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import kubeapi_env
+from tests.integration.conftest import assert_no_deprecation
 from tests.integration.test_kubevirt_install import CDI166, KV190, WRITES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,8 @@ def run(emu, tmp_path, playbook, extra, inventory=None):
     env = kubeapi_env(emu)
     env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_LOCAL_TEMP": str(tmp_path / "tmp"), "ANSIBLE_TIMEOUT": "2",
                 "ANSIBLE_HOST_KEY_CHECKING": "0", "ANSIBLE_LOCALHOST_WARNING": "0",
-                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0"})
+                "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0", "ANSIBLE_RETRY_FILES_ENABLED": "0",
+                "ANSIBLE_DEPRECATION_WARNINGS": "1"})
     # No ansible_python_interpreter as an extra variable: it would apply to the guests too. The implicit
     # localhost (not listed in any inventory) runs the modules with ansible-playbook's own Python.
     if inventory is None:
@@ -59,6 +61,7 @@ def run(emu, tmp_path, playbook, extra, inventory=None):
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
            "-e", "@%s" % (tmp_path / "vars.json"), str(PLAYBOOKS / playbook)]
     proc = subprocess.run(cmd, cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=400, check=False)
+    assert_no_deprecation(proc.stdout + proc.stderr)
     return proc.returncode, proc.stdout + proc.stderr
 
 
