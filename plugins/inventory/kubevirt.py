@@ -164,10 +164,10 @@ options:
         API group C(subresources.kubevirt.io) (KubeVirt's C(kubevirt.io:edit) and C(kubevirt.io:admin) cluster roles
         grant it). Credentials given inline in the source (O(api_key), O(password), O(kubeconfig) as a dictionary,
         proxy credentials) are written to a file of mode 0600 under C(~/.ansible/virtfleet.kubevirt/api-tunnel/) whose
-        path is the only trace in the command line and host variables; credentials from the environment
-        (C(K8S_AUTH_*), C(KUBECONFIG), the pod's service account) and a kubeconfig path are read again by the bridge
-        from the environment ssh runs it in, so a playbook run (an AWX job template) needs them as the inventory
-        sync had them.
+        path is the only trace in the command line and host variables. A kubeconfig file is passed by its path; the
+        environment's credentials (C(K8S_AUTH_*), C(KUBECONFIG), the pod's service account) are read again by the
+        bridge from the environment ssh runs it in, so a playbook run (an AWX job template) needs them as the
+        inventory sync had them.
       - C(api_tunnel) is never chosen for Windows hosts reached over WinRM or PSRP (see
         O(default_win_ansible_connection)), and never by default, so kubevirt.core's defaults are unchanged.
       - When not set, derived from O(network_name), O(kube_secondary_dns) and O(use_service) as kubevirt.core does,
