@@ -133,6 +133,9 @@ def upgrade(request, guest, stopping=None):
         guest.close()
         raise
     request.close_connection = True
+    # Blocking: two threads read and write this (TLS) socket at once; with a timeout, Python retries OpenSSL calls on
+    # want-read/want-write, and concurrent calls then occasionally saw a false EOF (test_portforward.Client).
+    request.connection.settimeout(None)
     try:
         request.connection.sendall(switching_protocols(request.headers["Sec-WebSocket-Key"], subprotocol))
     except OSError:
@@ -198,7 +201,8 @@ class Tunnel:
         self.read_exact = read_exact
         self.guest = guest
         self.stopping = stopping
-        self._wlock = threading.Lock()
+        self._wlock = threading.Lock()       # writes to the client (both threads)
+        self._state = threading.Lock()       # the end, once (never held during I/O)
         self._done = threading.Event()
         self.last_pong = time.monotonic()
         self.stats = {"to_guest": 0, "from_guest": 0, "ended_by": None}
@@ -206,17 +210,20 @@ class Tunnel:
     # --- ending ------------------------------------------------------------------------------------------
     def end(self, why, last=None):
         """End the tunnel once: send `last` (a Close frame) if given, close the guest connection, shut the client
-        connection down (no Close frame otherwise, as virt-api)."""
-        with self._wlock:
+        connection down (no Close frame otherwise, as virt-api). Never waits long: a write stuck on a client that
+        does not read costs the Close frame (after a second), not the end (server shutdown relies on that)."""
+        with self._state:
             if self._done.is_set():
                 return
             self._done.set()
             self.stats["ended_by"] = why
-            if last is not None:
-                try:
-                    self.client.sendall(last)
-                except OSError:
-                    pass
+        if last is not None and self._wlock.acquire(timeout=1.0):
+            try:
+                self.client.sendall(last)
+            except OSError:
+                pass
+            finally:
+                self._wlock.release()
         for sock in (self.guest, self.client):
             try:
                 sock.shutdown(socket.SHUT_RDWR)
