@@ -674,10 +674,10 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 128
 
     def __init__(self, addr, handler, ssl_context=None):
+        self._tunnels = set()                 # before the bind: a failed bind calls server_close()
+        self._tunnels_lock = threading.Lock()
         super().__init__(addr, handler)
         self.ssl_context = ssl_context
-        self._tunnels = set()
-        self._tunnels_lock = threading.Lock()
 
     def add_tunnel(self, tunnel):
         with self._tunnels_lock:
