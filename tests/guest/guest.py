@@ -1,4 +1,5 @@
-"""Helpers of the real-guest suite: the cached guest image, SSH keys, ssh into a NodePort, QEMU pids."""
+"""Helpers of the real-guest suite: the cached guest image, SSH keys, ssh into a NodePort or through a
+ProxyCommand, QEMU pids."""
 import os
 import shutil
 import subprocess
@@ -41,11 +42,13 @@ def keypair(directory, name):
     return key, (Path(str(key) + ".pub")).read_text().strip()
 
 
-def ssh(key, user, port, command, timeout=60):
+def ssh(key, user, port, command, timeout=60, host="127.0.0.1", options=(), env=None):
+    """Our own ssh session; options: more ssh arguments (an api_tunnel host's ProxyCommand), env: its environment."""
     argv = ["ssh", "-i", str(key), "-p", str(port), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-            "-o", "ConnectTimeout=15", "%s@127.0.0.1" % user, command]
-    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            "-o", "ConnectTimeout=15", *options, "%s@%s" % (user, host), command]
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=env)
 
 
 def boot_seconds(guest_dir):

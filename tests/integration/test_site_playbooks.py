@@ -1,8 +1,10 @@
 """playbooks/site.yml, declare_vms.yml and configure_guests.yml against the emulator (simulated guests).
 
-The simulated guests have pod-network addresses nobody answers on, so configure_guests.yml sees them as
-unreachable: what is asserted here is the chain up to the guests, idempotence, and how the guest play reports
-hosts it cannot reach or does not find. Configuring real guests over SSH is exercised by `make demo`.
+The simulated guests have no Service and no SSH server: the example inventory (node_port, then api_tunnel) sends
+ssh through the API server's portforward, which virt-api refuses (nothing listens on port 22), so configure_guests.yml
+sees them as unreachable: what is asserted here is the chain up to the guests, idempotence, and how the guest play
+reports hosts it cannot reach or does not find. Configuring real guests over SSH (a NodePort and the API tunnel) is
+exercised by `make test-guest` and `make demo`.
 """
 import json
 import os

@@ -12,7 +12,9 @@ What the API shows (tests/kubeapi/README.md, "controllers" row; this docstring i
   the guest's SSH port sends its banner, as a tcpSocket readiness probe on port 22 would. No guest agent:
   no AgentConnected condition, empty guestOSInfo, interfaces reported by the "domain".
 - Each real-guest VM gets a Service `<vm>-ssh` (NodePort, selector vm.kubevirt.io/name=<vm>, port 22 "ssh"),
-  owned by the VM. A small kube-proxy listens on 127.0.0.1:<nodePort> for every NodePort Service and forwards
+  owned by the VM (standing in for the user's `virtctl expose`), unless the VM has the label
+  `kubeapi-emulator/ssh-service: none` (a guest with no Service at all, reached only through the API server's
+  portforward; a Service that exists already is left alone). A small kube-proxy listens on 127.0.0.1:<nodePort> for every NodePort Service and forwards
   to the QEMU user-net hostfwd port of a ready real guest its selector matches; NodePort Services created
   without nodePort get one allocated (30000-32767, free on 127.0.0.1).
 - The VMI `portforward` subresource (virt-api's WebSocket tunnel, server.py/portforward.py) reaches guest port 22
@@ -51,6 +53,8 @@ READY_TIMEOUT = 900
 NODE_PORT_RANGE = (30000, 32767)
 SSH_PORT = 22
 NAME_LABEL = "vm.kubevirt.io/name"
+# A VM labelled NO_SERVICE_LABEL=none gets no `<vm>-ssh` Service (see the module docstring).
+NO_SERVICE_LABEL = "kubeapi-emulator/ssh-service"
 TOOLS = ("qemu-system-x86_64", "mkfs.vfat", "mcopy")
 UNITS = {"": 1, "k": 1000, "M": 1000 ** 2, "G": 1000 ** 3, "T": 1000 ** 4,
          "Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4}
@@ -431,7 +435,8 @@ class RealGuests(Controller):
         elif rkey == VM:
             if etype != "DELETED" and not obj["metadata"].get("deletionTimestamp"):
                 spec = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
-                if self.image_for(spec, ns) is not None:
+                if self.image_for(spec, ns) is not None and \
+                        (obj["metadata"].get("labels") or {}).get(NO_SERVICE_LABEL) != "none":
                     self._ensure_ssh_service(obj)
         elif rkey == SERVICES:
             self._sync_service(ns, name)
