@@ -305,12 +305,14 @@ from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_opti
 )
 from ansible_collections.virtfleet.kubevirt.plugins.plugin_utils._inventory_populate import build_hosts, default_cluster_name
 
-from ansible.utils.unsafe_proxy import wrap_var
-
+# ansible-core 2.19+ (data tagging) marks inventory variables untrusted itself; before it, they are wrapped as unsafe
+# here. ansible.utils.unsafe_proxy is only imported where it is needed: 2.21 marks it for deprecation.
 try:
     from ansible.template import trust_as_template  # noqa: F401 pylint: disable=unused-import
     HAS_DATA_TAGGING = True
+    wrap_var = None
 except ImportError:
+    from ansible.utils.unsafe_proxy import wrap_var
     HAS_DATA_TAGGING = False
 
 
