@@ -2,13 +2,18 @@
 grepped for in everything a user or a log collector sees — stdout and stderr of `ansible-playbook -vvv --diff`
 (check mode and normal, successes and failures), the registered results, `ansible-inventory --list -vvv` output and
 the inventory cache files (which must be mode 0600). TLS: verification is on by default and turning it off warns.
+The API tunnel (issue #19): sources with inline credentials and address_strategies [api_tunnel], their host variables,
+ssh runs through the tunnel and the bridge's errors, while the command line of every process is sampled; the
+credentials are only in the bridge's 0600 auth files.
 """
 import base64
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -18,6 +23,7 @@ import yaml
 from tests import summary
 
 from .conftest import clean_env, unique_namespace
+from .inventory_support import unwrap
 
 BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
@@ -288,3 +294,300 @@ def test_turning_tls_verification_off_warns(kubeapi, world, tmp_path):
     secure = inventory_source(tmp_path, world, tmp_path / "c3", {"cache": False})
     inv = run([BIN / "ansible-inventory", "-i", secure, "--list"], env, tmp_path)
     assert inv.returncode == 0 and "TLS certificate verification is off" not in " ".join(inv.stderr.split())
+
+
+# --- the API tunnel (issue #19) ------------------------------------------------------------------------------------
+BRIDGE_FILE = "_api_tunnel.py"
+
+
+class FakeGuest:
+    """A TCP server in place of a guest port: ``echo`` sends back what it gets; ``banner`` greets like sshd, then
+    hangs up after ``hold`` seconds (ansible's ssh gets that far through the tunnel and no further: no sshd here)."""
+
+    def __init__(self, mode, hold=1.5):
+        self.mode, self.hold, self.connections = mode, hold, 0
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(8)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            if self.mode == "banner":
+                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 virtfleet-test-guest\r\n")
+                conn.settimeout(self.hold)
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                if self.mode == "echo":
+                    conn.sendall(data)
+        except OSError:
+            pass
+        conn.close()
+
+    def close(self):
+        self.srv.close()
+
+
+class AuthProxy:
+    """An HTTP CONNECT proxy that lets through only the planted Basic credentials (a 407 otherwise) and counts both."""
+
+    def __init__(self, credentials):
+        self.expected = "Basic " + base64.b64encode(credentials.encode()).decode()
+        self.allowed = self.refused = 0
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = conn.recv(4096)
+            if not chunk:
+                conn.close()
+                return
+            head += chunk
+        head, rest = head.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        method, target = (lines[0].split() + ["", ""])[:2]
+        headers = dict((k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in lines[1:]))
+        if method != "CONNECT" or headers.get("proxy-authorization") != self.expected:
+            self.refused += 1
+            conn.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"t\"\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            conn.close()
+            return
+        host, _, port = target.rpartition(":")
+        upstream = socket.create_connection((host.strip("[]"), int(port)))
+        self.allowed += 1
+        conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        if rest:
+            upstream.sendall(rest)
+
+        def pipe(src, dst):
+            try:
+                while True:
+                    data = src.recv(65536)
+                    if not data:
+                        break
+                    dst.sendall(data)
+            except OSError:
+                pass
+            for sock in (dst, src):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
+        pipe(conn, upstream)
+
+    def close(self):
+        self.srv.close()
+
+
+class ProcessSampler:
+    """Reads the command line of every process on the machine (/proc/*/cmdline) every few milliseconds while it runs,
+    and the environment of every bridge process; keeps each distinct (pid, command line) once."""
+
+    def __init__(self, interval=0.01):
+        self.interval = interval
+        self.cmdlines = {}
+        self.environs = {}
+        self.scans = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._scan()
+            self.scans += 1
+            self._stop.wait(self.interval)
+
+    def _scan(self):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/cmdline" % entry.name, "rb") as handle:
+                    raw = handle.read()
+            except OSError:
+                continue
+            text = raw.replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            if not text or (entry.name, text) in self.cmdlines:
+                continue
+            self.cmdlines[(entry.name, text)] = True
+            if BRIDGE_FILE in text:
+                try:
+                    with open("/proc/%s/environ" % entry.name, "rb") as handle:
+                        self.environs[(entry.name, text)] = handle.read().replace(b"\0", b"\n").decode("utf-8", "replace")
+                except OSError:
+                    pass
+
+    def bridges(self, namespace):
+        """Command lines of the bridge processes (python .../_api_tunnel.py ..., not ssh or sh) to VMIs of namespace."""
+        return [text for (_pid, text) in self.cmdlines if text.split()[1:2] and text.split()[1].endswith(BRIDGE_FILE)
+                and "--namespace %s " % namespace in text]
+
+
+def test_no_secret_through_the_api_tunnel(kubeapi, world, tmp_path):
+    """Inventory sources with inline credentials (api_key with proxy credentials in the URL and proxy_headers through
+    a real CONNECT proxy; a kubeconfig dictionary with token and client key; a token without the portforward right)
+    and address_strategies [api_tunnel]: ansible-inventory --list/--host -vvv, its cache, `ansible -m ping -vvv` over
+    ssh through the tunnel (to a guest port that greets like sshd; 403 from the bridge as one sentence), the
+    ProxyCommand run as ssh runs it (1 MB echoed through the proxy and the tunnel), and the bridge's own 401 and
+    closed-port errors: no planted value in any output, cache file, command line of any process on the machine (sampled
+    during all of it) or bridge environment; the credentials are in 0600 auth files of a 0700 folder."""
+    # proxy_command: ansible-core's split of ansible_ssh_common_args and ssh's %-expansion; start: /bin/sh -c "exec ..."
+    from tests.integration.test_api_tunnel import BRIDGE, echo_through, proxy_command, start
+
+    ns, s = world["ns"], dict(world["secrets"])
+    s.update((n, planted(n)) for n in ("tunnel-proxy-password", "tunnel-proxy-basic-auth", "tunnel-forbidden-token"))
+    kubeapi.add_token(s["tunnel-forbidden-token"], namespaces=[ns], verbs=["list", "watch"], user="no-portforward",
+                      resources=["virtualmachines", "virtualmachineinstances", "services"])
+    kubeapi.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                          "metadata": {"name": "tun", "namespace": ns},
+                          "spec": {"runStrategy": "Always", "template": {"spec": {"domain": {"devices": {}}}}}})
+    kubeapi.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/tun" % ns,
+                     lambda o: o and (o.get("status") or {}).get("phase") == "Running", timeout=30)
+    ssh_guest, echo_guest = FakeGuest("banner"), FakeGuest("echo")
+    proxy = AuthProxy("mirror:" + s["tunnel-proxy-basic-auth"])
+    for port, guest in ((22, ssh_guest), (2200, echo_guest)):
+        kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "tun", "port": port, "target_port": guest.port})
+    env = ansible_env(kubeapi, tmp_path)
+    env.update({"ANSIBLE_HOST_KEY_CHECKING": "False", "ANSIBLE_TIMEOUT": "30", "TMPDIR": str(tmp_path / "tmpdir"),
+                "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path / "cp")})
+    (tmp_path / "tmpdir").mkdir()
+    host = "%s-tun" % ns
+    base = {"plugin": "virtfleet.kubevirt.kubevirt", "namespaces": [ns], "address_strategies": ["api_tunnel"]}
+    configs = {
+        "api_key+proxy": dict(base, host=world["url"], api_key=s["token"], ca_cert=world["ca_file"],
+                              proxy="http://mirror:%s@127.0.0.1:%d" % (s["tunnel-proxy-password"], proxy.port),
+                              proxy_headers={"proxy_basic_auth": "mirror:" + s["tunnel-proxy-basic-auth"]},
+                              cache=True, cache_plugin="ansible.builtin.jsonfile", cache_timeout=3600,
+                              cache_connection=str(tmp_path / "cache")),
+        "kubeconfig dict": dict(base, kubeconfig=world["kubeconfig_dict"]),
+        "forbidden token": dict(base, host=world["url"], api_key=s["tunnel-forbidden-token"], ca_cert=world["ca_file"]),
+    }
+    sources = {}
+    for label, config in configs.items():
+        sources[label] = tmp_path / ("tunnel-%d" % len(sources)) / "kubevirt.yml"
+        sources[label].parent.mkdir()
+        sources[label].write_text(yaml.safe_dump(config, sort_keys=False))
+    texts, ssh_args = {}, {}
+    try:
+        with ProcessSampler() as sampler:
+            for label, path in sources.items():
+                listing = run([BIN / "ansible-inventory", "-i", path, "--list", "-vvv"], env, tmp_path)
+                assert listing.returncode == 0, listing.stderr[-3000:]
+                one = run([BIN / "ansible-inventory", "-i", path, "--host", host, "-vvv"], env, tmp_path)
+                assert one.returncode == 0, one.stderr[-3000:]
+                hostvars = unwrap(json.loads(one.stdout[one.stdout.index("\n{") + 1:] if not one.stdout.startswith("{")
+                                             else one.stdout))
+                assert hostvars["vm_address_source"] == "api_tunnel" and hostvars["ansible_port"] == 22, hostvars
+                ssh_args[label] = hostvars["ansible_ssh_common_args"]
+                assert "--auth-file" in ssh_args[label], ssh_args[label]
+                before = ssh_guest.connections
+                # OpenSSH sends a ProxyCommand's stderr to /dev/null when ControlPersist is on (ansible's default
+                # ssh_args): the bridge's sentence shows without it, so the 403 run has it off.
+                ping_env = dict(env, ANSIBLE_SSH_ARGS="-C -o ControlMaster=no") if label == "forbidden token" else env
+                ping = run([BIN / "ansible", "-i", path, host, "-m", "ansible.builtin.ping", "-u", "tester", "-vvv"],
+                           ping_env, tmp_path, timeout=180)
+                # No sshd behind the tunnel: ssh gets the guest's banner (or the bridge's sentence), then the host is
+                # unreachable; either way the ProxyCommand ran, and -vvv shows ssh's command line and its stderr.
+                assert ping.returncode == 4 and "UNREACHABLE" in ping.stdout, ping.stdout[-3000:] + ping.stderr[-3000:]
+                assert "ProxyCommand" in ping.stdout and "--auth-file" in ping.stdout, ping.stdout[-3000:]
+                if label == "forbidden token":
+                    assert ssh_guest.connections == before
+                    assert ("forbidden: no-portforward may not get virtualmachineinstances/portforward in %s (grant verb "
+                            "get on subresources.kubevirt.io virtualmachineinstances/portforward)." % ns) in ping.stdout, ping.stdout[-4000:]
+                else:
+                    # (ansible-core 2.16 tries the module after its interpreter discovery failed: two connections)
+                    assert ssh_guest.connections in (before + 1, before + 2), ping.stdout[-3000:]
+                texts.update({"%s --list -vvv stdout" % label: listing.stdout, "%s --list -vvv stderr" % label: listing.stderr,
+                              "%s --host -vvv stdout" % label: one.stdout, "%s --host -vvv stderr" % label: one.stderr,
+                              "%s ansible -m ping -vvv stdout" % label: ping.stdout,
+                              "%s ansible -m ping -vvv stderr" % label: ping.stderr})
+            # The ProxyCommand as ssh runs it (/bin/sh -c "exec ..."), 1 MB through the proxy and the tunnel and back.
+            allowed = proxy.allowed
+            payload = os.urandom(1024 * 1024)
+            got, rc, err = echo_through(start(proxy_command(ssh_args["api_key+proxy"], 2200), env), payload)
+            assert (rc, err, got == payload) == (0, "", True), err
+            assert proxy.allowed == allowed + 1 and proxy.refused == 0
+            texts["ProxyCommand stderr"] = err
+            # The bridge's own errors: a closed guest port (500 before the upgrade), and a token the server does not know.
+            closed = subprocess.run(["/bin/sh", "-c", "exec " + proxy_command(ssh_args["kubeconfig dict"], 2222)],
+                                    input=b"", capture_output=True, env=env, timeout=120)
+            assert closed.returncode == 255 and closed.stderr.decode().startswith("nothing listens on port 2222"), closed.stderr
+            bad_auth = tmp_path / "bad-auth" / "auth.json"
+            bad_auth.parent.mkdir(mode=0o700)
+            bad_auth.write_text(json.dumps({"api_key": s["bad-token"]}))
+            os.chmod(bad_auth, 0o600)
+            unknown = subprocess.run([sys.executable, BRIDGE, "--namespace", ns, "--name", "tun", "--port", "22", "--host", world["url"],
+                                      "--ca-cert", world["ca_file"], "--auth-file", bad_auth],
+                                     input=b"", capture_output=True, env=env, timeout=120)
+            assert unknown.returncode == 255 and "401" in unknown.stderr.decode(), unknown.stderr
+            assert unknown.stderr.decode().count("\n") == 1
+            texts.update({"closed-port bridge stderr": closed.stderr.decode(), "401 bridge stderr": unknown.stderr.decode()})
+    finally:
+        ssh_guest.close()
+        echo_guest.close()
+        proxy.close()
+    # The sampler saw every kind of process that carries the tunnel, so a secret in argv could not have escaped it.
+    bridges = sampler.bridges(ns)
+    assert len(bridges) >= 5 and all("--auth-file" in b for b in bridges), bridges
+    assert any(text.split()[0].endswith("ssh") and "ProxyCommand" in text for (_pid, text) in sampler.cmdlines)
+    cache_files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert cache_files and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in cache_files)
+    texts.update(("cache file %s" % p.name, p.read_text(errors="replace")) for p in cache_files)
+    outputs = len(texts)
+    texts.update(("argv %d (pid %s)" % (i, pid), text) for i, (pid, text) in enumerate(sampler.cmdlines))
+    texts.update(("environment %d of bridge pid %s" % (i, pid), text) for i, (pid, text) in enumerate(sampler.environs))
+    # No temporary file is left behind (the client writes a kubeconfig dictionary's certificate data to one).
+    assert not list((tmp_path / "tmpdir").iterdir())
+    # Where the credentials are: the auth files, 0600 in a 0700 folder, one per source, nothing else there.
+    auth_dir = tmp_path / "home" / ".ansible" / "virtfleet.kubevirt" / "api-tunnel"
+    assert stat.S_IMODE(os.stat(auth_dir).st_mode) == 0o700
+    auth_files = sorted(auth_dir.glob("auth-*.json"))
+    modes = dict((p.name, stat.S_IMODE(os.stat(p).st_mode)) for p in auth_dir.iterdir())
+    assert len(auth_files) == 3 and set(modes.values()) == {0o600} and len(modes) == 4, modes  # + the naming key
+    stored = "\n".join(p.read_text() for p in auth_files)
+    for name in ("token", "dict-token", "client-key-data", "tunnel-proxy-password", "tunnel-proxy-basic-auth",
+                 "tunnel-forbidden-token"):
+        assert s[name] in stored, name
+    leaks = grep(s, texts)
+    summary.record("secrets", "api tunnel (3 sources: api_key + proxy credentials, kubeconfig dict, forbidden token; "
+                   "inventory --list/--host -vvv, ansible -m ping -vvv over ssh, ProxyCommand, bridge 401/closed port): "
+                   "%d places checked (%d outputs and cache files, %d process command lines and %d bridge environments "
+                   "from %d scans of /proc, %d bridge processes), %d auth files 0600 in a 0700 folder, leaks: %d"
+                   % (len(texts), outputs, len(sampler.cmdlines),
+                      len(sampler.environs), sampler.scans, len(bridges), len(auth_files), len(leaks)))
+    assert not leaks, leaks
