@@ -710,15 +710,42 @@ def run(argv, stdin_fd=0, stdout_fd=1, environ=None):
         if error:
             raise TunnelError('The API tunnel to VMI %s/%s ended: %s.' % (namespace, name, error))
     except KubeVirtError as exc:
-        sys.stderr.write(exc.msg.rstrip('\n') + '\n')
+        report(exc.msg.rstrip('\n') + '\n')
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_ERROR
     except Exception as exc:  # pylint: disable=broad-except
         where = ' to VMI %s/%s' % (namespace, name) if name else ''
-        sys.stderr.write('The API tunnel%s failed unexpectedly (%s: %s).\n' % (where, type(exc).__name__, exc))
+        report('The API tunnel%s failed unexpectedly (%s: %s).\n' % (where, type(exc).__name__, exc))
         return EXIT_ERROR
     return 0
+
+
+def report(text, parent_stderr=None):
+    """Write the error sentence to stderr, and to ssh's own stderr when ours is /dev/null.
+
+    ssh discards a ProxyCommand's stderr when ControlPersist is on (OpenSSH sshconnect.c ``ssh_proxy_connect``:
+    ``stdfd_devnull`` unless debugging), and ansible-core's default ssh_args turn it on: the sentence would never reach
+    Ansible's UNREACHABLE message, which is ssh's stderr. Our parent is that ssh (it runs the command with ``exec``),
+    which still writes to Ansible's pipe while it connects, so the sentence goes there too (Linux /proc; elsewhere it is
+    only in our stderr). Not when that is a regular file: ssh writes it at its own offset, over ours.
+    ``parent_stderr``: that path, for tests.
+    """
+    sys.stderr.write(text)
+    try:
+        sys.stderr.flush()
+        if not os.path.samestat(os.fstat(sys.stderr.fileno()), os.stat(os.devnull)):
+            return
+        fd = os.open(parent_stderr or '/proc/%d/fd/2' % os.getppid(), os.O_WRONLY | os.O_APPEND | getattr(os, 'O_NOCTTY', 0))
+    except (OSError, ValueError, AttributeError):   # no real stderr (a test's capture), no /proc, no parent's stderr
+        return
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.write(fd, text.encode('utf-8', 'replace'))
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def main():
