@@ -3,13 +3,15 @@
 1. Set-up: build (or reuse) the Debian 12 guest image with tests/guest/build_image.sh when this machine can
    (root, apt tools, QEMU); otherwise say why and simulate every guest.
 2. Start the emulator with the simulated KubeVirt/CDI operators and virt-controller; VMs whose boot disk is
-   quay.io/containerdisks/debian:12 boot as real QEMU guests, reachable over SSH through a NodePort Service on
-   127.0.0.1.
+   quay.io/containerdisks/debian:12 boot as real QEMU guests: debian-1 is reachable over SSH through a NodePort
+   Service on 127.0.0.1, debian-2 has no Service and is reached through the API server (the inventory's api_tunnel
+   strategy: an ssh ProxyCommand that tunnels through the VMI portforward subresource).
 3. Run site.yml: prepare nodes (none here: skipped), install KubeVirt + CDI from the local operator manifests,
    declare the 20-VM fleet of demo/fleet.yml in one task, creating its namespace (cloud-init carries a key
    generated for this run),
    configure the guests over SSH through the inventory plugin (demo/kubevirt.yml).
-4. Print `ansible-inventory --graph`, what the guests now contain, and a second site.yml run (changed=0).
+4. Print `ansible-inventory --graph`, which way each real guest was reached (vm_address_source, and the tunnels
+   the API server carried), what the guests now contain, and a second site.yml run (changed=0).
 5. Clean up: the emulator stops its QEMU guests, the temporary directory is removed.
 
 Progress (demo/progress.py): every command's output is shown as it comes (the image tools' and the image build's go
@@ -38,7 +40,8 @@ BIN = Path(sys.executable).parent
 FIXTURES = REPO / "tests" / "fixtures" / "install"
 GUEST_IMAGE = "quay.io/containerdisks/debian:12"
 GUEST_IMAGE_DIR = REPO / ".build" / "guest-image"
-GUEST_GROUP = "address_node_port"     # demo/kubevirt.yml: VMs reached through a NodePort Service
+GUEST_GROUP = "node_localnode"        # demo/kubevirt.yml: the real QEMU guests (the emulator's node for them)
+PORTFORWARD = re.compile(r"/virtualmachineinstances/([^/]+)/portforward/")
 FLEET = yaml.safe_load((REPO / "demo" / "fleet.yml").read_text())
 INSTALL_VARS = [
     "-e", "kubevirt_manifest_path=%s" % (FIXTURES / "kubevirt-v1.9.0" / "kubevirt-operator.yaml"),
@@ -217,6 +220,20 @@ def recap_changed(output):
     return {host: int(changed) for host, changed in re.findall(r"^(\S+)\s+: ok=\d+\s+changed=(\d+)", output, re.M)}
 
 
+def tunnels(emu, since=None):
+    """{VMI name: number of portforward tunnels (WebSocket upgrades answered 101)} in the request log."""
+    found = {}
+    for entry in emu.requests(since=since):
+        match = PORTFORWARD.search(entry["path"])
+        if match and entry.get("status") == 101:
+            found[match.group(1)] = found.get(match.group(1), 0) + 1
+    return found
+
+
+def describe_tunnels(found):
+    return ", ".join("%s: %d" % item for item in sorted(found.items())) or "none"
+
+
 def main():
     Progress.install()
     say("Set-up")
@@ -259,20 +276,34 @@ def main():
 
         say("The running VMs, as the inventory plugin lists them")
         run([BIN / "ansible-inventory", "-i", inventory, "--graph"], env, tmp, "ansible-inventory --graph")
+        print("address_api_tunnel: running VMs without a Service, reached through the API server (the simulated ones "
+              "have no SSH server behind it, so only %s is configured)." % GUEST_GROUP, flush=True)
 
         if image_dir:
+            say("How Ansible reached the real guests (vm_address_source)")
+            run([BIN / "ansible", "-i", inventory, GUEST_GROUP, "-m", "ansible.builtin.debug", "-a",
+                 "msg=\"{{ vm_address_source }}: ssh {{ ansible_user }}@{{ ansible_host }} -p {{ ansible_port }}, "
+                 "{{ 'through the Kubernetes API server (VMI portforward; ssh ProxyCommand: the collection bridge "
+                 "_api_tunnel.py)' if vm_address_source == 'api_tunnel' else 'a NodePort Service on the node' }}\""],
+                env, tmp, "ansible (how the real guests are reached; no SSH)")
+            print("Tunnels the API server carried so far (VMI portforward, WebSocket upgrades answered 101), per VMI: "
+                  "%s." % describe_tunnels(tunnels(emu)), flush=True)
             say("What configure_guests.yml left in the real guests (over SSH)")
             run([BIN / "ansible", "-i", inventory, GUEST_GROUP, "-m", "ansible.builtin.shell", "-a",
                  "echo hostname=$(hostname); cat /etc/virtfleet-managed; dpkg-query -W openssh-server"], env, tmp,
                 "ansible (a shell command in the real guests over SSH)")
 
         say("site.yml again: nothing to change")
+        mark = emu.mark()
         out = run(site, env, tmp, "site.yml (second run)", watch)
         changed = recap_changed(out)
         print("Second run: changed=%s per host (%s)" % (sum(changed.values()), ", ".join(
             "%s=%d" % item for item in sorted(changed.items()))))
         if any(changed.values()):
             raise SystemExit("demo: the second site.yml run changed something")
+        if image_dir:
+            print("Tunnels opened in the second run, per VMI: %s (ssh's ControlPersist keeps a host's connection, and "
+                  "with it its tunnel, open for 60 s after its last task)." % describe_tunnels(tunnels(emu, mark)))
         print("\n%d HTTP requests reached the API in the whole demo%s." % (
             len(emu.requests()) - watch.reads,
             " (not counting the %d GETs of the progress lines)" % watch.reads if watch.reads else ""))
