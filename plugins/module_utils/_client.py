@@ -57,7 +57,7 @@ try:
 except ImportError:  # only needed to name the contexts in an error message
     yaml = None
 
-USER_AGENT = 'virtfleet.kubevirt/0.1.0'
+USER_AGENT = 'virtfleet.kubevirt/1.0.0'
 # Connections kept open per API server: as many as requests a task sends at once (kubevirt_vm's concurrent writes,
 # ``_vm_apply.WRITE_WORKERS``; the inventory's concurrent lists); beyond it urllib3 opens and then drops extra ones.
 POOL_MAXSIZE = 8
@@ -417,7 +417,7 @@ class Client(object):
         """The headers every request carries (credentials, impersonation, User-Agent) as ``Name: value`` lines, for a
         connection this client does not send itself (the API tunnel's WebSocket upgrade, ``plugin_utils._api_tunnel``).
         They hold the credentials: never log them."""
-        return ['%s: %s' % (name, value) for name, value in self._headers().iteritems()]
+        return ['%s: %s' % (name, value) for name, value in self._headers().items()]
 
     def _send(self, method, url, body, headers, timeout, path):
         """The lowest seam: every HTTP request of the collection passes here exactly once per attempt."""

@@ -41,3 +41,24 @@ def test_translate_errors():
     with pytest.raises(AnsibleError) as err:
         plugin_client.translate_errors(boom)
     assert 'Access denied' in str(err.value)
+
+
+def test_header_lines_keep_every_impersonated_group():
+    """The API tunnel sends these lines itself: a header given twice (one per group) must stay two lines."""
+    client = plugin_client.client_from_plugin_options(
+        getter({}), environ={'K8S_AUTH_HOST': 'https://env:1', 'K8S_AUTH_API_KEY': 'tok', 'K8S_AUTH_IMPERSONATE_USER': 'u',
+                             'K8S_AUTH_IMPERSONATE_GROUPS': 'ops,dev team'})
+    lines = client.header_lines()
+    assert 'Authorization: Bearer tok' in [line[:14].title() + line[14:] for line in lines]   # names are case-insensitive
+    assert [line for line in lines if line.startswith('Impersonate-Group: ')] == [
+        'Impersonate-Group: ops', 'Impersonate-Group: dev team']
+
+
+def test_user_agent_names_the_released_version():
+    """User-Agent carries galaxy.yml's version (servers' audit logs show which release sent a request)."""
+    import pathlib
+    import re
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _client
+    galaxy = pathlib.Path(__file__).resolve().parents[4] / 'galaxy.yml'
+    version = re.search(r'^version:\s*(\S+)', galaxy.read_text(), re.M).group(1)
+    assert _client.USER_AGENT == 'virtfleet.kubevirt/%s' % version
