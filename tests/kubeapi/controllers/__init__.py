@@ -145,6 +145,8 @@ def start_controllers(app, names):
                 KubeVirtWebhooks = None
             if KubeVirtWebhooks is not None:
                 controllers.append(KubeVirtWebhooks(app))
+            from .snapshot import SnapshotController   # snapshot.kubevirt.io snapshots and restores (#18)
+            controllers.append(SnapshotController(app))
         elif n == "cdi":
             try:
                 from .cdi import CdiController
