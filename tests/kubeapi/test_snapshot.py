@@ -152,7 +152,7 @@ def test_delete_snapshot_cascades_to_content_unless_retained(api_client, ns):
 
 
 def test_snapshot_of_a_missing_vm_stays_in_progress_then_fails_at_its_deadline(api_client, ns):
-    create(api_client, ns, "virtualmachinesnapshots", snapshot_body("lost", "nope", failureDeadline="3s"))
+    create(api_client, ns, "virtualmachinesnapshots", snapshot_body("lost", "nope", failureDeadline="2s"))
     snap = wait(lambda: (get(api_client, ns, "virtualmachinesnapshots", "lost").get("status") or {}).get("phase")
                 and get(api_client, ns, "virtualmachinesnapshots", "lost"), what="status")
     assert snap["status"]["phase"] == "InProgress" and snap["status"]["readyToUse"] is False
@@ -173,7 +173,7 @@ def test_deadline_fails_a_snapshot_blocked_by_another_one(api_client, ns):
     vm = wait(lambda: get_vm(api_client, ns, "vm5").get("status") and get_vm(api_client, ns, "vm5"), what="status")
     vm["status"]["snapshotInProgress"] = "other"
     custom(api_client).replace_namespaced_custom_object_status("kubevirt.io", "v1", ns, "virtualmachines", "vm5", vm)
-    create(api_client, ns, "virtualmachinesnapshots", snapshot_body("late", "vm5", failureDeadline="2s"))
+    create(api_client, ns, "virtualmachinesnapshots", snapshot_body("late", "vm5", failureDeadline="1500ms"))
     snap = wait(lambda: conds(get(api_client, ns, "virtualmachinesnapshots", "late")).get("Progressing", ("", ""))[1]
                 .startswith("Source not locked") and get(api_client, ns, "virtualmachinesnapshots", "late"),
                 what="not locked")
@@ -223,6 +223,16 @@ def test_restore_of_a_stopped_vm_restores_its_spec(api_client, ns):
     assert vm["spec"]["runStrategy"] == "Halted"
     assert vm["metadata"]["annotations"]["restore.kubevirt.io/lastRestoreUID"] == "r6-" + restore["metadata"]["uid"]
     assert "restoreInProgress" not in (vm.get("status") or {})
+    # A target that does not exist is created from the snapshot's copy, stopped; the next sync makes it the owner.
+    r2 = create(api_client, ns, "virtualmachinerestores", restore_body("r6b", "vm6-copy", "s6"))
+    done = wait(lambda: restore_done(api_client, ns, "r6b"), what="restore to a new VM complete")
+    copy = get_vm(api_client, ns, "vm6-copy")
+    assert done["metadata"]["ownerReferences"][0]["uid"] == copy["metadata"]["uid"]
+    assert copy["spec"]["runStrategy"] == "Halted"
+    assert copy["metadata"]["annotations"]["restore.kubevirt.io/lastRestoreUID"] == "r6b-" + r2["metadata"]["uid"]
+    assert copy["spec"]["template"]["spec"]["domain"]["memory"]["guest"] == "128Mi"
+    claims = {v["name"]: v.get("persistentVolumeClaim", {}).get("claimName") for v in copy["spec"]["template"]["spec"]["volumes"]}
+    assert claims["data"] == "restore-%s-data" % r2["metadata"]["uid"]
 
 
 @pytest.mark.parametrize("policy", ["FailImmediate", "WaitEventually", "StopTarget"])
