@@ -160,6 +160,13 @@ bench: BENCH_SERVER ?= auto
 bench: venv bench-venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/vm_bench.py --server $(BENCH_SERVER) --json bench/results/vm_bench.json
 	@if [ -f bench/inventory_bench.py ]; then PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/inventory_bench.py --server $(BENCH_SERVER) --repeat 3 --json bench/results/inventory_bench.json; fi
+	@if command -v qemu-system-x86_64 >/dev/null && [ -s .build/guest-image/rootfs.ext4 ]; then $(MAKE) --no-print-directory bench-tunnel; \
+	else echo "bench/tunnel_bench.py skipped: needs qemu-system-x86_64 and the guest image (make test-guest once, or make bench-tunnel)"; fi
+
+# The API tunnel against direct SSH on one real QEMU TCG guest (issue #19; ~15 minutes, builds the guest image when missing).
+.PHONY: bench-tunnel
+bench-tunnel: venv
+	$(VENV)/bin/python bench/tunnel_bench.py --repeat 3 --json bench/results/tunnel_bench.json
 
 clean:
 	rm -rf $(VENV) $(LINE_VENVS) $(VENV_LINT) $(VENV_RELEASE) $(REF_VENV) .build tests/output .pytest_cache
