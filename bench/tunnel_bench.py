@@ -17,16 +17,21 @@ ControlPath folder; ControlPersist as ansible-core's defaults set it, the master
   ControlMaster=auto, ControlPersist=60s; pipelining on);
 * `scp`: the same file with plain `scp` (no -C, no ControlMaster) through the same ProxyCommand: the transport alone;
   also straight to the hostfwd port (`hostfwd`), which shows what the NodePort relay itself costs;
-* `tasks`: a play with `--tasks` ansible.builtin.ping tasks (pipelining on, ControlPersist: one ssh connection).
+* `tasks`: a play with `--tasks` ansible.builtin.ping tasks (pipelining on, ControlPersist: one ssh connection);
+* `alone`: the tunnel without a guest: the ProxyCommand (run as ssh runs it) to a simulated VM whose port 22 the
+  emulator's test hook points at a local sink: time to the first byte (bridge start-up, TLS, WebSocket upgrade), then
+  `--size-mb` MiB each way. This is what the tunnel itself can carry, to compare with what the guest takes.
 
 For each run: the wall time of the whole command (ansible-playbook start-up included) and the `portforward` upgrades
 the emulator logged during it (with the bytes the tunnel carried each way). Prints a Markdown table of medians and
 the overhead ratio api_tunnel / direct; `--json FILE` keeps every run. Never passes or fails on time.
 
-    .venv/bin/python bench/tunnel_bench.py [--repeat 3] [--tasks 100] [--size-mb 50] [--json FILE]
+    .venv/bin/python bench/tunnel_bench.py [--repeat 3] [--tasks 100] [--size-mb 50] [--json FILE] [--alone-only]
+    .venv/bin/python bench/tunnel_bench.py --report FILE [FILE...]     # the tables of saved --json runs
 
 Needs the guest image (.build/guest-image, built by tests/guest/build_image.sh, `make test-guest` installs its tools)
-and qemu-system-x86_64; the guest boots in 1-2 minutes on 2 cores, the whole benchmark takes about 15 minutes.
+and qemu-system-x86_64 (not with --alone-only); the guest boots in under a minute on 2 quiet cores, the whole
+benchmark takes 15-25 minutes (almost all of it the 100-task plays: a module run costs 1-2 s in a TCG guest).
 """
 import argparse
 import datetime
