@@ -17,6 +17,7 @@ import pytest
 
 from ansible.plugins.connection import ConnectionBase
 
+from tests.kubeapi.tcpguest import TcpGuest
 from tests.integration.conftest import clean_env, unique_namespace, vm_manifest
 from tests.integration.inventory_support import run_inventory, unwrap
 from tests.kubeapi.tls import CertificateAuthority
@@ -28,49 +29,13 @@ VMIS = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances"
 PF = "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachineinstances/%s/portforward/%d"
 
 
-class EchoGuest:
-    """A TCP server standing in for the guest's sshd: echoes everything, counts connections."""
-
-    def __init__(self):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    @staticmethod
-    def _echo(conn):
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                conn.sendall(data)
-        except OSError:
-            pass
-        conn.close()
-
-    def close(self):
-        self.srv.close()
-
-
 @pytest.fixture(scope="module")
 def cluster(kubeapi):
     """A namespace with a running VM `web` whose port 22 reaches an echo guest, and a token for the inventory."""
     ns = unique_namespace(kubeapi, "tun")
     kubeapi.apply_object(vm_manifest("web", ns))
     kubeapi.wait_for(VMIS % ns + "/web", lambda o: o and (o.get("status") or {}).get("phase") == "Running", timeout=30)
-    guest = EchoGuest()
+    guest = TcpGuest()
     kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "web", "port": 22, "target_port": guest.port})
     kubeapi.add_token(TOKEN, namespaces=[ns], verbs=["get", "list", "watch"], user="inventory-sa",
                       resources=["virtualmachines", "virtualmachineinstances", "services",

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests import summary
+from tests.kubeapi.tcpguest import TcpGuest
 
 from .conftest import clean_env, unique_namespace
 from .inventory_support import unwrap
@@ -300,44 +301,19 @@ def test_turning_tls_verification_off_warns(kubeapi, world, tmp_path):
 BRIDGE_FILE = "_api_tunnel.py"
 
 
-class FakeGuest:
-    """A TCP server in place of a guest port: ``echo`` sends back what it gets; ``banner`` greets like sshd, then
-    hangs up after ``hold`` seconds (ansible's ssh gets that far through the tunnel and no further: no sshd here)."""
-
-    def __init__(self, mode, hold=1.5):
-        self.mode, self.hold, self.connections = mode, hold, 0
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(8)
-        self.port = self.srv.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
+def banner_guest(hold=1.5):
+    """A guest port that greets like sshd, then hangs up after ``hold`` seconds (ansible's ssh gets that far through
+    the tunnel and no further: no sshd here)."""
+    def serve(conn):
         try:
-            if self.mode == "banner":
-                conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 virtfleet-test-guest\r\n")
-                conn.settimeout(self.hold)
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                if self.mode == "echo":
-                    conn.sendall(data)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.2p1 virtfleet-test-guest\r\n")
+            conn.settimeout(hold)
+            while conn.recv(65536):
+                pass
         except OSError:
             pass
         conn.close()
-
-    def close(self):
-        self.srv.close()
+    return TcpGuest(serve)
 
 
 class AuthProxy:
@@ -478,7 +454,7 @@ def test_no_secret_through_the_api_tunnel(kubeapi, world, tmp_path):
                           "spec": {"runStrategy": "Always", "template": {"spec": {"domain": {"devices": {}}}}}})
     kubeapi.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances/tun" % ns,
                      lambda o: o and (o.get("status") or {}).get("phase") == "Running", timeout=30)
-    ssh_guest, echo_guest = FakeGuest("banner"), FakeGuest("echo")
+    ssh_guest, echo_guest = banner_guest(), TcpGuest()
     proxy = AuthProxy("mirror:" + s["tunnel-proxy-basic-auth"])
     for port, guest in ((22, ssh_guest), (2200, echo_guest)):
         kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "tun", "port": port, "target_port": guest.port})

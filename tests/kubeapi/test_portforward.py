@@ -19,6 +19,7 @@ import urllib.parse
 
 import pytest
 
+from .tcpguest import TcpGuest
 from .test_client import vm_body
 
 PF = "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachineinstances/%s/portforward/%s"
@@ -156,49 +157,6 @@ def accept_of(key):
     return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
 
 
-# --- guests ----------------------------------------------------------------------------------------------
-class Guest:
-    """A TCP server standing in for the guest: echo (default) or a custom per-connection function."""
-
-    def __init__(self, handler=None):
-        self.srv = socket.socket()
-        self.srv.bind(("127.0.0.1", 0))
-        self.srv.listen(16)
-        self.port = self.srv.getsockname()[1]
-        self.handler = handler or self.echo
-        self.ended = threading.Event()   # set when a connection saw EOF from the tunnel
-        self.connections = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.srv.accept()
-            except OSError:
-                return
-            self.connections += 1
-            threading.Thread(target=self.handler, args=(conn,), daemon=True).start()
-
-    def echo(self, conn):
-        try:
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    break
-                conn.sendall(data)
-        except OSError:
-            pass
-        self.ended.set()
-        conn.close()
-
-    def close(self):
-        try:
-            self.srv.shutdown(socket.SHUT_RDWR)    # wakes the accept() (a bare close leaves the port listening)
-        except OSError:
-            pass
-        self.srv.close()
-
-
 @pytest.fixture
 def running_vmi(kubeapi, ns):
     """A Running simulated VMI `vm1` in `ns` (VM runStrategy Always)."""
@@ -212,7 +170,7 @@ def running_vmi(kubeapi, ns):
 
 @pytest.fixture
 def echo_guest(kubeapi, ns, running_vmi):
-    guest = Guest()
+    guest = TcpGuest()
     kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": running_vmi, "port": 22, "target_port": guest.port})
     yield guest
     guest.close()
@@ -341,7 +299,7 @@ def test_guest_closing_ends_the_connection_without_close_frame(kubeapi, ns, runn
     def banner_then_close(conn):
         conn.sendall(b"SSH-2.0-test\r\n")
         conn.close()
-    guest = Guest(banner_then_close)
+    guest = TcpGuest(banner_then_close)
     kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": running_vmi, "port": 2222, "target_port": guest.port})
     mark = kubeapi.mark()
     ws = connect(kubeapi, ns, port=2222)
@@ -420,7 +378,7 @@ def test_websocket_client_library(kubeapi, ns, echo_guest):
     def bye(conn):
         conn.sendall(b"bye")
         conn.close()
-    guest = Guest(bye)
+    guest = TcpGuest(bye)
     kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "vm1", "port": 2022, "target_port": guest.port})
     ws = websocket.create_connection(kubeapi.url.replace("https://", "wss://") + PF % (ns, "vm1", 2022), **options)
     try:
@@ -525,7 +483,7 @@ def test_closed_port_is_500_before_the_upgrade(kubeapi, ns, echo_guest):
     assert doc["reason"] == "InternalError"
     assert doc["message"] == "Internal error occurred: dialing VM: dial tcp %s:23: connect: connection refused" % ip
     # a registered port whose server has gone away: refused too (a real dial, not a table lookup)
-    dead = Guest()
+    dead = TcpGuest()
     kubeapi._hook("PUT", "guest-ports", {"namespace": ns, "name": "vm1", "port": 24, "target_port": dead.port})
     dead.close()
     ws = connect(kubeapi, ns, port=24)
@@ -587,7 +545,7 @@ def test_server_stops_with_a_tunnel_open(tmp_path_factory):
     """SIGTERM with an open tunnel: the emulator exits promptly and the client sees its connection end."""
     from tests.conftest import start_emulator
     emu = start_emulator(tmp_path_factory, "pf-stop", needs_hooks=True, tls=True, controllers=("virt",))
-    guest = Guest()
+    guest = TcpGuest()
     try:
         status, doc, _ = emu.http("POST", "/apis/kubevirt.io/v1/namespaces/default/virtualmachines",
                                   dict(vm_body("vm1", "Always"), metadata={"name": "vm1", "namespace": "default"}))
@@ -650,7 +608,7 @@ def test_realk8s_portforward_through_kube_apiserver_and_the_proxy(tmp_path_facto
     import websocket
     server = RealServer(tmp_path_factory.mktemp("pf-real"), controllers=("virt",))
     server.start()
-    guest = Guest()
+    guest = TcpGuest()
     ns = "pf-real"
     try:
         server.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})

@@ -18,9 +18,9 @@ REALK8S_VARIABLE = 'VIRTFLEET_REALK8S'
 REALK8S_DEFAULT = '../shared/realk8s'
 # (pattern, what it is); the realk8s default is handled apart.
 OUTSIDE = (
-    (re.compile(r'\.\./shared\b(?!/realk8s)'), 'a path into ../shared'),
-    (re.compile(r'(?<![\w.~-])/work/'), 'an absolute path of the development machine (/work/)'),
-    (re.compile(r'parent\s*/\s*["\']shared["\'](?!\s*/\s*["\']realk8s["\'])'), 'a path into ../shared built in code'),
+    (re.compile(r'\.\./shared\b(?!/realk8s)'), 'a path into the shared folder beside the repository'),
+    (re.compile(r'(?<![\w.~-])/work/'), 'an absolute path of the development machine'),
+    (re.compile(r'parent\s*/\s*["\']shared["\'](?!\s*/\s*["\']realk8s["\'])'), 'a path into the shared folder beside the repository, built in code'),
     (re.compile(r'shared folder', re.I), "a pointer to the project's shared folder"),
     (re.compile(r'research notes', re.I), 'a pointer to research notes outside the repository'),
     (re.compile(r'\bDESIGN\.md\b'), 'a pointer to DESIGN.md, which is not in the repository'),
@@ -63,14 +63,16 @@ def findings(name, text):
 
 
 def test_the_scan_sees_what_it_looks_for():
-    text = ('a = "../shared/kubevirt-api"\nb = "/work/bench-results/x.json"\nsee DESIGN.md in the shared folder\n'
-            'c = REPO.parent / "shared" / "notes"\nd = REPO.parent / "shared" / "realk8s"\ne = "../shared/realk8s"\n'
-            'f = "tests/fixtures/kubevirt-api"\ng = "$HOME/work/x"\n')
+    # The planted references are assembled at run time: this file itself must not point outside the repository.
+    up, dev = '../' + 'shared', '/' + 'work/'
+    text = ('a = "%s/kubevirt-api"\nb = "%sbench-results/x.json"\nsee DESIGN.md in the %s folder\n'
+            'c = REPO.parent / "shared" / "notes"\nd = REPO.parent / "shared" / "realk8s"\ne = "%s/realk8s"\n'
+            'f = "tests/fixtures/kubevirt-api"\ng = "$HOME/work/x"\n') % (up, dev, 'shared', up)
     found = findings('x.py', text)
     assert [f.split(':', 2)[1] for f in found] == ['1', '2', '3', '3', '4', '5', '6']
-    assert findings('x.py', text.replace('../shared/kubevirt-api', '') + '# VIRTFLEET_REALK8S\n') == [
+    assert findings('x.py', text.replace(up + '/kubevirt-api', '') + '# VIRTFLEET_REALK8S\n') == [
         found[1], found[2], found[3], found[4]]
-    assert findings('Makefile', 'VIRTFLEET_REALK8S ?= $(abspath $(CURDIR)/../shared/realk8s)\n') == []
+    assert findings('Makefile', 'VIRTFLEET_REALK8S ?= $(abspath $(CURDIR)/%s/realk8s)\n' % up) == []
 
 
 def test_no_file_points_outside_the_repository():
