@@ -86,6 +86,8 @@ VMI = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInsta
 VMIM = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstancemigrations', 'VirtualMachineInstanceMigration')
 VMIRS = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstancereplicasets', 'VirtualMachineInstanceReplicaSet')
 KUBEVIRT = Kind(KUBEVIRT_GROUP, 'v1', 'kubevirts', 'KubeVirt')
+VMSNAPSHOT = Kind('snapshot.kubevirt.io', 'v1beta1', 'virtualmachinesnapshots', 'VirtualMachineSnapshot')
+VMSNAPSHOTCONTENT = Kind('snapshot.kubevirt.io', 'v1beta1', 'virtualmachinesnapshotcontents', 'VirtualMachineSnapshotContent')
 # The aggregated virt-api: start/stop/restart on VMs, pause/unpause/migrate etc. on VMIs.
 VM_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachines', 'VirtualMachine')
 VMI_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInstance')
