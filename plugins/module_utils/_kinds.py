@@ -88,6 +88,7 @@ VMIRS = Kind(KUBEVIRT_GROUP, 'v1', 'virtualmachineinstancereplicasets', 'Virtual
 KUBEVIRT = Kind(KUBEVIRT_GROUP, 'v1', 'kubevirts', 'KubeVirt')
 VMSNAPSHOT = Kind('snapshot.kubevirt.io', 'v1beta1', 'virtualmachinesnapshots', 'VirtualMachineSnapshot')
 VMSNAPSHOTCONTENT = Kind('snapshot.kubevirt.io', 'v1beta1', 'virtualmachinesnapshotcontents', 'VirtualMachineSnapshotContent')
+VMRESTORE = Kind('snapshot.kubevirt.io', 'v1beta1', 'virtualmachinerestores', 'VirtualMachineRestore')
 # The aggregated virt-api: start/stop/restart on VMs, pause/unpause/migrate etc. on VMIs.
 VM_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachines', 'VirtualMachine')
 VMI_SUBRESOURCE = Kind(SUBRESOURCES_GROUP, 'v1', 'virtualmachineinstances', 'VirtualMachineInstance')
