@@ -5,7 +5,7 @@
 
 Request budget for N VMs in one namespace: one GET (N=1) or one list of VMs (plus one of VMIs when a
 lifecycle state or a wait needs them); one server-side apply per VM that needs a change (none on an
-idempotent re-run); one subresource call per VM that must start/stop/restart; the wait is one list and
+idempotent re-run); one subresource call per VM that must start/stop/restart/pause/unpause; the wait is one list and
 at most one watch per kind and namespace, all under a single deadline. A namespace that does not exist costs
 one POST and one repeated write, only with create_namespace (see ``_namespaces``).
 
@@ -44,7 +44,13 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource impor
 )
 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
-LIFECYCLE_STATES = ("started", "stopped", "restarted")
+LIFECYCLE_STATES = ("started", "stopped", "restarted", "paused")
+# The VMI subresource calls (the others are the VM's); KubeVirt answers 409 with these words when it is already so.
+VMI_ACTIONS = ("pause", "unpause")
+# (A pause or unpause refused because the VMI does not run is a failure, not "already so".)
+ALREADY_SO = {"start": ("already running",), "stop": ("not running", "already stopped"),
+              "restart": ("already running", "not running", "already stopped"),
+              "pause": ("already paused",), "unpause": ("not paused",)}
 # How often the guarded swap of spec.running for runStrategy is re-read and re-sent when the VM changed
 # under it or its answer was lost.
 SWAP_ATTEMPTS = 3
@@ -57,6 +63,8 @@ WRITE_WORKERS = 8
 
 # A VM's progress through the task, one stage at a time.
 PLANNED, WRITTEN, ACTED, SETTLED, FAILED = "planned", "written", "acted", "settled", "failed"
+# Wait targets that need the VMIs watched first (the VM's own status follows them).
+VMI_TARGETS = ("stopped", "restarted", "paused", "unpaused")
 
 
 def vmi_active(vmi):
@@ -66,6 +74,11 @@ def vmi_active(vmi):
     if (vmi.get("metadata") or {}).get("deletionTimestamp"):
         return False
     return (vmi.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def vmi_paused(vmi):
+    """The VMI's Paused condition is True (paused by a user, at start, by the migration monitor or an I/O error)."""
+    return bool(vmi) and cmp.is_true(vmi, "Paused")
 
 
 def _key(ns, name):
@@ -95,9 +108,9 @@ class VM(object):
         self.result = None          # the VM as last known: after the write, after the wait
         self.method = None          # the planned write: create, update or delete
         self.write = None           # its Outcome
-        self.action = None          # planned lifecycle call: start, stop, restart
+        self.action = None          # planned lifecycle call: start, stop, restart, pause, unpause
         self.acted = False          # that call changed the VM (or, in check mode, would)
-        self.target = None          # what the wait waits for: ready, restarted, stopped, gone, observed
+        self.target = None          # what the wait waits for: ready, restarted, stopped, gone, observed, paused, unpaused
         self.observe = False        # a template change on a running VM: wait for the controller's verdict
         self.restart_required = False
         self.old_vmi_uid = None
@@ -295,6 +308,10 @@ class VMTask(object):
         if vm.live is None and vm.state == "restarted" and not vs.defines(vm.opts):
             raise vs.VMSpecError("VM %s does not exist, so it cannot be restarted; give its definition or use "
                                  "state=present." % vm.label)
+        if vm.live is None and vm.state == "paused":
+            # Pausing freezes a guest that runs; creating and booting one to freeze it is not what was asked.
+            raise vs.VMSpecError("VM %s does not exist, so it cannot be paused; create and start it first "
+                                 "(state=started with wait=true), then pause it." % vm.label)
         if vm.live is None and not vs.defines(vm.opts) and vm.state in ("started", "stopped"):
             raise vs.VMSpecError("VM %s does not exist and no spec was given to create it; give spec, definition or "
                                  "the VM options, or use state=present." % vm.label)
@@ -368,10 +385,18 @@ class VMTask(object):
         """Decide the subresource action and the wait target from the state and the VM after the write."""
         strategy = vs.run_strategy_of((vm.result or {}).get("spec"))
         running = vmi_active(vm.vmi)
+        paused = running and vmi_paused(vm.vmi)
         if vm.state == "started":
+            if paused:
+                # "started" means the guest runs: a paused one is unpaused (kubevirt.core does not look at pause).
+                vm.action = "unpause"
+                vm.target = "unpaused"
+                return
             if strategy not in RUNNING_STRATEGIES and not running:
                 vm.action = "start"
             vm.target = "ready"
+        elif vm.state == "paused":
+            self._plan_pause(vm, strategy, running, paused)
         elif vm.state == "stopped":
             if strategy == "Always" or (strategy != "Halted" and running):
                 vm.action = "stop"
@@ -386,13 +411,36 @@ class VMTask(object):
                     vm.action = "start"
                 vm.target = "ready"
         else:
-            if strategy in RUNNING_STRATEGIES:
+            if paused:
+                # A paused VMI is not Ready (its pod's readiness gate is False) until someone unpauses it.
+                vm.target = "paused"
+            elif strategy in RUNNING_STRATEGIES:
                 vm.target = "ready"
             elif strategy == "Halted":
                 vm.target = "stopped"
 
+    @staticmethod
+    def _plan_pause(vm, strategy, running, paused):
+        """state=paused: pause a running VMI, leave a paused one alone, refuse one that does not run (no request)."""
+        phase = ((vm.vmi or {}).get("status") or {}).get("phase")
+        if paused:
+            vm.target = "paused"
+        elif running and phase == "Running" and strategy != "Halted":
+            vm.action = "pause"
+            vm.target = "paused"
+        elif running and strategy != "Halted":
+            vm.fail("VM %s is not running yet (VMI phase %s), so it cannot be paused; wait until it runs "
+                    "(state=started with wait=true), then pause it." % (vm.label, phase or "not set"))
+        else:
+            status = ((vm.result or {}).get("status") or {}).get("printableStatus") or "Stopped"
+            vm.fail("VM %s is not running (%s), so it cannot be paused; start it first (state=started with "
+                    "wait=true), then pause it." % (vm.label, status))
+
     def act(self, vm):
-        """Call the start/stop/restart subresource (predicted in check mode); 409 "already so" is no change."""
+        """Call the start/stop/restart (VM) or pause/unpause (VMI) subresource, predicted in check mode.
+
+        A 409 "already so" is no change.
+        """
         if vm.error or not vm.action:
             return
         if self.check_mode:
@@ -406,10 +454,11 @@ class VMTask(object):
                 body["gracePeriodSeconds"] = self.grace_period_seconds
             elif vm.action == "stop":
                 body["gracePeriod"] = self.grace_period_seconds
-        sub = _kinds.VM_SUBRESOURCE
-        # start and stop end in the same state when sent twice (the second gets 409 "already so"), so the client
-        # may retry them; a restart sent twice restarts twice, so after a lost answer the VMI is checked first.
-        repeatable = vm.action in ("start", "stop")
+        sub = _kinds.VMI_SUBRESOURCE if vm.action in VMI_ACTIONS else _kinds.VM_SUBRESOURCE
+        # start, stop, pause and unpause end in the same state when sent twice (the second gets 409 "already so"),
+        # so the client may retry them; a restart sent twice restarts twice, so after a lost answer the VMI is
+        # checked first.
+        repeatable = vm.action != "restart"
         client = getattr(self.api, "client", None)
         retries_before = getattr(client, "retries", 0)
         attempt = 0
@@ -422,7 +471,7 @@ class VMTask(object):
                 return
             except ApiError as err:
                 text = (err.msg or "").lower()
-                if err.status == 409 and ("already running" in text or "not running" in text or "already stopped" in text):
+                if err.status == 409 and any(words in text for words in ALREADY_SO[vm.action]):
                     # On a retry this is what the attempt whose answer was lost did.
                     vm.acted = vm.acted or getattr(client, "retries", 0) > retries_before
                     vm.stage = ACTED
@@ -468,6 +517,11 @@ class VMTask(object):
             return False
         if target == "ready":
             return cmp.is_true(vm_obj, "Ready")
+        if target == "paused":
+            return vmi_paused(vmi_obj) and (vm_obj.get("status") or {}).get("printableStatus") == "Paused"
+        if target == "unpaused":
+            return (vmi_active(vmi_obj) and not vmi_paused(vmi_obj) and cmp.is_true(vmi_obj, "Ready")
+                    and cmp.is_true(vm_obj, "Ready") and (vm_obj.get("status") or {}).get("printableStatus") != "Paused")
         if target == "restarted":
             uid = ((vmi_obj or {}).get("metadata") or {}).get("uid")
             return bool(uid) and uid != vm.old_vmi_uid and cmp.is_true(vmi_obj, "Ready") and cmp.is_true(vm_obj, "Ready")
@@ -492,7 +546,7 @@ class VMTask(object):
             group = [vm for vm in vms if vm.namespace == ns]
             if not group:
                 continue
-            vmi_group = [vm for vm in group if vm.target in ("stopped", "restarted")]
+            vmi_group = [vm for vm in group if vm.target in VMI_TARGETS]
             if vmi_group:
                 store, done = self._watch(self.vmi_kind, ns, vmi_group, self._vmi_settled)
                 ok = done and ok
@@ -502,7 +556,7 @@ class VMTask(object):
             ok = done and ok
             for vm in group:
                 obj = store.get(vm.name, ns)
-                settled = self.satisfied(vm, obj, vm.vmi) and (vm.target not in ("stopped", "restarted")
+                settled = self.satisfied(vm, obj, vm.vmi) and (vm.target not in VMI_TARGETS
                                                                or self._vmi_settled(vm, vm.vmi))
                 vm.stage = SETTLED if settled else (ACTED if vm.acted else WRITTEN)
                 if obj is not None:
@@ -513,6 +567,10 @@ class VMTask(object):
     def _vmi_settled(self, vm, vmi):
         if vm.target == "stopped":
             return vmi is None
+        if vm.target == "paused":
+            return vmi_paused(vmi)
+        if vm.target == "unpaused":
+            return vmi_active(vmi) and not vmi_paused(vmi) and cmp.is_true(vmi, "Ready")
         uid = ((vmi or {}).get("metadata") or {}).get("uid")
         return bool(uid) and uid != vm.old_vmi_uid and cmp.is_true(vmi, "Ready")
 
@@ -548,7 +606,9 @@ class VMTask(object):
                 vm.restart_required = cmp.is_true(vm.result, "RestartRequired")
         if self.restart_if_required:
             for vm in self.vms:
-                if vm.restart_required and not vm.error and vm.state not in ("absent", "stopped") and vm.action is None:
+                # A restart would unpause a paused VM (its new VMI runs): state=paused only reports restart_required.
+                if vm.restart_required and not vm.error and vm.state not in ("absent", "stopped", "paused") \
+                        and vm.action is None:
                     vm.action = "restart"
                     vm.old_vmi_uid = ((vm.vmi or {}).get("metadata") or {}).get("uid")
                     vm.target = "restarted"

@@ -19,7 +19,7 @@ from collections import namedtuple
 
 RUN_STRATEGIES = ["Always", "Halted", "Manual", "RerunOnFailure", "Once"]
 EVICTION_STRATEGIES = ["None", "LiveMigrate", "LiveMigrateIfPossible", "External"]
-STATES = ["present", "absent", "started", "stopped", "restarted", "restart"]
+STATES = ["present", "absent", "started", "stopped", "restarted", "restart", "paused"]
 
 # How an option's value makes a task "define" the VM (create it, or write more than its run state):
 # TRUTHY: any true value; NOT_NONE: any given value, false too (running=false halts the VM);

@@ -49,7 +49,8 @@ def timeout_message(task):
     if not pending:
         return None
     goal = {"ready": "Ready", "restarted": "Ready with a new VMI", "stopped": "stopped (VMI gone)",
-            "gone": "deleted", "observed": "observed by the controller"}
+            "gone": "deleted", "observed": "observed by the controller", "paused": "paused (VMI condition Paused)",
+            "unpaused": "unpaused and Ready"}
     dvs = _data_volumes(task.api, pending)
     parts = []
     for vm in pending[:MAX_NAMED]:

@@ -214,7 +214,7 @@ def check_state(p, state):
     if state == "stopped" and strategy == "Always":
         raise VMSpecError("state=stopped contradicts %s: the VM would be started again; drop %s or use run_strategy=Halted."
                           % (given, given.split("=")[0]))
-    if state in ("started", "restarted", "restart") and strategy == "Halted":
+    if state in ("started", "restarted", "restart", "paused") and strategy == "Halted":
         raise VMSpecError("state=%s contradicts %s: the VM would be stopped again; drop %s or use run_strategy=Always."
                           % (state, given, given.split("=")[0]))
 
