@@ -16,7 +16,7 @@ version_added: 1.0.0
 author:
   - virtfleet.kubevirt contributors (@virtfleet)
 description:
-  - Create, update, delete, start, stop and restart KubeVirt C(VirtualMachines).
+  - Create, update, delete, start, stop, restart, pause and unpause KubeVirt C(VirtualMachines).
   - Options and return values are those of C(kubevirt.core.kubevirt_vm) 2.x, so a playbook migrates by changing
     the collection prefix. Beyond it, the module builds common VMs from a few options (O(cpu), O(memory),
     O(boot_disk), O(cloud_init), O(networks), ...), declares many VMs in one task with O(vms), and waits exactly.
@@ -33,6 +33,10 @@ description:
   - Unlike C(kubevirt.core), the deprecated C(spec.running) is never sent unless O(running) is set, the run
     strategy is only defaulted (to C(Always)) when the VM is created and never changed on update unless
     O(run_strategy) or O(running) is given, and check mode predicts lifecycle states from the VM's current state.
+  - Also unlike C(kubevirt.core), which does not look at pause, O(state=started) unpauses a paused VM, and
+    O(state=paused) pauses running ones. Pause is a state of this module rather than a module of its own because
+    it is the run state of a VM, like started and stopped; so O(vms) pauses many VMs in one task with the same
+    check mode, outcomes and single-deadline wait as every other state.
 options:
   name:
     description:
@@ -79,11 +83,25 @@ options:
       - V(restarted) restarts a running VM (C(restart) subresource) or starts a stopped one; it always reports a change.
         V(restart) is a synonym of V(restarted) that only this collection accepts (C(kubevirt.core) 2.3.0 has no such
         choice).
-      - With O(wait), V(started) waits for the VM's C(Ready) condition, V(stopped) until its C(VirtualMachineInstance)
-        is gone, V(restarted) until a new C(VirtualMachineInstance) (another uid) is Ready, V(absent) until the VM is gone.
+      - V(paused) makes sure the VM runs with its guest paused (the C(VirtualMachineInstance)'s condition C(Paused)
+        is true, the VM's C(printableStatus) is C(Paused)). A running VM is paused through the
+        C(VirtualMachineInstance)'s C(pause) subresource; a paused one is not touched. A VM that does not run (or
+        whose C(VirtualMachineInstance) does not run yet) is not started; that VM fails, with no request sent for
+        it, and the others of the task are still handled. Pausing freezes a guest that runs; booting a stopped guest
+        (its services, cloud-init, side effects) only to freeze it is rarely what was meant, so start it first
+        (V(started) with O(wait)), then pause it. A VM that does not exist is not created with V(paused). This
+        collection only (C(kubevirt.core) has no such choice).
+      - A paused VM is unpaused by V(started) (C(unpause) subresource), since started means the guest runs. V(stopped)
+        stops it and V(restarted) restarts it as KubeVirt allows on a paused VM; the new C(VirtualMachineInstance)
+        of a restart runs unpaused. V(present) leaves the pause as it is.
+      - With O(wait), V(started) waits for the VM's C(Ready) condition (after an unpause also for the C(Paused)
+        condition to be gone), V(stopped) until its C(VirtualMachineInstance) is gone, V(restarted) until a new
+        C(VirtualMachineInstance) (another uid) is Ready, V(paused) until the C(VirtualMachineInstance)'s C(Paused)
+        condition is true and the VM reports C(Paused), V(absent) until the VM is gone. A paused VM is not Ready, so
+        V(present) with O(wait) waits for it to be reported paused instead.
     type: str
     default: present
-    choices: [present, absent, started, stopped, restarted, restart]
+    choices: [present, absent, started, stopped, restarted, restart, paused]
   definition:
     description:
       - A complete C(VirtualMachine) manifest, used as given. O(name) and O(namespace) fill in missing metadata.
@@ -280,7 +298,7 @@ options:
       state:
         description: See O(state); defaults to the top-level O(state).
         type: str
-        choices: [present, absent, started, stopped, restarted, restart]
+        choices: [present, absent, started, stopped, restarted, restart, paused]
       definition:
         description: See O(definition).
         type: dict
@@ -458,6 +476,7 @@ options:
     description:
       - When a running VM's new spec only takes effect after a restart (condition C(RestartRequired)), restart it.
       - Without this the result reports RV(restart_required) and the VM keeps running with its old spec.
+      - Not with O(state=paused), where a restart would unpause the VM; RV(restart_required) is reported.
     type: bool
     default: false
   grace_period_seconds:
@@ -495,7 +514,8 @@ options:
 attributes:
   idempotent:
     support: partial
-    details: O(state=restarted) restarts the VM on every run and always reports a change; every other state is idempotent.
+    details: O(state=restarted) restarts the VM on every run and always reports a change; every other state (also
+      O(state=paused)) is idempotent.
 extends_documentation_fragment:
   - virtfleet.kubevirt._auth
   - virtfleet.kubevirt._wait
@@ -506,7 +526,13 @@ requirements:
   - kubernetes >= 28.1.0
 notes:
   - Check mode sends every write as a server-side dry run (C(dryRun=All)), so admission webhooks and validation run
-    and RV(diff) shows what the server would store. Start, stop and restart are predicted from the current state.
+    and RV(diff) shows what the server would store. Start, stop, restart, pause and unpause are predicted from the
+    current state of the VM and its C(VirtualMachineInstance) (no request), and report a change only when the real
+    run would act.
+  - "Request budget with O(state=paused) (and O(state=started) on paused VMs): one list of VMs and one of
+    C(VirtualMachineInstances) per namespace (one GET each for a single VM), one C(PUT) of the C(pause) (C(unpause))
+    subresource per VM that is not yet paused (unpaused), none on a re-run; with O(wait), one list and at most one
+    watch of C(VirtualMachineInstances) and of VMs per namespace."
   - When a spec change of a running VM needs a restart, RV(restart_required) is true. With O(wait) the module first
     waits until the controller has seen the change and reports its C(RestartRequired) condition; without O(wait)
     the value is predicted (the VMI template changed while the VM runs).
@@ -600,6 +626,22 @@ EXAMPLES = r'''
       - {name: web2, namespace: team-b}
   register: declared    # declared.namespaces_created: the namespaces this run created
 
+- name: Pause the web tier's VMs (one pause request per running VM, none for those already paused)
+  virtfleet.kubevirt.kubevirt_vm:
+    namespace: vms
+    vms:
+      - {name: web1}
+      - {name: web2}
+    state: paused
+    wait: true
+
+- name: Let them run again (unpause)
+  virtfleet.kubevirt.kubevirt_vm:
+    namespace: vms
+    vms: [{name: web1}, {name: web2}]
+    state: started
+    wait: true
+
 - name: Delete a VM
   virtfleet.kubevirt.kubevirt_vm:
     name: web1
@@ -619,7 +661,9 @@ method:
   type: str
   sample: create
 action:
-  description: The lifecycle subresource called (or predicted in check mode), C(start), C(stop) or C(restart).
+  description:
+    - The lifecycle subresource called (or predicted in check mode), C(start), C(stop) or C(restart) of the VM, or
+      C(pause) or C(unpause) of its C(VirtualMachineInstance).
   returned: when one was needed, without O(vms)
   type: str
   sample: start
@@ -694,7 +738,7 @@ results:
           or C(failed). A failed task lists every VM by outcome in its message.
       type: str
     action:
-      description: C(start), C(stop) or C(restart), when called.
+      description: C(start), C(stop), C(restart), C(pause) or C(unpause), when called.
       type: str
     result:
       description: The VM object.
