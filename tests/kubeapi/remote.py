@@ -475,10 +475,14 @@ VM_RULE = {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["vi
            "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
 VMI_CREATE_RULE = {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["virtualmachineinstances"],
                    "operations": ["CREATE"], "scope": "Namespaced"}
+VMIM_CREATE_RULE = {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["virtualmachineinstancemigrations"],
+                    "operations": ["CREATE"], "scope": "Namespaced"}
 WEBHOOKS = {
     "virt": [("virtualmachines-mutator.kubevirt.io", True, [VM_RULE]),
              ("virtualmachineinstances-mutator.kubevirt.io", True, [VMI_CREATE_RULE]),
-             ("virtualmachine-validator.kubevirt.io", False, [VM_RULE])],
+             ("migrations-mutator.kubevirt.io", True, [VMIM_CREATE_RULE]),
+             ("virtualmachine-validator.kubevirt.io", False, [VM_RULE]),
+             ("migration-create-validator.kubevirt.io", False, [VMIM_CREATE_RULE])],
     "cdi": [("virtualmachineinstances-mutator.kubevirt.io", True, [VMI_CREATE_RULE])],
     "operators": [("kubevirt-validator.kubevirt.io", False, [
         {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["kubevirts"], "operations": ["DELETE"],
@@ -917,7 +921,8 @@ class RemoteApp:
             if n == "virt":
                 from .controllers.virt import VirtController
                 from .controllers.webhooks import KubeVirtWebhooks
-                controllers += [VirtController(self, workers=self.workers), KubeVirtWebhooks(self)]
+                from .controllers.snapshot import SnapshotController
+                controllers += [VirtController(self, workers=self.workers), KubeVirtWebhooks(self), SnapshotController(self)]
             elif n == "cdi":
                 from .controllers.cdi import CdiController
                 controllers.append(CdiController(self))

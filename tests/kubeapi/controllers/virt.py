@@ -12,7 +12,14 @@ every VM status sync with an active VMI compares the VM's template spec with tha
 ``RestartRequired`` in the same status write as ``observedGeneration`` (no live updates are simulated: any template
 spec change needs a restart). A new VMI clears it.
 The VM admission checks (runStrategy, running) are in webhooks.py.
+Live migration as in v1.9: the VMI's LiveMigratable condition as virt-handler computes it (live_migration_condition),
+VirtualMachineInstanceMigration phases with the VMI's migrationState, a target node that is never the source, cordoned
+or NotReady and matches the VMI's nodeSelector and the migration's addedNodeSelector (none: Scheduling until the
+unschedulable timeout, then Failed), a transfer as long as guest memory / migrations.bandwidthPerMigration of the
+KubeVirt CR (one step without it), and cancel by deleting an in-flight migration (abortStatus Succeeded, the VMI stays).
+virt-api's migration admission (not migratable, in flight) is in webhooks.py.
 """
+import datetime
 import functools
 import itertools
 import uuid
@@ -28,6 +35,21 @@ VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
 NODES = ("", "nodes")
 CONTROLLER_REVISIONS = ("apps", "controllerrevisions")
 FINALIZER = "kubevirt.io/virtualMachineControllerFinalize"
+# staging/src/kubevirt.io/api/core/v1/types.go: VirtualMachineInstanceMigrationFinalizer, NodeNameLabel,
+# MigrationUnschedulablePodTimeoutSecondsAnnotation; migration.go: defaultUnschedulablePendingTimeoutSeconds
+MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize"
+NODE_NAME_LABEL = "kubevirt.io/nodeName"
+MIGRATION_UNSCHEDULABLE_TIMEOUT_ANNOTATION = "kubevirt.io/migrationUnschedulablePodTimeoutSeconds"
+DEFAULT_UNSCHEDULABLE_TIMEOUT = 300
+# pkg/network/vmispec/interface.go:VerifyVMIMigratable, pkg/virt-handler/vm.go:checkVolumesForMigration and
+# vmiContainsNonMigratablePCIHostDevices: the messages of the LiveMigratable condition
+BRIDGE_NOT_MIGRATABLE = "cannot migrate VMI which does not use masquerade or a migratable plugin to connect to the pod network"
+PVC_NOT_SHARED = ("cannot migrate VMI: PVC %s is not shared, live migration requires that all PVCs must be shared "
+                  "(using ReadWriteMany access mode)")
+PVC_UNKNOWN = ("cannot migrate VMI: Unable to determine if PVC %s is shared, live migration requires that all PVCs must "
+               "be shared (using ReadWriteMany access mode)")
+ALLOW_BRIDGE_MIGRATION_ANNOTATION = "kubevirt.io/allow-pod-bridge-network-live-migration"
+SHARED_ACCESS_MODES = ("ReadWriteMany",)
 # staging/src/kubevirt.io/api/core/v1/types.go: ControllerAPI{Latest,Storage}VersionObservedAnnotation; the values
 # are register.go's ApiLatestVersion and ApiStorageVersion ("v1" both in v1.9.0).
 OBSERVED_API_VERSIONS = {"kubevirt.io/latest-observed-api-version": "v1", "kubevirt.io/storage-observed-api-version": "v1"}
@@ -65,6 +87,88 @@ def legacy_firmware_uuid(name):
 def vm_revision_name(vm_uid, generation):
     """pkg/virt-controller/watch/vm/vm.go:getVMRevisionName: ``revision-start-vm-<vm uid>-<generation>``."""
     return "revision-start-vm-%s-%d" % (vm_uid, generation)
+
+
+_QUANTITY = {"Ki": 1024, "Mi": 1024 ** 2, "Gi": 1024 ** 3, "Ti": 1024 ** 4, "k": 1000, "M": 1000 ** 2,
+             "G": 1000 ** 3, "T": 1000 ** 4}
+
+
+def parse_quantity(value):
+    """A Kubernetes quantity ("64Mi", "1G", "1048576") in bytes, None when absent or not understood."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    for suffix in sorted(_QUANTITY, key=len, reverse=True):
+        if text.endswith(suffix):
+            try:
+                return float(text[:-len(suffix)]) * _QUANTITY[suffix]
+            except ValueError:
+                return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def guest_memory_bytes(vmi):
+    """domain.memory.guest, else resources.requests.memory, else 128Mi (what the transfer has to copy)."""
+    domain = (vmi.get("spec") or {}).get("domain") or {}
+    mem = (domain.get("memory") or {}).get("guest") or ((domain.get("resources") or {}).get("requests") or {}).get("memory")
+    return parse_quantity(mem) or 128 * 1024 ** 2
+
+
+def live_migration_condition(vmi, store):
+    """pkg/virt-handler/vm.go:calculateLiveMigrationCondition for what the emulator can know, in its order:
+    interfaces (pkg/network/vmispec/interface.go:VerifyVMIMigratable: the pod network's interface must be masquerade
+    or passt, or bridge with the allow-pod-bridge-network-live-migration annotation), host devices and GPUs
+    (vmiContainsNonMigratablePCIHostDevices, no VGPULiveMigration gate), then volumes (checkVolumesForMigration: every
+    PVC or DataVolume claim must be ReadWriteMany; the access modes come from the PVC, else the DataVolume's
+    spec.pvc/spec.storage, as CDI would bind it). containerDisk, cloudInitNoCloud and the like are migratable (block
+    migration). Returns the condition dict."""
+    spec = vmi.get("spec") or {}
+    devices = (spec.get("domain") or {}).get("devices") or {}
+    ifaces = devices.get("interfaces") or []
+    pod = next((n for n in spec.get("networks") or [] if "pod" in n), None)
+    if ifaces and pod is not None:
+        primary = next((i for i in ifaces if i.get("name") == pod.get("name")), None)
+        if primary is None:
+            return _cond("LiveMigratable", "False", "InterfaceNotLiveMigratable",
+                         "no primary interface found for network %s" % pod.get("name"))
+        allowed = "masquerade" in primary or "passtBinding" in primary or (
+            "bridge" in primary and ALLOW_BRIDGE_MIGRATION_ANNOTATION in (vmi["metadata"].get("annotations") or {}))
+        if not allowed:
+            return _cond("LiveMigratable", "False", "InterfaceNotLiveMigratable", BRIDGE_NOT_MIGRATABLE)
+    if devices.get("hostDevices"):
+        return _cond("LiveMigratable", "False", "HostDeviceNotLiveMigratable",
+                     "VMI specifies non-migratable generic PCI host device")
+    gpus = devices.get("gpus") or []
+    if len(gpus) > 1:
+        return _cond("LiveMigratable", "False", "HostDeviceNotLiveMigratable", "VMI specifies too many GPUs")
+    if gpus:
+        return _cond("LiveMigratable", "False", "HostDeviceNotLiveMigratable",
+                     "VMI specifies a GPU but feature gate VGPULiveMigration is not enabled")
+    ns = vmi["metadata"].get("namespace")
+    for volume in spec.get("volumes") or []:
+        claim = (volume.get("persistentVolumeClaim") or {}).get("claimName") or (volume.get("dataVolume") or {}).get("name")
+        if not claim:
+            continue
+        modes = claim_access_modes(store, ns, claim)
+        if modes is None:
+            return _cond("LiveMigratable", "False", "DisksNotLiveMigratable", PVC_UNKNOWN % claim)
+        if not any(m in SHARED_ACCESS_MODES for m in modes):
+            return _cond("LiveMigratable", "False", "DisksNotLiveMigratable", PVC_NOT_SHARED % claim)
+    return _cond("LiveMigratable", "True")
+
+
+def claim_access_modes(store, ns, claim):
+    pvc = store.get(("", "persistentvolumeclaims"), ns, claim)
+    if pvc is not None:
+        return ((pvc.get("status") or {}).get("accessModes") or (pvc.get("spec") or {}).get("accessModes") or [])
+    dv = store.get(("cdi.kubevirt.io", "datavolumes"), ns, claim)
+    if dv is not None:
+        dspec = dv.get("spec") or {}
+        return (dspec.get("pvc") or dspec.get("storage") or {}).get("accessModes") or ["ReadWriteOnce"]
+    return None
 
 
 def _cond(ctype, status, reason="", message=""):
@@ -424,7 +528,9 @@ class VirtController(Controller):
                 if deleting or (strategy == "Halted" and phase != "Succeeded"):
                     st["printableStatus"] = "Stopping"
                 elif phase == "Running":
-                    st["printableStatus"] = "Paused" if paused else "Running"
+                    # vm.go:setPrintableStatus -> isVirtualMachineStatusMigrating: a migration in flight.
+                    migrating = vst.get("migrationState") and not vst["migrationState"].get("completed")
+                    st["printableStatus"] = "Paused" if paused else ("Migrating" if migrating else "Running")
                 elif phase in ("Succeeded", "Failed"):
                     st["printableStatus"] = "Stopped" if phase == "Succeeded" else "CrashLoopBackOff"
                 elif phase in ("", "Pending", "Scheduling", "Scheduled"):
@@ -539,7 +645,7 @@ class VirtController(Controller):
                 st["migrationMethod"] = "BlockMigration"
                 st["migrationTransport"] = "Unix"
                 _set_cond(conds, _cond("Ready", "True"))
-                _set_cond(conds, _cond("LiveMigratable", "True"))
+                _set_cond(conds, live_migration_condition(o, self.store))
                 _set_cond(conds, _cond("AgentConnected", "True"))
                 if (o.get("spec") or {}).get("startStrategy") == "Paused":
                     _set_cond(conds, _cond("Paused", "True", "PausedStartStrategy",
@@ -587,62 +693,236 @@ class VirtController(Controller):
         self.api.write_status(self._rt(VMI), ns, name, drop, "virt-controller")
 
     # --- migrations ----------------------------------------------------------------------------------------
+    # pkg/virt-controller/watch/migration/migration.go (Controller.sync/updateStatus) and virt-handler's migration
+    # source/target (pkg/virt-handler/vm.go): Pending -> Scheduling (target pod created) -> Scheduled (target pod
+    # scheduled) -> PreparingTarget (handed off: the VMI's migrationState names source and target) -> TargetReady ->
+    # Running (startTimestamp) -> Succeeded (the VMI on the target node, endTimestamp, completed). A target pod that
+    # no node can take keeps the migration in Scheduling until the unschedulable timeout, then it is Failed.
+    # Deleting an in-flight migration aborts it (abortRequested, abortStatus Succeeded): the VMI stays where it was.
     MIGRATION_PHASES = ["Pending", "Scheduling", "Scheduled", "PreparingTarget", "TargetReady", "Running",
                         "Succeeded"]
+    HANDED_OFF = ("PreparingTarget", "TargetReady", "Running")
+
+    def _migration_rt(self):
+        return self._rt(VMIM)
+
+    def _unschedulable_timeout(self, mig):
+        """migration.go:getUnschedulablePendingTimeoutSeconds: the VMIM's annotation, else 300 s (scaled by the
+        emulator's step: 45 s with timing "fast", 300 s with "normal")."""
+        value = ((mig["metadata"].get("annotations") or {}).get(MIGRATION_UNSCHEDULABLE_TIMEOUT_ANNOTATION))
+        try:
+            return float(int(value))
+        except (TypeError, ValueError):
+            return DEFAULT_UNSCHEDULABLE_TIMEOUT * max(self.step, 0.01)
+
+    def _migration_run_seconds(self, vmi):
+        """How long the memory transfer takes: the guest memory over migrations.bandwidthPerMigration of the KubeVirt
+        CR (virt-handler's migration monitor), one step when no bandwidth is set (unlimited)."""
+        bandwidth = None
+        for kv in self.store.items(("kubevirt.io", "kubevirts")):
+            bandwidth = parse_quantity((((kv.get("spec") or {}).get("configuration") or {}).get("migrations") or {})
+                                       .get("bandwidthPerMigration"))
+            break
+        if not bandwidth:
+            return self.step
+        return max(self.step, guest_memory_bytes(vmi) / float(bandwidth))
 
     def sync_migration(self, ns, name):
         mig = self.store.get(VMIM, ns, name)
-        if mig is None or mig["metadata"].get("deletionTimestamp"):
+        if mig is None:
             return
+        uid = mig["metadata"]["uid"]
         phase = (mig.get("status") or {}).get("phase", "")
         if phase in ("Succeeded", "Failed"):
+            if mig["metadata"].get("deletionTimestamp") or MIGRATION_FINALIZER in (mig["metadata"].get("finalizers") or []):
+                # migration.go:updateStatus: "Remove the finalizer ... if the migration has already completed".
+                self._drop_migration_finalizer(ns, name)
+            return
+        if mig["metadata"].get("deletionTimestamp"):
+            self._later((ns, name, "vmim-abort"), self._abort_migration, ns, name, uid)
             return
         vmi = self.store.get(VMI, ns, (mig.get("spec") or {}).get("vmiName", ""))
         if vmi is None or (vmi.get("status") or {}).get("phase") != "Running":
-            self._set_migration_phase(ns, name, mig["metadata"]["uid"], "Failed")
+            self._set_migration_phase(ns, name, uid, "Failed", "VMI is not running")
             return
         nxt = self.MIGRATION_PHASES[self.MIGRATION_PHASES.index(phase) + 1] if phase else "Pending"
         if nxt == "Pending":
-            self._set_migration_phase(ns, name, mig["metadata"]["uid"], nxt)
+            self._set_migration_phase(ns, name, uid, nxt)
         else:
-            self._later((ns, name, "vmim-" + nxt), self._set_migration_phase, ns, name, mig["metadata"]["uid"], nxt)
+            delay = self._migration_run_seconds(vmi) if nxt == "Succeeded" else self.step
+            self._later((ns, name, "vmim-" + nxt), self._set_migration_phase, ns, name, uid, nxt, None, delay)
 
-    def _set_migration_phase(self, ns, name, uid, phase):
+    def _later_delay(self, key, delay, fn, *args):
+        if key in self._pending:
+            return
+        self._pending.add(key)
+
+        def run():
+            self._pending.discard(key)
+            fn(*args)
+        self.after(delay, run)
+
+    def _migration_targets(self, vmi, mig):
+        """The nodes a target pod could be scheduled to: Ready, not cordoned, not the source, matching the VMI's
+        nodeSelector and the migration's spec.addedNodeSelector (migration.go: the target pod's affinity)."""
+        source = (vmi.get("status") or {}).get("nodeName")
+        wanted = dict((vmi.get("spec") or {}).get("nodeSelector") or {})
+        wanted.update((mig.get("spec") or {}).get("addedNodeSelector") or {})
+        out = []
+        for node in self.store.items(NODES):
+            labels = node["metadata"].get("labels") or {}
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in (node.get("status") or {}).get("conditions") or [])
+            if node["metadata"]["name"] == source or not ready or (node.get("spec") or {}).get("unschedulable"):
+                continue
+            if all(labels.get(k) == v for k, v in wanted.items()):
+                out.append(node)
+        if getattr(self.app, "realguests", None) is not None:
+            out = self.app.realguests.filter_nodes(vmi, out)
+        return out
+
+    def _set_migration_phase(self, ns, name, uid, phase, reason=None, delay=None):
+        if delay is not None and delay > self.step:
+            # The Succeeded step of a slow transfer: wait the rest of it (an abort in between wins).
+            self._later_delay((ns, name, "vmim-run"), delay - self.step, self._set_migration_phase, ns, name, uid,
+                              phase, reason)
+            return
         mig = self.store.get(VMIM, ns, name)
-        if mig is None or mig["metadata"]["uid"] != uid:
+        if mig is None or mig["metadata"]["uid"] != uid or mig["metadata"].get("deletionTimestamp"):
+            return
+        if (mig.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             return
         vmi_name = (mig.get("spec") or {}).get("vmiName", "")
         vmi = self.store.get(VMI, ns, vmi_name)
-        source = ((vmi or {}).get("status") or {}).get("nodeName")
-        target = None
-        if phase == "Succeeded" and vmi is not None:
-            candidates = [n for n in self.store.items(NODES) if n["metadata"]["name"] != source and not
-                          (n.get("spec") or {}).get("unschedulable")]
-            if not candidates:
+        status = mig.get("status") or {}
+        target = status.get("migrationState", {}).get("targetNode") if status.get("migrationState") else None
+        if phase != "Failed" and (vmi is None or (vmi.get("status") or {}).get("phase") != "Running"):
+            phase, reason = "Failed", "VMI is not running"
+        if phase == "Scheduled":
+            nodes = self._migration_targets(vmi, mig)
+            if not nodes:
+                entered = next((t.get("phaseTransitionTimestamp") for t in status.get("phaseTransitionTimestamps") or []
+                                if t.get("phase") == "Scheduling"), None)
+                waited = self._since(entered)
+                if waited < self._unschedulable_timeout(mig):
+                    # The target pod stays Pending (Unschedulable); the scheduler tries again as nodes change.
+                    self._later_delay((ns, name, "vmim-Scheduled"), self.step, self._set_migration_phase, ns, name,
+                                      uid, "Scheduled")
+                    return
+                # migration.go:handlePendingPodTimeout deletes the target pod, then the migration is interrupted.
                 phase = "Failed"
+                reason = "unschedulable pod %s/%s timeout period exceeded" % (ns, self._target_pod(mig))
             else:
-                target = candidates[next(self._node_rr) % len(candidates)]["metadata"]["name"]
+                target = nodes[next(self._node_rr) % len(nodes)]["metadata"]["name"]
+        source = ((vmi or {}).get("status") or {}).get("nodeName")
+        vmi_state = None
+        if phase == "PreparingTarget":
+            # migration.go:handleTargetPodHandoff: the VMI's migrationState names both ends of this migration.
+            vmi_state = {"migrationUid": uid, "sourceNode": source, "targetNode": target,
+                         "sourcePod": self._source_pod(vmi), "targetPod": self._target_pod(mig)}
+        elif phase == "Running":
+            vmi_state = {"startTimestamp": now(), "mode": "PreCopy", "targetNodeDomainDetected": True}
+        elif phase == "Succeeded":
+            vmi_state = {"endTimestamp": now(), "completed": True, "targetNodeDomainReadyTimestamp": now()}
+        elif phase == "Failed" and status.get("phase") in self.HANDED_OFF:
+            vmi_state = {"endTimestamp": now(), "completed": True, "failed": True, "failureReason": reason}
+        if vmi_state is not None:
+            self._write_vmi_migration(ns, vmi_name, uid, vmi_state, move_to=target if phase == "Succeeded" else None)
+        self._write_migration_status(ns, name, phase, target, reason)
 
-        if target is not None:
-            # The VMI moves before the migration reports Succeeded, as clients read it in that order.
-            def move(o):
-                st = o.setdefault("status", {})
-                st["nodeName"] = target
-                o["metadata"].setdefault("labels", {})["kubevirt.io/nodeName"] = target
-                st["migrationState"] = {"completed": True, "sourceNode": source, "targetNode": target,
-                                        "migrationUid": uid, "startTimestamp": now(), "endTimestamp": now(),
-                                        "mode": "PreCopy"}
-            self.api.write_status(self._rt(VMI), ns, vmi_name, move, "virt-handler")
+    @staticmethod
+    def _since(stamp):
+        if not stamp:
+            return 0.0
+        then = datetime.datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+        return (datetime.datetime.now(datetime.timezone.utc) - then).total_seconds()
 
+    @staticmethod
+    def _source_pod(vmi):
+        pods = ((vmi or {}).get("status") or {}).get("activePods") or {}
+        return next(iter(pods), "")
+
+    @staticmethod
+    def _target_pod(mig):
+        return "virt-launcher-%s-%s" % ((mig.get("spec") or {}).get("vmiName", ""), mig["metadata"]["uid"][:5])
+
+    def _write_vmi_migration(self, ns, vmi_name, uid, fields, move_to=None):
+        def mutate(o):
+            st = o.setdefault("status", {})
+            state = st.get("migrationState") or {}
+            if state.get("migrationUid") not in (None, uid):
+                if "sourceNode" not in fields:
+                    return False    # another migration took the VMI over
+                state = {}
+            state.update(fields)
+            st["migrationState"] = state
+            if move_to:
+                # virt-handler on the target: the VMI now runs there (nodeName, its label, the new pod).
+                st["nodeName"] = move_to
+                o["metadata"].setdefault("labels", {})[NODE_NAME_LABEL] = move_to
+                st["activePods"] = {uid[:8] + "-pod": move_to}
+        self.api.write_status(self._rt(VMI), ns, vmi_name, mutate, "virt-handler")
+
+    def _write_migration_status(self, ns, name, phase, target=None, reason=None):
         def mutate(o):
             st = o.setdefault("status", {})
             st["phase"] = phase
-            st.setdefault("phaseTransitionTimestamps", []).append({"phase": phase,
-                                                                   "phaseTransitionTimestamp": now()})
-            if phase == "Failed" and not st.get("migrationState"):
-                st["migrationState"] = {"failed": True, "completed": True, "failureReason":
-                                        "VMI is not running or no other node is schedulable"}
-        self.api.write_status(self._rt(VMIM), ns, name, mutate, "virt-controller")
+            st.setdefault("phaseTransitionTimestamps", []).append({"phase": phase, "phaseTransitionTimestamp": now()})
+            if phase == "Scheduling":
+                st["migrationState"] = {"targetPod": self._target_pod(o)}
+            if target and phase in ("Scheduled", "PreparingTarget"):
+                st.setdefault("migrationState", {})["targetNode"] = target
+            if phase in ("Succeeded", "Failed"):
+                # migration.go:updateStatus: a final migration keeps the VMI's migrationState of this migration.
+                vmi = self.store.get(VMI, ns, (o.get("spec") or {}).get("vmiName", ""))
+                state = clone(((vmi or {}).get("status") or {}).get("migrationState") or {})
+                if state.get("migrationUid") == o["metadata"]["uid"]:
+                    st["migrationState"] = state
+                elif phase == "Failed":
+                    st["migrationState"] = dict(st.get("migrationState") or {}, failed=True, completed=True)
+                if phase == "Failed" and reason:
+                    st.setdefault("migrationState", {}).setdefault("failureReason", reason)
+        self.api.write_status(self._migration_rt(), ns, name, mutate, "virt-controller")
+
+    def _abort_migration(self, ns, name, uid):
+        """An in-flight migration being deleted (migration.go:sync, ``migration.DeletionTimestamp != nil``): before the
+        hand-off it fails at once (condition migrationAbortRequested); after it, markMigrationAbortInVmiStatus sets
+        abortRequested and virt-handler aborts the transfer (migrationState.abortStatus Succeeded, failed): the VMI
+        stays on its source node. Then the finalizer goes and the migration with it."""
+        mig = self.store.get(VMIM, ns, name)
+        if mig is None or mig["metadata"]["uid"] != uid:
+            return
+        phase = (mig.get("status") or {}).get("phase", "")
+        vmi_name = (mig.get("spec") or {}).get("vmiName", "")
+        if phase in self.HANDED_OFF:
+            self._write_vmi_migration(ns, vmi_name, uid, {"abortRequested": True, "abortStatus": "Succeeded",
+                                                          "failed": True, "completed": True, "endTimestamp": now(),
+                                                          "failureReason": "Live migration aborted "})
+
+        def mutate(o):
+            st = o.setdefault("status", {})
+            conds = st.setdefault("conditions", [])
+            if not any(c.get("type") == "migrationAbortRequested" for c in conds):
+                conds.append({"type": "migrationAbortRequested", "status": "True", "lastProbeTime": now(),
+                              "lastTransitionTime": None})
+            if st.get("phase") not in ("Succeeded", "Failed"):
+                st["phase"] = "Failed"
+                st.setdefault("phaseTransitionTimestamps", []).append({"phase": "Failed",
+                                                                       "phaseTransitionTimestamp": now()})
+        self.api.write_status(self._migration_rt(), ns, name, mutate, "virt-controller")
+        self._drop_migration_finalizer(ns, name)
+
+    def _drop_migration_finalizer(self, ns, name):
+        mig = self.store.get(VMIM, ns, name)
+        if mig is None or MIGRATION_FINALIZER not in (mig["metadata"].get("finalizers") or []):
+            return
+        rest = [f for f in mig["metadata"]["finalizers"] if f != MIGRATION_FINALIZER]
+        ops = [{"op": "test", "path": "/metadata/finalizers", "value": mig["metadata"]["finalizers"]},
+               {"op": "replace", "path": "/metadata/finalizers", "value": rest}]
+        try:
+            self.api.patch(self._migration_rt(), "v1", ns, name, "application/json-patch+json", ops, self._opts())
+        except errors.ApiError:
+            pass    # changed in between: its event brings the migration back here
 
     # --- subresources (virt-api) -------------------------------------------------------------------------
     def _get_vm(self, ns, name):

@@ -31,6 +31,11 @@ from . import Controller
 VM = ("kubevirt.io", "virtualmachines")
 VMI = ("kubevirt.io", "virtualmachineinstances")
 KUBEVIRTS = ("kubevirt.io", "kubevirts")
+VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
+# staging/src/kubevirt.io/api/core/v1/types.go: MigrationSelectorLabel, VirtualMachineInstanceMigrationFinalizer
+MIGRATION_SELECTOR_LABEL = "kubevirt.io/vmi-name"
+MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize"
+MIGRATION_VALIDATOR = "migration-create-validator.kubevirt.io"
 MAC_ANNOTATION = "kubemacpool.io/transaction-timestamp"
 # staging/src/kubevirt.io/api/core/v1/types.go: PciTopologyVersionAnnotation, PciTopologyVersionV3
 PCI_TOPOLOGY_ANNOTATION = "kubevirt.io/pci-topology-version"
@@ -188,6 +193,9 @@ class KubeVirtWebhooks(Controller):
 
     # --- admission (called under the store lock by the API, for creates, updates, patches and applies) -------
     def admit(self, rtype, obj, old):
+        if rtype.key == VMIM and old is None:
+            self.admit_new_migration(obj)
+            return None
         if rtype.key == VMI and old is None:
             self.mutate_new_vmi(obj)
             return None
@@ -263,3 +271,39 @@ class KubeVirtWebhooks(Controller):
                 disk["disk"] = {}
         if supports_pcie_hotplug(spec):
             vmi.setdefault("metadata", {}).setdefault("annotations", {}).setdefault(PCI_TOPOLOGY_ANNOTATION, "v3")
+
+    # --- migrations ------------------------------------------------------------------------------------------
+    def admit_new_migration(self, mig):
+        """virt-api on a VirtualMachineInstanceMigration create: the mutator
+        (mutators/migration-create-mutator.go: addMigrationSelectorLabel, addMigrationFinalizer), then the validator
+        (admitters/migration-create-admitter.go:MigrationCreateAdmitter.Admit): the VMI exists, is not final, is
+        migratable (isMigratable: its LiveMigratable condition is not False) and has no migration in flight
+        (ensureNoMigrationConflict, by the selector label). Errors are ToAdmissionResponseError's: 400, the message."""
+        meta = mig.setdefault("metadata", {})
+        ns = meta.get("namespace")
+        vmi_name = (mig.get("spec") or {}).get("vmiName") or ""
+        meta.setdefault("labels", {})[MIGRATION_SELECTOR_LABEL] = vmi_name
+        if MIGRATION_FINALIZER not in (meta.get("finalizers") or []):
+            meta["finalizers"] = list(meta.get("finalizers") or []) + [MIGRATION_FINALIZER]
+        vmi = self.store.get(VMI, ns, vmi_name)
+        if vmi is None:
+            raise _migration_denied('the VMI "%s/%s" does not exist' % (ns, vmi_name))
+        if (vmi.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            raise _migration_denied("Cannot migrate VMI in finalized state.")
+        for cond in (vmi.get("status") or {}).get("conditions") or []:
+            if cond.get("type") == "LiveMigratable" and cond.get("status") == "False":
+                raise _migration_denied("Cannot migrate VMI, Reason: %s, Message: %s"
+                                        % (cond.get("reason", ""), cond.get("message", "")))
+        for other in self.store.items(VMIM, ns):
+            if (other["metadata"].get("labels") or {}).get(MIGRATION_SELECTOR_LABEL) != vmi_name:
+                continue
+            if (other.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            raise _migration_denied("in-flight migration detected. Active migration job (%s) is currently already in "
+                                    "progress for VMI %s." % (other["metadata"]["uid"], vmi_name))
+
+
+def _migration_denied(message):
+    """kube-apiserver's answer to a webhook's ToAdmissionResponseError (code 400, the error as the message)."""
+    return errors.ApiError(400, "BadRequest", 'admission webhook "%s" denied the request: %s'
+                           % (MIGRATION_VALIDATOR, message))
