@@ -1032,29 +1032,51 @@ class VirtController(Controller):
         return vmi
 
     def _paused(self, vmi):
-        return any(c.get("type") == "Paused" and c.get("status") == "True"
-                   for c in (vmi.get("status") or {}).get("conditions") or [])
+        """pkg/virt-api/rest/lifecycle.go validates with HasCondition(Paused): the condition, whatever its status
+        (virt-handler only ever writes it True)."""
+        return any(c.get("type") == "Paused" for c in (vmi.get("status") or {}).get("conditions") or [])
+
+    # The VMI's Ready follows its pod's, and the pod carries the readiness gate kubevirt.io/virtual-machine-unpaused
+    # (virt-controller/services/template.go:readinessGates; watch/vmi/lifecycle.go:syncPausedConditionToPod sets it
+    # False while paused), so a paused VMI is not Ready (syncReadyConditionFromPod copies kubelet's pod condition).
+    UNPAUSED_GATE = "kubevirt.io/virtual-machine-unpaused"
 
     def sub_pause(self, ns, name, body, dry):
+        """lifecycle.go:PauseVMIRequestHandler; virt-handler's vm.go:calculatePausedCondition (PausedByUser)."""
         vmi = self._get_vmi(ns, name)
         if (vmi.get("status") or {}).get("phase") != "Running":
-            raise _vmi_conflict(name, "VMI is not running")
+            raise _vmi_conflict(name, "VM is not running")
+        probe = (vmi.get("spec") or {}).get("livenessProbe")
+        if probe is not None and probe.get("guestAgentPing") is None:
+            raise errors.ApiError(403, "Forbidden", 'virtualmachineinstance.kubevirt.io "%s" is forbidden: Pausing VMIs '
+                                  'with a non-GuestAgentPing LivenessProbe is not supported' % name,
+                                  {"name": name, "group": "kubevirt.io", "kind": "virtualmachineinstance"})
         if self._paused(vmi):
             raise _vmi_conflict(name, "VMI is already paused")
         if not dry:
             def pause(o):
-                _set_cond(o["status"].setdefault("conditions", []), _cond("Paused", "True", "PausedByUser",
-                                                                          "VMI was paused by user"))
+                conds = o["status"].setdefault("conditions", [])
+                _set_cond(conds, _cond("Paused", "True", "PausedByUser", "VMI was paused by user"))
+                _set_cond(conds, _cond("Ready", "False", "ReadinessGatesNotReady", 'the status of pod readiness gate '
+                                       '"%s" is not "True", but False' % self.UNPAUSED_GATE))
             self.api.write_status(self._rt(VMI), ns, name, pause, "virt-handler")
         return 200, None
 
     def sub_unpause(self, ns, name, body, dry):
+        """lifecycle.go:UnpauseVMIRequestHandler (refused while the VM's snapshot is in progress)."""
+        vm = self.store.get(VM, ns, name)
+        if vm is not None and (vm.get("status") or {}).get("snapshotInProgress") is not None:
+            raise _vm_conflict(name, "VM snapshot is in progress")
         vmi = self._get_vmi(ns, name)
+        if (vmi.get("status") or {}).get("phase") != "Running":
+            raise _vmi_conflict(name, "VMI is not running")
         if not self._paused(vmi):
             raise _vmi_conflict(name, "VMI is not paused")
         if not dry:
             def unpause(o):
-                o["status"]["conditions"] = [c for c in o["status"].get("conditions") or [] if c["type"] != "Paused"]
+                conds = [c for c in o["status"].get("conditions") or [] if c["type"] != "Paused"]
+                _set_cond(conds, _cond("Ready", "True"))
+                o["status"]["conditions"] = conds
             self.api.write_status(self._rt(VMI), ns, name, unpause, "virt-handler")
         return 200, None
 
