@@ -49,12 +49,14 @@ def test_pause_a_batch_rerun_check_mode_unpause_and_a_stopped_vm(kubeapi, playbo
     run = playbook([
         vm_task("pause", namespace=ns, vms=items, state="paused", wait=True, wait_timeout=30),
         vm_task("pause_again", namespace=ns, vms=items, state="paused", wait=True, wait_timeout=30),
+        # present leaves the pause alone; its wait accepts a paused VM (which is never Ready).
+        vm_task("present_wait", name="p2", namespace=ns, wait=True, wait_timeout=10),
         # Check mode on a mix: p0 would be unpaused, p1 stays paused, p2 would be stopped, p3 is left as it is.
         vm_task("predict", check_mode=True, namespace=ns, vms=[
             {"name": "p0", "state": "started"}, {"name": "p1", "state": "paused"},
             {"name": "p2", "state": "stopped"}, {"name": "p3"}]),
         {"name": "info", "virtfleet.kubevirt.kubevirt_vm_info": {"namespace": ns}, "register": "info"},
-    ], register=["pause", "pause_again", "predict", "info"])
+    ], register=["pause", "pause_again", "present_wait", "predict", "info"])
     assert run.rc == 0, run
     v = run.vars
     res = v["pause"]
@@ -63,6 +65,7 @@ def test_pause_a_batch_rerun_check_mode_unpause_and_a_stopped_vm(kubeapi, playbo
     assert all(r["result"]["status"]["printableStatus"] == "Paused" for r in res["results"])
     again = v["pause_again"]
     assert again["changed"] is False and all("action" not in r for r in again["results"])
+    assert v["present_wait"]["changed"] is False and v["present_wait"]["result"]["status"]["printableStatus"] == "Paused"
     predict = v["predict"]
     assert predict["changed"] is True
     assert [(r["name"], r.get("action"), r["changed"]) for r in predict["results"]] == [
@@ -75,6 +78,10 @@ def test_pause_a_batch_rerun_check_mode_unpause_and_a_stopped_vm(kubeapi, playbo
     assert all(paused(vmi) for vmi in vmis.values())
     cond = [c for c in vmis["p0"]["status"]["conditions"] if c["type"] == "Paused"][0]
     assert cond["reason"] == "PausedByUser"
+    # A paused VMI is not Ready (its pod's readiness gate kubevirt.io/virtual-machine-unpaused is False): state=paused
+    # waits for Paused, never for Ready, and present with wait on a paused VM would otherwise hang.
+    ready = [c for c in vmis["p0"]["status"]["conditions"] if c["type"] == "Ready"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "ReadinessGatesNotReady")
 
     mark = kubeapi.mark()
     uid3 = vmis["p3"]["metadata"]["uid"]
