@@ -727,8 +727,13 @@ class SnapshotController(Controller):
             elif nv.get("memoryDump"):
                 continue
             new_volumes.append(nv)
-        spec.setdefault("template", {}).setdefault("spec", {})["volumes"] = new_volumes
-        if "dataVolumeTemplates" in spec:
+        # Volumes and DataVolumeTemplates are omitempty slices in Go: nil or empty, they are not stored at all.
+        tspec = spec.setdefault("template", {}).setdefault("spec", {})
+        tspec.pop("volumes", None)
+        spec.pop("dataVolumeTemplates", None)
+        if new_volumes:
+            tspec["volumes"] = new_volumes
+        if templates:
             spec["dataVolumeTemplates"] = templates
         rt = self._rt(VM)
         try:
