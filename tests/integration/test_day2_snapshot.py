@@ -16,12 +16,14 @@ MANAGED = "app.kubernetes.io/managed-by"
 N = 50
 
 
-def snap_task(register, ignore_errors=False, check_mode=None, **args):
+def snap_task(register, ignore_errors=False, check_mode=None, diff=None, **args):
     task = {"name": register, "virtfleet.kubevirt.kubevirt_vm_snapshot": args, "register": register}
     if ignore_errors:
         task["ignore_errors"] = True
     if check_mode is not None:
         task["check_mode"] = check_mode
+    if diff is not None:
+        task["diff"] = diff
     return task
 
 
@@ -106,7 +108,7 @@ def test_fifty_vms_snapshot_rerun_keep_check_mode_and_absent(kubeapi, playbook):
         marker(ns, 1),
         snap_task("again", snapshot="s1", wait=True, wait_timeout=60, **select),
         marker(ns, 2),
-        snap_task("would", snapshot="s2", keep=1, check_mode=True, **select),
+        snap_task("would", snapshot="s2", keep=1, check_mode=True, diff=True, **select),
         marker(ns, 3),
         snap_task("second", snapshot="s2", keep=1, wait=True, wait_timeout=60, **select),
         marker(ns, 4),
@@ -163,6 +165,11 @@ def test_fifty_vms_snapshot_rerun_keep_check_mode_and_absent(kubeapi, playbook):
     assert would["changed"] is True
     for x in would["results"]:
         assert x["outcome"] == "created" and x["deleted"] == [x["name"] + "-s1"] and x["phase"] is None
+    # The diff: 50 snapshots that would be created (the dry run's answer), 50 that would be deleted.
+    assert sorted(k for k, v in would["diff"]["after"].items() if v) == sorted("%s/%s-s2" % (ns, n) for n in names)
+    assert would["diff"]["after"]["%s/vm-000-s2" % ns]["metadata"]["labels"]["virtfleet.kubevirt/vm"] == "vm-000"
+    assert sorted(k for k, v in would["diff"]["before"].items() if v) == sorted("%s/%s-s1" % (ns, n) for n in names)
+    assert would["diff"]["after"]["%s/vm-000-s1" % ns] == {}
     sent = [e for e in tasks[2] if e["method"] in WRITES]
     assert len(sent) == 2 * N and all(e["query"].get("dryRun") == "All" for e in sent if e["method"] == "POST")
     assert [e for e in tasks[2] if e["query"].get("watch")] == []

@@ -84,8 +84,8 @@ def test_desired_snapshot_labels_and_spec():
 def test_snapshots_by_vm_newest_first_and_newest_ready():
     items = [snap("a-1", "a", "2026-12-01T00:00:00Z", ready=True), snap("a-3", "a", "2026-12-03T00:00:00Z", ready=False),
              snap("a-2", "a", "2026-12-02T00:00:00Z", ready=True), snap("b-1", "b", ns="other"),
-             {"metadata": {"name": "x", "namespace": "prod"}, "spec": {"source": {"kind": "VirtualMachineInstance",
-                                                                                   "name": "a"}}}]
+             {"metadata": {"name": "x", "namespace": "prod"},
+              "spec": {"source": {"kind": "VirtualMachineInstance", "name": "a"}}}]
     grouped = sn.snapshots_by_vm(items)
     assert sorted(grouped) == [("other", "b"), ("prod", "a")]
     assert [s["metadata"]["name"] for s in grouped[("prod", "a")]] == ["a-3", "a-2", "a-1"]
@@ -241,8 +241,8 @@ def test_existing_name_of_another_vm_or_failed_is_reported_not_written():
     failed, out = sn.run_task(api, params())
     assert failed and "is a snapshot of VirtualMachine vm9, not of VM vm1" in out["results"][0]["msg"]
     assert writes(api) == []
-    broken = snap("vm1-nightly", "vm1", phase="Failed", conditions=[{"type": "Failure", "status": "True",
-                                                                       "reason": "snapshot deadline exceeded"}])
+    failed_cond = {"type": "Failure", "status": "True", "reason": "snapshot deadline exceeded"}
+    broken = snap("vm1-nightly", "vm1", phase="Failed", conditions=[failed_cond])
     api = FakeApi([_vm("vm1")], [broken])
     failed, out = sn.run_task(api, params(keep=1))
     assert failed and "exists and failed (snapshot deadline exceeded)" in out["results"][0]["msg"]
@@ -261,8 +261,8 @@ def test_absent_deletes_snapshots_of_missing_vms_too():
 
 def test_info_groups_by_vm_newest_first_and_filters_by_suffix():
     api = FakeApi([], [snap("vm1-a", "vm1", "2026-12-01T00:00:00Z"), snap("vm1-b", "vm1", "2026-12-02T00:00:00Z"),
-                       snap("vm2-a", "vm2", "2026-12-03T00:00:00Z"), snap("manual", "vm1", "2026-12-04T00:00:00Z",
-                                                                           managed=False)])
+                       snap("vm2-a", "vm2", "2026-12-03T00:00:00Z"),
+                       snap("manual", "vm1", "2026-12-04T00:00:00Z", managed=False)])
     out = sn.run_info(api, dict(names=["vm2", "vm1"], namespace="prod", label_selectors=[], snapshot=None,
                                 snapshot_label_selectors=[]))
     assert [(s["name"], s["snapshot"], s["managed"]) for s in out["snapshots"]] == [
@@ -271,3 +271,14 @@ def test_info_groups_by_vm_newest_first_and_filters_by_suffix():
     out = sn.run_info(api, dict(names=None, namespace="prod", label_selectors=[], snapshot="a",
                                 snapshot_label_selectors=[]))
     assert [s["snapshot"] for s in out["snapshots"]] == ["vm1-a", "vm2-a"]
+
+
+def test_wait_past_the_deadline_names_the_snapshot_and_keeps_the_older_ones():
+    api = FakeApi([_vm("vm1")], [snap("vm1-old", "vm1", "2026-12-01T00:00:00Z")])
+    failed, out = sn.run_task(api, params(keep=1, wait=True, wait_timeout=0))
+    res = out["results"][0]
+    assert failed and res["failed"] and res["outcome"] == "created"
+    assert res["msg"] == "not ready to use within wait_timeout: phase not set yet"
+    assert "Timed out after 0s waiting for 1 snapshots to be ready to use: prod/vm1-nightly: phase not set yet" in out["msg"]
+    # Retention waits for the new snapshot to be ready: nothing was deleted.
+    assert res["deleted"] == [] and writes(api) == [("create", "vm1-nightly", False)]
