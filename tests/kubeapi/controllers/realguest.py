@@ -7,7 +7,13 @@ When the virt controller moves such a VMI to Running it calls `launch()`: QEMU b
 user data, meta data and network config, so the SSH key in the VM spec is what lets Ansible in.
 
 What the API shows (tests/kubeapi/README.md, "controllers" row; this docstring is the full contract):
-- Real-guest VMIs are scheduled on Node `localnode` (InternalIP 127.0.0.1), simulated ones never are.
+- Real-guest VMIs are scheduled on Node `localnode` (InternalIP 127.0.0.1), simulated ones never are. A live
+  migration (virt.py) may move a real guest's VMI to any other Ready, schedulable node: only its `nodeName` changes,
+  the QEMU process keeps running (same pid, same boot), so the guest stays reachable through the portforward
+  subresource (the API tunnel) and the NodePort proxy on 127.0.0.1. A simulated node's InternalIP (192.0.2.x) is not
+  routable on this machine, so an inventory's node_port address of a real guest that moved there is not reachable;
+  api_tunnel is. LiveMigratable is what virt.py computes for the spec (a containerDisk + cloudInitNoCloud guest is
+  migratable).
 - Phase Running once QEMU runs (the domain is up); condition Ready stays False (reason GuestNotReady) until
   the guest's SSH port sends its banner, as a tcpSocket readiness probe on port 22 would. No guest agent:
   no AgentConnected condition, empty guestOSInfo, interfaces reported by the "domain".
@@ -241,7 +247,12 @@ class RealGuests(Controller):
         return self.image_for(vmi.get("spec"), vmi["metadata"]["namespace"]) is not None
 
     def filter_nodes(self, vmi, nodes):
+        """Nodes a VMI may be placed on: real guests start on NODE_NAME, simulated VMIs never go there. A VMI that
+        already has a node is being migrated (virt.py:_migration_targets): a real guest may go to any node then, as its
+        QEMU process stays where it is."""
         real = self.handles(vmi)
+        if real and ((vmi.get("status") or {}).get("nodeName")):
+            return list(nodes)
         return [n for n in nodes if (n["metadata"]["name"] == NODE_NAME) == real]
 
     # --- QEMU lifecycle ---------------------------------------------------------------------------------
@@ -285,9 +296,6 @@ class RealGuests(Controller):
                 if c.get("type") == "Ready" and guest.ready_after is None:
                     c.update(status="False", reason="GuestNotReady",
                              message="waiting for the guest's SSH port (real QEMU guest, see %s)" % guest.console)
-                elif c.get("type") == "LiveMigratable":
-                    c.update(status="False", reason="InterfaceNotLiveMigratable",
-                             message="a real QEMU guest of the emulator cannot migrate")
             st["conditions"] = conds
         return mutate
 
