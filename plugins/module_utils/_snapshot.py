@@ -27,7 +27,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_select
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "virtfleet.kubevirt"
@@ -337,6 +337,9 @@ class SnapshotTask(object):
         self.clock = clock
         self.sleep = sleep
         self.write_workers = max(1, int(write_workers))
+        # wait_sleep (kubevirt.core's option) only bounds the pause before reopening a watch the server closed at once.
+        sleep_option = params.get("wait_sleep")
+        self.reopen_pause = min(REOPEN_PAUSE, max(0.05, float(sleep_option if sleep_option is not None else 5)))
         self.engine = Engine(api, check_mode=check_mode)
         self.targets = []
         self.missing = []
@@ -454,7 +457,7 @@ class SnapshotTask(object):
             return
         names = [t.snapshot for t in waiting]
         store = WatchStore(self.api, _kinds.VMSNAPSHOT, self.namespace, names=names, clock=self.clock,
-                           sleep=self.sleep).load((self.snapshot_items, self.snapshot_version))
+                           sleep=self.sleep, reopen_pause=self.reopen_pause).load((self.snapshot_items, self.snapshot_version))
         store.until(lambda st: all(self._settled(t, st.objects.get(t.key)) for t in waiting), deadline)
         for t in waiting:
             obj = store.objects.get(t.key)
