@@ -282,3 +282,23 @@ def test_wait_past_the_deadline_names_the_snapshot_and_keeps_the_older_ones():
     assert "Timed out after 0s waiting for 1 snapshots to be ready to use: prod/vm1-nightly: phase not set yet" in out["msg"]
     # Retention waits for the new snapshot to be ready: nothing was deleted.
     assert res["deleted"] == [] and writes(api) == [("create", "vm1-nightly", False)]
+
+
+# --- the modules' argument specs against their documentation ---------------------------------------------------
+@pytest.mark.parametrize("module_name", ["kubevirt_vm_snapshot", "kubevirt_vm_snapshot_info"])
+def test_module_spec_equals_its_documentation(module_name):
+    import importlib
+
+    import yaml
+
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+    from tests.unit.plugins.test_option_parity import spec_doc_problems
+
+    module = importlib.import_module("ansible_collections.virtfleet.kubevirt.plugins.modules." + module_name)
+    doc = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.argument_spec()
+    # The connection and wait options come from doc fragments (checked against them in test_args.py).
+    fragment_only = (set(_args.AUTH_ARG_SPEC) | set(_args.WAIT_ARG_SPEC)) - set(doc)
+    assert spec_doc_problems(dict((k, v) for k, v in spec.items() if k not in fragment_only), doc) == []
+    for key in ("RETURN", "EXAMPLES"):
+        assert yaml.safe_load(getattr(module, key))
