@@ -145,8 +145,8 @@ def _ready(obj):
 def test_ready_line_names_what_was_registered(cluster):
     assert cluster.info["apiservices"] == ["v1.subresources.kubevirt.io", "v1alpha3.subresources.kubevirt.io"]
     assert "virtualmachine-validator.kubevirt.io" in cluster.info["webhooks"]
-    assert cluster.info["controllers"] == ["virt-controller", "kubevirt-webhooks", "cdi-controller", "operators",
-                                           "kubelet"]
+    assert cluster.info["controllers"] == ["virt-controller", "kubevirt-webhooks", "snapshot-controller", "cdi-controller",
+                                           "operators", "kubelet"]
     svc = json.loads(cluster.kubectl("get", "apiservice", "v1.subresources.kubevirt.io", "-o", "json").stdout)
     assert any(c["type"] == "Available" and c["status"] == "True" for c in svc["status"]["conditions"])
     nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
