@@ -102,7 +102,7 @@ def parse_time(stamp):
     text = stamp.replace("Z", "+00:00")
     base, _sep, rest = text.partition(".")
     if rest:
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = rest[:len(rest) - len(rest.lstrip("0123456789"))]
         zone = rest[len(digits):]
         text = "%s.%s%s" % (base, (digits + "000000")[:6], zone)
     try:
