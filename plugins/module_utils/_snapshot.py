@@ -444,7 +444,7 @@ class SnapshotTask(object):
                 t.deleted_objs.append(snap)
 
     # --- waiting --------------------------------------------------------------------------------------
-    def _settled(self, t, obj):
+    def _settled(self, obj):
         if self.state == "absent":
             return obj is None
         return obj is not None and (is_ready(obj) or failure(obj) is not None)
@@ -458,12 +458,12 @@ class SnapshotTask(object):
         names = [t.snapshot for t in waiting]
         store = WatchStore(self.api, _kinds.VMSNAPSHOT, self.namespace, names=names, clock=self.clock,
                            sleep=self.sleep, reopen_pause=self.reopen_pause).load((self.snapshot_items, self.snapshot_version))
-        store.until(lambda st: all(self._settled(t, st.objects.get(t.key)) for t in waiting), deadline)
+        store.until(lambda st: all(self._settled(st.objects.get(t.key)) for t in waiting), deadline)
         for t in waiting:
             obj = store.objects.get(t.key)
             if obj is not None or self.state == "absent":
                 t.obj = obj
-            t.settled = self._settled(t, obj)
+            t.settled = self._settled(obj)
             if not t.settled:
                 self.timed_out.append(t)
                 continue
