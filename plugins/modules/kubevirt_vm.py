@@ -93,7 +93,8 @@ options:
         collection only (C(kubevirt.core) has no such choice).
       - A paused VM is unpaused by V(started) (C(unpause) subresource), since started means the guest runs. V(stopped)
         stops it and V(restarted) restarts it as KubeVirt allows on a paused VM; the new C(VirtualMachineInstance)
-        of a restart runs unpaused. V(present) leaves the pause as it is.
+        of a restart runs unpaused. A paused guest cannot answer the shutdown signal, so KubeVirt ends it after its
+        termination grace period (O(grace_period_seconds) shortens that). V(present) leaves the pause as it is.
       - With O(wait), V(started) waits for the VM's C(Ready) condition (after an unpause also for the C(Paused)
         condition to be gone), V(stopped) until its C(VirtualMachineInstance) is gone, V(restarted) until a new
         C(VirtualMachineInstance) (another uid) is Ready, V(paused) until the C(VirtualMachineInstance)'s C(Paused)
