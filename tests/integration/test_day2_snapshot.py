@@ -208,7 +208,7 @@ def test_fifty_vms_snapshot_rerun_keep_check_mode_and_absent(kubeapi, playbook):
 
 def test_missing_vm_and_failed_snapshot_next_to_a_good_one(kubeapi, playbook):
     ns = unique_namespace(kubeapi, "snapf")
-    seed(kubeapi, ns, ["good", "locked"])
+    seed(kubeapi, ns, ["good", "locked"], labels={"snap-test": ns})
     # Another snapshot holds the VM (source.go Lock refuses a second one): this one never starts and fails at its
     # failure deadline with "snapshot deadline exceeded".
     status, doc, _ = kubeapi._shortcut("PATCH", VMS % ns + "/locked/status", {"status": {"snapshotInProgress": "other"}},
@@ -220,7 +220,10 @@ def test_missing_vm_and_failed_snapshot_next_to_a_good_one(kubeapi, playbook):
                   failure_deadline="2s", wait=True, wait_timeout=30),
         info_task("info", namespace=ns, names=["good", "locked"]),
         snap_task("absent", namespace=ns, names=["ghost", "good"], snapshot="x", state="absent"),
-    ], register=["snap", "info", "absent"])
+        # Without namespace: label selectors select across namespaces (cluster-wide lists and one cluster-wide watch).
+        snap_task("everywhere", ignore_errors=True, label_selectors=["snap-test=%s" % ns], snapshot="y", wait=True,
+                  failure_deadline="2s", wait_timeout=30),
+    ], register=["snap", "info", "absent", "everywhere"])
     snap = r.vars["snap"]
     assert snap["failed"] is True and snap["changed"] is True
     res = dict((x["name"], x) for x in snap["results"])
@@ -231,13 +234,19 @@ def test_missing_vm_and_failed_snapshot_next_to_a_good_one(kubeapi, playbook):
     assert "snapshot deadline exceeded" in res["locked"]["msg"]
     assert "2 of 3 VMs failed" in snap["msg"] and "created 1: %s/good" % ns in snap["msg"]
     posts = [e for e in kubeapi.requests(since=mark) if e["method"] == "POST"]
-    assert len(posts) == 2           # ghost: nothing sent
+    assert len(posts) == 2 + 2       # "x" of good and locked (ghost: nothing sent), then "y" of both
     info = r.vars["info"]["snapshots"]
     assert [(s["name"], s["ready_to_use"], s["failure"]) for s in info] == [
         ("good", True, None), ("locked", False, "snapshot deadline exceeded")]
     absent = r.vars["absent"]
     assert [(x["name"], x["outcome"]) for x in absent["results"]] == [("good", "deleted"), ("ghost", "absent")]
     assert absent["changed"] is True and not absent.get("failed")
+    everywhere = r.vars["everywhere"]
+    assert [(x["namespace"], x["name"], x["outcome"], x["ready_to_use"]) for x in everywhere["results"]] == [
+        (ns, "good", "created", True), (ns, "locked", "failed", False)]
+    cluster_wide = [e for e in kubeapi.requests(since=mark) if e["path"].startswith("/apis/snapshot.kubevirt.io/v1beta1/virtual")]
+    plurals = sorted(set(e["path"].rsplit("/", 1)[1] for e in cluster_wide))
+    assert plurals == ["virtualmachinesnapshotcontents", "virtualmachinesnapshots"]
 
 
 BAD = [
