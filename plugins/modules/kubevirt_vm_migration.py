@@ -121,8 +121,8 @@ notes:
     C(stop) per VM stopped, one DELETE per migration cancelled. O(wait) adds one watch of migrations started from
     the list's resourceVersion (and one watch of VMIs when VMs were stopped), reopened only when the server ends it,
     and one GET per migrated VMI only if the finished migration lacks C(status.migrationState) (KubeVirt before
-    v1.6). Migrating 50 VMIs off a node costs 52 requests and a wait of one watch; with O(non_migratable=fail) and
-    a non-migratable VMI among them, 2 requests and no write."
+    v1.6). Migrating 50 VMIs off a node with O(wait) costs 53 requests (2 lists, 50 POSTs, 1 watch); with
+    O(non_migratable=fail) and a non-migratable VMI among them, 2 requests and no write."
 seealso:
   - module: virtfleet.kubevirt.kubevirt_vm
   - module: virtfleet.kubevirt.kubevirt_vmi_info

@@ -228,3 +228,39 @@ def test_drain_one_node(emu, tmp_path):
     migs = emu.get_object(VMIMS)["items"]
     assert all(m["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "virtfleet.kubevirt" for m in migs)
     record("kubevirt_vm_migration", "the whole 12-task playbook took %.1f s" % wall)
+
+
+def test_drain_fifty_vms_request_budget(emu, tmp_path):
+    """The documented budget: 50 VMIs off one node in one task with wait = 2 lists, 50 POSTs and one watch."""
+    ns, n = "fleet", 50
+    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    for node in ("node02", "node03", "node04"):
+        cordon(emu, node)
+    for i in range(n):
+        body = vm("vm-%02d" % i, "masquerade")
+        body["metadata"]["namespace"] = ns
+        emu.apply_object(body)
+    path = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances" % ns
+
+    def running():
+        items = emu.get_object(path)["items"]
+        return len([v for v in items if (v.get("status") or {}).get("phase") == "Running"]) == n and items
+    assert {v["status"]["nodeName"] for v in wait_for(running, timeout=60, what="%d VMIs running" % n)} == {"node01"}
+    for node in ("node02", "node03", "node04"):
+        cordon(emu, node, False)
+    mark = emu.mark()
+    result = run_playbook(tmp_path, emu.env(), [task("r_drain", node="node01", namespace=ns, wait=True,
+                                                     wait_timeout=120)], register=["r_drain"])
+    assert result.rc == 0, result
+    drain = result.vars["r_drain"]
+    assert [x["outcome"] for x in drain["results"]] == ["migrated"] * n
+    assert {x["target_node"] for x in drain["results"]} <= {"node02", "node03", "node04"}
+    entries = [e for e in emu.requests(since=mark) if not e["path"].startswith("/_emulator")]
+    got = budget(entries)
+    watches = got.pop("WATCH virtualmachineinstancemigrations")
+    assert got == {"LIST virtualmachineinstances": 1, "LIST virtualmachineinstancemigrations": 1,
+                   "POST virtualmachineinstancemigrations": n}
+    assert 1 <= watches <= 2
+    assert all(v["status"]["nodeName"] != "node01" for v in emu.get_object(path)["items"])
+    record("kubevirt_vm_migration", "%d VMIs off one node: %d requests (%d watch), task %.2f s"
+           % (n, len(entries), watches, drain["duration"]))
