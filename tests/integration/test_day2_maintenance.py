@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, assert_no_deprecation, run_playbook, vm_manifest
@@ -58,8 +57,8 @@ def cordoned(emu, name):
 
 
 def node_writes(emu, mark):
-    """(node, body) of every write to a Node since ``mark``, in order."""
-    return [(e["path"].rsplit("/", 1)[-1], e["method"]) for e in emu.requests(since=mark)
+    """(node[/subresource], method) of every write to a Node since ``mark``, in order."""
+    return [(e["path"][len("/api/v1/nodes/"):], e["method"]) for e in emu.requests(since=mark)
             if e["path"].startswith("/api/v1/nodes/") and e["method"] in ("PATCH", "PUT")]
 
 
@@ -114,3 +113,207 @@ def test_kubevirt_node_cordon_uncordon_wait_and_failures(emu, tmp_path):
     assert n3[0][:2] == ("GET", NODE % "node03") and 2 <= len(n3) <= 3, log
     assert all(q.get("watch") == "true" and q.get("fieldSelector") == "metadata.name=node03" for _m, _p, q in n3[1:]), n3
     set_ready(emu, "node03")
+
+
+# --- the roll: playbooks/maintain_nodes.yml ------------------------------------------------------------------------
+RECORD_TASKS = """
+- name: Record the VMIs while this node is in maintenance
+  virtfleet.kubevirt.kubevirt_vmi_info:
+    namespace: {ns}
+  delegate_to: localhost
+  register: _record_vmis
+
+- name: Record which nodes are cordoned
+  ansible.builtin.uri:
+    url: "{url}/api/v1/nodes"
+    headers:
+      Authorization: "Bearer {token}"
+    ca_path: {ca}
+  delegate_to: localhost
+  register: _record_nodes
+
+- name: Write the record (a ConfigMap the test reads back)
+  ansible.builtin.uri:
+    url: "{url}/api/v1/namespaces/{ns}/configmaps"
+    method: POST
+    status_code: 201
+    headers:
+      Authorization: "Bearer {token}"
+    ca_path: {ca}
+    body_format: json
+    body:
+      metadata:
+        name: "record-{run}-{{{{ inventory_hostname }}}}"
+      data:
+        record: "{{{{ {{'node': inventory_hostname,
+                      'vmis': _record_vmis.resources | map(attribute='metadata.name')
+                              | zip(_record_vmis.resources | map(attribute='status.nodeName'),
+                                    _record_vmis.resources | map(attribute='status.phase')) | list,
+                      'cordoned': _record_nodes.json['items'] | selectattr('spec.unschedulable', 'defined')
+                                  | selectattr('spec.unschedulable') | map(attribute='metadata.name') | list}}
+                    | to_json }}}}"
+  delegate_to: localhost
+
+- name: Make this node NotReady, as a kubelet that does not come back would
+  ansible.builtin.uri:
+    url: "{url}/api/v1/nodes/{{{{ inventory_hostname }}}}/status"
+    method: PATCH
+    headers:
+      Authorization: "Bearer {token}"
+      Content-Type: application/merge-patch+json
+    body_format: json
+    body:
+      status:
+        conditions:
+          - type: Ready
+            status: "False"
+            reason: KubeletNotReady
+            message: PLEG is not healthy
+            lastHeartbeatTime: "2026-12-05T00:58:00Z"
+    ca_path: {ca}
+  delegate_to: localhost
+  when: inventory_hostname == (break_node | default(''))
+"""
+
+
+def roll(emu, tmp_path, ns, extra=None, name="roll"):
+    """Run playbooks/maintain_nodes.yml on three hosts standing for the Nodes; returns (rc, output, records)."""
+    workdir = tmp_path / name
+    workdir.mkdir(parents=True)
+    tasks = workdir / "record.yml"
+    tasks.write_text(RECORD_TASKS.format(ns=ns, run=name, url=emu.url,
+                                         token=emu.admin_token, ca=emu.ca_file))
+    inventory = workdir / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"kvm_nodes": {"hosts": dict((n, None) for n in NODES), "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "node_maintenance_run_kvm_host": False, "node_maintenance_require_kvm": False,
+        "node_maintenance_tasks": str(tasks), "node_maintenance_migration_timeout": 60,
+        "node_maintenance_ready_timeout": 2}}}))
+    env = emu.env()
+    env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_DEPRECATION_WARNINGS": "1",
+                "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"), "ANSIBLE_PIPELINING": "1"})
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK)]
+    for key, value in (extra or {}).items():
+        cmd += ["-e", "%s=%s" % (key, value)]
+    proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=240, check=False)
+    output = proc.stdout + proc.stderr
+    assert_no_deprecation(output)
+    prefix = "record-%s-" % name
+    records = dict((o["metadata"]["name"][len(prefix):], json.loads(o["data"]["record"]))
+                   for o in emu.get_object("/api/v1/namespaces/%s/configmaps" % ns)["items"]
+                   if o["metadata"]["name"].startswith(prefix))
+    return proc.returncode, output, records
+
+
+def migratable(name, ns):
+    """A VM that can live-migrate: masquerade on the pod network (KubeVirt's default interface, bridge, cannot)."""
+    vm = vm_manifest(name, ns)
+    spec = vm["spec"]["template"]["spec"]
+    spec["domain"]["devices"]["interfaces"] = [{"name": "default", "masquerade": {}}]
+    spec["networks"] = [{"name": "default", "pod": {}}]
+    return vm
+
+
+def vmis(emu, ns):
+    items = emu.get_object(VMIS % ns)["items"]
+    return dict((o["metadata"]["name"], o) for o in items)
+
+
+def place(emu, ns, manifests):
+    """Create the VMs and wait until each VMI runs; returns {vmi: node}."""
+    for manifest in manifests:
+        emu.apply_object(manifest)
+    for manifest in manifests:
+        emu.wait_for(VMIS % ns + "/" + manifest["metadata"]["name"],
+                     lambda o: bool(o) and (o.get("status") or {}).get("phase") == "Running", timeout=30)
+    return dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items())
+
+
+def migrations(emu, mark, ns):
+    return [e for e in emu.requests(since=mark) if e["method"] == "POST" and e["path"] == VMIMS % ns]
+
+
+def test_roll_moves_the_vms_off_each_node_in_turn_and_stops_at_a_node_that_does_not_come_back(emu, tmp_path):
+    reset_nodes(emu)
+    ns = "roll"
+    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    names = ["vm%d" % i for i in range(6)]
+    where = place(emu, ns, [migratable(n, ns) for n in names])
+    assert set(where.values()) == set(NODES), where     # the scheduler spread them over the three nodes
+    uids = dict((n, o["metadata"]["uid"]) for n, o in vmis(emu, ns).items())
+
+    mark = emu.mark()
+    rc, output, records = roll(emu, tmp_path, ns)
+    assert rc == 0, output[-6000:]
+    # One node at a time: each is cordoned, then uncordoned, before the next one is cordoned.
+    assert node_writes(emu, mark) == [(n, "PATCH") for n in NODES for _ in (0, 1)]
+    # Seen from inside each node's maintenance: only that node cordoned, none of the VMIs on it, every VMI Running.
+    assert sorted(records) == NODES
+    for node in NODES:
+        rec = records[node]
+        assert rec["cordoned"] == [node], rec
+        assert sorted(v[0] for v in rec["vmis"]) == names
+        assert all(v[2] == "Running" and v[1] != node for v in rec["vmis"]), rec
+    # The same VMIs (live-migrated, never restarted), all running, and no node left cordoned.
+    after = vmis(emu, ns)
+    assert dict((n, o["metadata"]["uid"]) for n, o in after.items()) == uids
+    assert all(o["status"]["phase"] == "Running" for o in after.values())
+    assert not any(cordoned(emu, n) for n in NODES)
+    assert len(migrations(emu, mark, ns)) >= len(names)
+    for node in NODES:
+        assert "%s: done, uncordoned" % node in output, output[-4000:]
+
+    # Second roll: node02 does not come back (its kubelet stops posting Ready during the user's tasks).
+    before = dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items())
+    known = set(o["metadata"]["name"] for o in emu.get_object(VMIMS % ns)["items"])
+    mark = emu.mark()
+    rc, output, records = roll(emu, tmp_path, ns, extra={"break_node": "node02"}, name="broken")
+    assert rc != 0, output[-4000:]
+    assert ('Maintenance of node node02 failed at step "Wait until the node is Ready": Node node02 is not ready after 2 '
+            'seconds (wait_timeout): Ready is False (KubeletNotReady): PLEG is not healthy; last heartbeat '
+            '2026-12-05T00:58:00Z') in output, output[-4000:]
+    assert "The node stays cordoned" in output and "Nodes done before it: node01." in output
+    assert sorted(records) == ["node01", "node02"]          # the user's tasks never ran for node03
+    assert cordoned(emu, "node02") and not cordoned(emu, "node01") and not cordoned(emu, "node03")
+    # node03 never written; node02/status is the kubelet going away (the user's task file above).
+    assert [n for n, _m in node_writes(emu, mark)] == ["node01", "node01", "node02", "node02/status"]
+    # The VMIs that were on node03 did not move, and no migration was created for them.
+    on3 = [n for n, node in before.items() if node == "node03"]
+    now = vmis(emu, ns)
+    assert all(now[n]["status"]["nodeName"] == "node03" for n in on3)
+    moved = set(o["spec"]["vmiName"] for o in emu.get_object(VMIMS % ns)["items"] if o["metadata"]["name"] not in known)
+    assert not moved & set(on3), (moved, on3)
+    assert all(o["status"]["phase"] == "Running" for o in now.values())
+    assert "Summarise the roll" not in output
+    reset_nodes(emu)
+
+
+def test_a_vm_that_cannot_migrate_stops_the_roll_at_its_node_before_any_migration(emu, tmp_path):
+    reset_nodes(emu)
+    ns = "pinned"
+    emu.apply_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+    stuck = vm_manifest("bridged", ns)
+    spec = stuck["spec"]["template"]["spec"]
+    # A bridge on the pod network cannot live-migrate (LiveMigratable False, InterfaceNotLiveMigratable).
+    spec["domain"]["devices"]["interfaces"] = [{"name": "default", "bridge": {}}]
+    spec["networks"] = [{"name": "default", "pod": {}}]
+    # Both VMs start on node01: the other nodes are cordoned while they are scheduled.
+    for node in ("node02", "node03"):
+        emu.http("PATCH", NODE % node, {"spec": {"unschedulable": True}}, content_type="application/merge-patch+json")
+    where = place(emu, ns, [stuck, migratable("movable", ns)])
+    reset_nodes(emu)
+    assert where == {"bridged": "node01", "movable": "node01"}
+
+    mark = emu.mark()
+    rc, output, records = roll(emu, tmp_path, ns, name="nonmigratable")
+    assert rc != 0, output[-4000:]
+    assert 'Maintenance of node node01 failed at step "Live-migrate the VMs away from the node"' in output, output[-4000:]
+    assert "cannot migrate VMI which does not use masquerade" in output and "bridged" in output, output[-4000:]
+    assert migrations(emu, mark, ns) == []              # fail: nothing migrated, not even the movable VM
+    assert records == {}
+    assert cordoned(emu, "node01") and not cordoned(emu, "node02") and not cordoned(emu, "node03")
+    assert [n for n, _m in node_writes(emu, mark)] == ["node01"]
+    assert all(o["status"]["nodeName"] == "node01" and o["status"]["phase"] == "Running" for o in vmis(emu, ns).values())
+    for name in ("bridged", "movable"):
+        emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/%s" % (ns, name))
+    reset_nodes(emu)
