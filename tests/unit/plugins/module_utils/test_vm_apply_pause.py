@@ -7,11 +7,12 @@ subresources are added here (``PauseCluster``) the way KubeVirt's virt-api answe
 import pytest
 
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_apply as va
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import Api
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import KubeVirtError
 
-from ..fake_cluster import VMIS as VMI_PLURAL, FakeCluster, Refused
-from ..kube_fakes import response
-from .test_vm_apply import COMMON, VMIS, VMS, action_path, run, vm_path
+from ..fake_cluster import VMIS as VMI_PLURAL, FakeCluster, Refused, dropped
+from ..kube_fakes import make_client, response
+from .test_vm_apply import COMMON, VMIS, VMS, action_path, params, run, vm_path
 
 PAUSED = {"type": "Paused", "status": "True", "reason": "PausedByUser", "message": "VMI was paused by user"}
 
@@ -204,6 +205,11 @@ def test_present_with_wait_on_a_paused_vm_does_not_wait_for_ready():
     failed, res = run(cluster, name="a", namespace="ns", labels={"x": "y"}, wait=True, wait_timeout=2)
     assert not failed and res["changed"] and "action" not in res
     assert is_paused(cluster.vmi("a"))
+    # (This fake keeps the VM Ready; KubeVirt does not, so the target must be the pause, not Ready.)
+    task = va.VMTask(Api(make_client(cluster)), va.resolve_items(params(name="a", namespace="ns")), wait=True,
+                     wait_timeout=2)
+    task.run()
+    assert (task.vms[0].target, task.vms[0].stage) == ("paused", va.SETTLED)
 
 
 def test_plan_pause_is_pure():
@@ -211,3 +217,24 @@ def test_plan_pause_is_pure():
     vm.vmi = {"metadata": {"uid": "u"}, "status": {"phase": "Running", "conditions": []}}
     va.VMTask._plan_pause(vm, "Always", True, False)
     assert (vm.action, vm.target, vm.error) == ("pause", "paused", None)
+
+
+def test_pause_repeated_after_a_lost_answer_counts_as_done():
+    cluster = cluster_with("running")
+    cluster.intercepts[:] = []
+    sent = []
+
+    def lossy(req):
+        sent.append(req)
+        answer = cluster.serve_action("a", "ns", "pause")
+        if len(sent) == 1:
+            raise dropped()     # paused, but the answer never came back
+        return answer
+    cluster.intercept("PUT", vmi_action_path("a", "pause"), lossy)
+    api = Api(make_client(cluster))
+    failed, res = run(cluster, api=api, name="a", namespace="ns", state="paused")
+    assert not failed and res["changed"] and res["action"] == "pause"
+    # The client sent the pause again itself (it is repeatable); its 409 "already paused" is the first one's doing.
+    assert cluster.writes() == [("PUT", vmi_action_path("a", "pause"), {})] * 2
+    assert api.client.retry_reasons == {"reset": 1}
+    assert is_paused(cluster.vmi("a"))
