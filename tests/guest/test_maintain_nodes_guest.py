@@ -60,9 +60,10 @@ def real_vm(ns, name, pubkey):
 
 
 class Prober:
-    """Probes one guest through an inventory host's ProxyCommand until stopped, in two threads:
+    """Probes one guest through an inventory host's ProxyCommand until stopped:
     banner: every `interval` s a new tunnel (the ProxyCommand, run as ssh would run it) must bring b"SSH-";
     session: every `session_interval` s our own ssh through the same ProxyCommand runs SESSION_COMMAND.
+    Probes start on the clock, each in its own thread, so a slow answer (a loaded machine) never thins the schedule.
     Each probe is (seconds since start, latency, ok, detail); a probe that has not answered in `timeout` s fails."""
 
     def __init__(self, hvars, key, env, interval=1.0, session_interval=5.0, timeout=30):
@@ -74,9 +75,10 @@ class Prober:
         self.interval, self.session_interval, self.timeout = interval, session_interval, timeout
         self.banners, self.sessions = [], []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._loop, args=(self.banner, interval, self.banners), daemon=True),
-                         threading.Thread(target=self._loop, args=(self.session, session_interval, self.sessions),
+        self._threads = [threading.Thread(target=self._clock, args=(self.banner, interval, self.banners), daemon=True),
+                         threading.Thread(target=self._clock, args=(self.session, session_interval, self.sessions),
                                           daemon=True)]
+        self._probes = []
         self._start = None
 
     def banner(self):
@@ -102,12 +104,19 @@ class Prober:
             return False, "no answer in %ds" % self.timeout
         return out.returncode == 0, (out.stdout if out.returncode == 0 else out.stderr[-300:])
 
-    def _loop(self, probe, interval, results):
+    def _one(self, probe, results):
+        began = time.monotonic()
+        ok, detail = probe()
+        results.append((began - self._start, time.monotonic() - began, ok, detail))
+
+    def _clock(self, probe, interval, results):
+        tick = time.monotonic()
         while not self._stop.is_set():
-            began = time.monotonic()
-            ok, detail = probe()
-            results.append((began - self._start, time.monotonic() - began, ok, detail))
-            self._stop.wait(max(0.0, interval - (time.monotonic() - began)))
+            thread = threading.Thread(target=self._one, args=(probe, results), daemon=True)
+            thread.start()
+            self._probes.append(thread)
+            tick += interval
+            self._stop.wait(max(0.0, tick - time.monotonic()))
 
     def __enter__(self):
         self._start = time.monotonic()
@@ -117,8 +126,10 @@ class Prober:
 
     def __exit__(self, *exc):
         self._stop.set()
-        for thread in self._threads:
+        for thread in self._threads + self._probes:
             thread.join(self.timeout + 30)
+        for results in (self.banners, self.sessions):
+            results.sort()
 
     @staticmethod
     def failures(results):
@@ -209,9 +220,10 @@ def test_maintain_nodes_keeps_the_real_guest_running_and_reachable(emu, tmp_path
     assert list(qemu_pids(emu.workdir / "guests").values()) == [pid]
     assert Prober.failures(prober.banners) == [] and Prober.failures(prober.sessions) == [], \
         (Prober.failures(prober.banners)[:5], Prober.failures(prober.sessions)[:5])
-    assert len(prober.banners) >= seconds / 3 and len(prober.sessions) >= 2, (banners, sessions)
+    assert len(prober.banners) >= int(seconds) and len(prober.sessions) >= int(seconds / 5), (banners, sessions)
     uptimes = [uptime0]
-    for _, _, _, text in prober.sessions:
+    # In the order the sessions ended (they overlap on a loaded machine; each reads the uptime at its end).
+    for _, _, _, text in sorted(prober.sessions, key=lambda r: r[0] + r[1]):
         uptime, seen = uptime_and_boot_id(text)
         assert seen == boot_id, (seen, boot_id)
         uptimes.append(uptime)

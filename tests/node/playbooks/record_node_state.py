@@ -5,8 +5,10 @@ file with what the cluster says about the node being maintained at that moment.
 
 The line: {"node", "note", "time", "unschedulable" (the Node's spec.unschedulable), "vmis" (the VMIs whose
 status.nodeName is NODE, every namespace: "namespace/name")}. The connection is the kubeconfig of K8S_AUTH_KUBECONFIG
-or KUBECONFIG (token or client certificate, the cluster's CA); only the standard library and PyYAML are needed.
+or KUBECONFIG (token or client certificate, the cluster's CA file or data); only the standard library and PyYAML
+are needed.
 """
+import base64
 import json
 import os
 import ssl
@@ -25,7 +27,9 @@ def connection():
     context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
     cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
     user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
-    tls = ssl.create_default_context(cafile=cluster.get("certificate-authority"))
+    ca_data = cluster.get("certificate-authority-data")
+    tls = ssl.create_default_context(cafile=cluster.get("certificate-authority"),
+                                     cadata=base64.b64decode(ca_data).decode() if ca_data else None)
     if user.get("client-certificate"):
         tls.load_cert_chain(user["client-certificate"], user["client-key"])
     headers = {"Authorization": "Bearer " + user["token"]} if user.get("token") else {}
