@@ -37,7 +37,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _snapshot
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_select
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore
 
 LAST_RESTORE = "restore.kubevirt.io/lastRestoreUID"      # restore.go:lastRestoreAnnotation
 MANAGED_BY = {"app.kubernetes.io/managed-by": "virtfleet.kubevirt"}
@@ -427,7 +427,9 @@ class RestoreTask(object):
 
     # --- waiting ------------------------------------------------------------------------------------------
     def _store(self, kind, ns, names):
-        return WatchStore(self.api, kind, ns, names=names, clock=self.clock, sleep=self.sleep).load()
+        # wait_sleep only bounds the pause before reopening a watch the server closed at once (as kubevirt_vm's).
+        pause = min(REOPEN_PAUSE, max(0.05, float(self.params.get("wait_sleep") or 5)))
+        return WatchStore(self.api, kind, ns, names=names, clock=self.clock, sleep=self.sleep, reopen_pause=pause).load()
 
     def wait_restores(self, targets):
         """Until each restore is complete or failed; records the outcome per VM."""

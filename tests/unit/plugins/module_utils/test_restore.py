@@ -272,3 +272,20 @@ def test_predicted_restores_follow_restore_go_names():
     spec = rs.restored_spec(snap_vm, vm("a"), recs)
     assert spec["dataVolumeTemplates"][0]["metadata"]["name"] == "restore-u1-root"
     assert spec["template"]["spec"]["volumes"][0]["dataVolume"]["name"] == "restore-u1-root"
+
+
+# --- the module's argument spec against its documentation ------------------------------------------------------
+def test_module_spec_equals_its_documentation():
+    import yaml
+
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+    from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm_restore as module
+    from tests.unit.plugins.test_option_parity import spec_doc_problems
+
+    doc = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.argument_spec()
+    # The connection options and wait_sleep/wait_timeout come from doc fragments (checked in test_args.py).
+    fragment_only = (set(_args.AUTH_ARG_SPEC) | set(_args.WAIT_ARG_SPEC)) - set(doc)
+    assert spec_doc_problems(dict((k, v) for k, v in spec.items() if k not in fragment_only), doc) == []
+    for key in ("RETURN", "EXAMPLES"):
+        assert yaml.safe_load(getattr(module, key))
