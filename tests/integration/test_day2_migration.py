@@ -131,7 +131,10 @@ def test_drain_one_node(emu, tmp_path):
         task("r_reuse", namespace=NS, names=["app-1"]),
         task("r_cancel", namespace=NS, names=["app-1"], state="absent", wait=True),
         task("r_cancel_again", namespace=NS, names=["app-1"], state="absent"),
-        task("r_missing", ignore_errors=True, namespace=NS, names=["ghost", "app-3"]),
+        # (to the other free node: node01 is not cordoned, and app-3 must not land back there before r_empty)
+        task("r_missing", ignore_errors=True, namespace=NS, names=["ghost", "app-3"], wait=True, target_node_selector={
+            "kubernetes.io/hostname": "{{ 'node03' if (r_skip.results | selectattr('name', 'equalto', 'app-3') | first)"
+                                      ".target_node == 'node02' else 'node02' }}"}),
         dict(task("r_stop", node="node01", non_migratable="stop", wait=True), diff=True),
         task("r_empty", node="node01", wait=True),
     ]
@@ -209,7 +212,8 @@ def test_drain_one_node(emu, tmp_path):
     missing = by_name(r["r_missing"])
     assert r["r_missing"]["failed"] and missing["ghost"]["outcome"] == "failed"
     assert "VMI %s/ghost does not exist" % NS in missing["ghost"]["msg"]
-    assert missing["app-3"]["outcome"] == "pending" and missing["app-3"]["changed"]
+    assert missing["app-3"]["outcome"] == "migrated" and missing["app-3"]["changed"]
+    assert missing["app-3"]["target_node"] in ("node02", "node03")
 
     # non_migratable=stop: the bridge VM is stopped through its stop subresource, its VMI gone
     stop = by_name(r["r_stop"])
