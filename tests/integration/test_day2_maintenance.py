@@ -261,7 +261,8 @@ def test_roll_moves_the_vms_off_each_node_in_turn_and_stops_at_a_node_that_does_
     assert not any(cordoned(emu, n) for n in NODES)
     assert len(migrations(emu, mark, ns)) >= len(names)
     for node in NODES:
-        assert "%s: done, uncordoned" % node in output, output[-4000:]
+        assert "%s: done, uncordoned; " % node in output, output[-4000:]
+    assert "roll/vm0 -> node0" in output and " (migrated)" in output, output[-4000:]
 
     # Second roll: node02 does not come back (its kubelet stops posting Ready during the user's tasks).
     before = dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items())
