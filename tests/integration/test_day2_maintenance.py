@@ -315,6 +315,16 @@ def test_a_vm_that_cannot_migrate_stops_the_roll_at_its_node_before_any_migratio
     assert cordoned(emu, "node01") and not cordoned(emu, "node02") and not cordoned(emu, "node03")
     assert [n for n, _m in node_writes(emu, mark)] == ["node01"]
     assert all(o["status"]["nodeName"] == "node01" and o["status"]["phase"] == "Running" for o in vmis(emu, ns).values())
+    reset_nodes(emu)
+
+    # A host whose Node does not exist: the roll stops at the cordon, which did not happen, and says so.
+    mark = emu.mark()
+    rc, output, records = roll(emu, tmp_path, ns, extra={"node_maintenance_node_name": "node09"}, name="missing")
+    assert rc != 0, output[-4000:]
+    assert ('Maintenance of node node09 failed at step "Cordon the node": Node node09 does not exist: give the name of a '
+            'Kubernetes Node') in output, output[-4000:]
+    assert "The node was not cordoned; the nodes after it were not touched. No node was done before it." in output
+    assert node_writes(emu, mark) == [] and migrations(emu, mark, ns) == [] and records == {}
     for name in ("bridged", "movable"):
         emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/%s" % (ns, name))
     reset_nodes(emu)
