@@ -247,3 +247,20 @@ def test_wait_reads_outcomes_from_the_final_migrations():
     assert failed and result["non_migratable"] == [{"name": "a", "namespace": "ns",
                                                     "reason": "InterfaceNotLiveMigratable: " + BRIDGE}]
     assert result["changed"] is False and "non_migratable=fail" in result["msg"]
+
+
+def test_module_documents_its_argument_spec():
+    """kubevirt_vm_migration's DOCUMENTATION options match its argument spec (type, default, choices, elements,
+    aliases, required); the connection and wait fragments are checked in test_args.py."""
+    import yaml
+    from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
+    from ansible_collections.virtfleet.kubevirt.plugins.modules import kubevirt_vm_migration as module
+    from tests.unit.plugins.test_option_parity import spec_doc_problems
+
+    doc = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.argument_spec()
+    fragment_only = (set(_args.AUTH_ARG_SPEC) | set(_args.WAIT_ARG_SPEC)) - set(doc)
+    assert spec_doc_problems(dict((k, v) for k, v in spec.items() if k not in fragment_only), doc) == []
+    assert set(doc["non_migratable"]["choices"]) == set(mg.NON_MIGRATABLE_CHOICES)
+    for key in ("RETURN", "EXAMPLES"):
+        assert yaml.safe_load(getattr(module, key))
