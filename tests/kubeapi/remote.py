@@ -477,12 +477,15 @@ VMI_CREATE_RULE = {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resource
                    "operations": ["CREATE"], "scope": "Namespaced"}
 VMIM_CREATE_RULE = {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["virtualmachineinstancemigrations"],
                     "operations": ["CREATE"], "scope": "Namespaced"}
+RESTORE_RULE = {"apiGroups": ["snapshot.kubevirt.io"], "apiVersions": ["v1beta1"], "resources": ["virtualmachinerestores"],
+                "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}
 WEBHOOKS = {
     "virt": [("virtualmachines-mutator.kubevirt.io", True, [VM_RULE]),
              ("virtualmachineinstances-mutator.kubevirt.io", True, [VMI_CREATE_RULE]),
              ("migrations-mutator.kubevirt.io", True, [VMIM_CREATE_RULE]),
              ("virtualmachine-validator.kubevirt.io", False, [VM_RULE]),
-             ("migration-create-validator.kubevirt.io", False, [VMIM_CREATE_RULE])],
+             ("migration-create-validator.kubevirt.io", False, [VMIM_CREATE_RULE]),
+             ("virtualmachinerestore-validator.snapshot.kubevirt.io", False, [RESTORE_RULE])],
     "cdi": [("virtualmachineinstances-mutator.kubevirt.io", True, [VMI_CREATE_RULE])],
     "operators": [("kubevirt-validator.kubevirt.io", False, [
         {"apiGroups": ["kubevirt.io"], "apiVersions": ["*"], "resources": ["kubevirts"], "operations": ["DELETE"],

@@ -1,4 +1,5 @@
 """The simulated KubeVirt v1.9.0 snapshot and restore controllers (controllers/snapshot.py), through the client."""
+import json
 import time
 
 import pytest
@@ -275,3 +276,31 @@ def test_restore_of_a_missing_snapshot_reports_the_error(api_client, ns):
     # Deleting it removes the finalizer.
     custom(api_client).delete_namespaced_custom_object(G, V, ns, "virtualmachinerestores", "r8")
     wait(lambda: get(api_client, ns, "virtualmachinerestores", "r8") is None, what="restore gone")
+
+
+def test_restore_webhook_refuses_a_second_restore_of_a_target_until_the_first_is_complete(api_client, ns):
+    """pkg/storage/admitters/vmrestore.go:Admit: a restore of the same target that is not complete (failed too)."""
+    create_vm(api_client, ns, vm_body("vm9", run_strategy="Always"))
+    wait(lambda: vm_ready(api_client, ns, "vm9"), what="VM running")
+    create(api_client, ns, "virtualmachinesnapshots", snapshot_body("s9", "vm9"))
+    wait(lambda: snapshot_ready(api_client, ns, "s9"), what="snapshot ready")
+    create(api_client, ns, "virtualmachinerestores", restore_body("r9", "vm9", "s9", targetReadinessPolicy="FailImmediate"))
+    wait(lambda: "Failure" in conds(get(api_client, ns, "virtualmachinerestores", "r9")), what="r9 failed")
+    with pytest.raises(client.ApiException) as err:
+        create(api_client, ns, "virtualmachinerestores", restore_body("r9b", "vm9", "s9"))
+    assert err.value.status == 422
+    assert json.loads(err.value.body)["message"] == (
+        'admission webhook "virtualmachinerestore-validator.snapshot.kubevirt.io" denied the request: '
+        'VirtualMachineRestore "r9" in progress')
+    body = restore_body("r9c", "vm9", "s9")
+    del body["spec"]["target"]["apiGroup"]
+    with pytest.raises(client.ApiException) as err:
+        create(api_client, ns, "virtualmachinerestores", body)
+    assert "missing apiGroup" in err.value.body
+    custom(api_client).delete_namespaced_custom_object(G, V, ns, "virtualmachinerestores", "r9")
+    wait(lambda: get(api_client, ns, "virtualmachinerestores", "r9") is None, what="r9 gone")
+    custom(api_client).patch_namespaced_custom_object("kubevirt.io", "v1", ns, "virtualmachines", "vm9",
+                                                      {"spec": {"runStrategy": "Halted"}})
+    wait(lambda: get_vmi(api_client, ns, "vm9") is None, what="VM stopped")
+    create(api_client, ns, "virtualmachinerestores", restore_body("r9b", "vm9", "s9"))
+    wait(lambda: restore_done(api_client, ns, "r9b"), what="r9b complete")

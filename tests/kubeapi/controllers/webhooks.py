@@ -36,6 +36,8 @@ VMIM = ("kubevirt.io", "virtualmachineinstancemigrations")
 MIGRATION_SELECTOR_LABEL = "kubevirt.io/vmi-name"
 MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize"
 MIGRATION_VALIDATOR = "migration-create-validator.kubevirt.io"
+RESTORE = ("snapshot.kubevirt.io", "virtualmachinerestores")
+RESTORE_VALIDATOR = "virtualmachinerestore-validator.snapshot.kubevirt.io"
 MAC_ANNOTATION = "kubemacpool.io/transaction-timestamp"
 # staging/src/kubevirt.io/api/core/v1/types.go: PciTopologyVersionAnnotation, PciTopologyVersionV3
 PCI_TOPOLOGY_ANNOTATION = "kubevirt.io/pci-topology-version"
@@ -193,6 +195,9 @@ class KubeVirtWebhooks(Controller):
 
     # --- admission (called under the store lock by the API, for creates, updates, patches and applies) -------
     def admit(self, rtype, obj, old):
+        if rtype.key == RESTORE:
+            self.admit_restore(obj, old)
+            return None
         if rtype.key == VMIM and old is None:
             self.admit_new_migration(obj)
             return None
@@ -301,6 +306,32 @@ class KubeVirtWebhooks(Controller):
                 continue
             raise _migration_denied("in-flight migration detected. Active migration job (%s) is currently already in "
                                     "progress for VMI %s." % (other["metadata"]["uid"], vmi_name))
+
+    # --- restores --------------------------------------------------------------------------------------------
+    def admit_restore(self, restore, old):
+        """pkg/storage/admitters/vmrestore.go:VMRestoreAdmitter.Admit, the parts a module meets: on create the target's
+        apiGroup and kind, and no other restore of the same target that is not complete (a failed one counts too:
+        ``Status.Complete`` is not true); on update an unchanged spec. ToAdmissionResponse: 422 with the causes."""
+        spec = restore.get("spec") or {}
+        target = spec.get("target") or {}
+        if old is not None:
+            if (old.get("spec") or {}) != spec:
+                raise _deny(RESTORE_VALIDATOR, [_cause("FieldValueInvalid", "spec", "spec in immutable after creation")])
+            return
+        causes = []
+        if not target.get("apiGroup"):
+            causes.append(_cause("FieldValueInvalid", "spec.target.apiGroup", "missing apiGroup"))
+        elif target.get("apiGroup") != "kubevirt.io":
+            causes.append(_cause("FieldValueInvalid", "spec.target.apiGroup", "invalid apiGroup"))
+        elif target.get("kind") != "VirtualMachine":
+            causes.append(_cause("FieldValueInvalid", "spec.target.kind", "invalid kind"))
+        # Any restore, even one of the same name (the webhook runs before the API server's AlreadyExists check).
+        for other in self.store.items(RESTORE, (restore.get("metadata") or {}).get("namespace")):
+            if (other.get("spec") or {}).get("target") == target and (other.get("status") or {}).get("complete") is not True:
+                causes.append(_cause("FieldValueInvalid", "spec.target",
+                                     'VirtualMachineRestore "%s" in progress' % other["metadata"]["name"]))
+        if causes:
+            raise _deny(RESTORE_VALIDATOR, causes)
 
 
 def _migration_denied(message):
