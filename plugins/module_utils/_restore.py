@@ -79,7 +79,8 @@ def _status(obj):
 
 
 def restore_failed(restore):
-    return any(c.get("type") == "Failure" and c.get("status") == "True" for c in _status(restore).get("conditions") or [])
+    """restore.go:vmRestoreFailed: the restore has a Failure condition (KubeVirt only ever sets it True)."""
+    return any(c.get("type") == "Failure" for c in _status(restore).get("conditions") or [])
 
 
 def restore_complete(restore):
@@ -91,7 +92,7 @@ def restore_reason(restore):
     conds = dict((c.get("type"), c) for c in _status(restore).get("conditions") or [])
     for ctype in ("Failure", "Ready", "Progressing"):
         c = conds.get(ctype)
-        if c and c.get("reason") and (ctype != "Failure" or c.get("status") == "True"):
+        if c and c.get("reason"):
             return c["reason"]
     return "no status yet (is KubeVirt's snapshot controller running?)"
 
@@ -335,11 +336,20 @@ class RestoreTask(object):
         return expected == _omit_empty(target.vm.get("spec"))
 
     def in_progress(self, target):
-        """A restore of this VM the controller still works on, or None."""
+        """(a restore of this VM the controller still works on, a restore of it that blocks a new one) or Nones.
+
+        KubeVirt's restore admission webhook (pkg/storage/admitters/vmrestore.go:Admit) refuses a new restore of a VM
+        while another restore of it is not complete: one failed, or being deleted, blocks it too.
+        """
+        active = blocking = None
         for r in self.restores.get(target.namespace) or []:
-            if ((r.get("spec") or {}).get("target") or {}).get("name") == target.name and restore_active(r):
-                return r
-        return None
+            if ((r.get("spec") or {}).get("target") or {}).get("name") != target.name or restore_complete(r):
+                continue
+            if restore_active(r):
+                active = active or r
+            else:
+                blocking = blocking or r
+        return active, blocking
 
     def plan(self, target):
         snap, error = self.choose_snapshot(target)
@@ -352,7 +362,13 @@ class RestoreTask(object):
                                "(uid %s): KubeVirt refuses to restore it onto an existing VM"
                                % (target.namespace, _meta(snap).get("name"), target.name, source_uid,
                                   _meta(target.vm).get("uid")))
-        busy = self.in_progress(target)
+        busy, blocking = self.in_progress(target)
+        if busy is None and blocking is not None:
+            why = "is being deleted" if _meta(blocking).get("deletionTimestamp") else "failed (%s)" % restore_reason(blocking)
+            return target.fail("VirtualMachineRestore %s/%s of VM %s %s, and KubeVirt accepts no new restore of a VM while "
+                               "one of it is not complete: delete it (kubectl delete vmrestore -n %s %s), then run the "
+                               "task again" % (target.namespace, _meta(blocking).get("name"), target.name, why,
+                                               target.namespace, _meta(blocking).get("name")))
         if busy is not None:
             if (busy.get("spec") or {}).get("virtualMachineSnapshotName") != _meta(snap).get("name"):
                 return target.fail("restore %s of snapshot %s is still in progress on VM %s (%s): wait for it or delete it"

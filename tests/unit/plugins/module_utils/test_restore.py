@@ -251,6 +251,11 @@ def test_a_restore_in_progress_is_taken_over_or_blocks_another_snapshot():
     assert "restore web-s-restore-1 of snapshot web-s is still in progress" in t["web"].error
     failed_one = restore("web-s-restore-1", "web", "web-s", complete=False, failed=True)
     api = FakeApi(vms=[vm("web")], snaps=[snap("web-s", "web")], restores=[failed_one])
+    _task, t = plan(api, names=["web"], snapshot="s")      # KubeVirt's webhook refuses a new one while it exists
+    assert t["web"].outcome == "failed" and "web-s-restore-1 of VM web failed (boom)" in t["web"].error
+    assert "delete it (kubectl delete vmrestore -n lab web-s-restore-1)" in t["web"].error
+    done = restore("web-s-restore-1", "web", "web-s")
+    api = FakeApi(vms=[vm("web")], snaps=[snap("web-s", "web")], restores=[done])
     _task, t = plan(api, names=["web"], snapshot="s")
     assert t["web"].outcome == "planned" and t["web"].restore_name == "web-s-restore-2"
 
