@@ -219,7 +219,10 @@ class MigrationTask(object):
         for key in selection.missing:
             ns, _sep, name = key.partition("/")
             item = Item(ns, name)
-            item.fail("VMI %s does not exist: its VM is not running, or there is no such VM." % key)
+            if self.state == "absent":
+                item.outcome = UNCHANGED    # no VMI, so no migration of it to cancel
+            else:
+                item.fail("VMI %s does not exist: its VM is not running, or there is no such VM." % key)
             self.missing.append(item)
         if not self.items:
             self.migrations = ([], None)

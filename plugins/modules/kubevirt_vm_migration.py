@@ -35,7 +35,7 @@ options:
     description:
       - Names of the VMIs (the names of their VMs) to migrate. Needs O(namespace).
       - A name without a VMI (the VM is stopped, or does not exist) is reported (outcome C(failed)) and fails the task
-        after the other VMIs were handled.
+        after the other VMIs were handled; with O(state=absent) it is not an error (outcome C(unchanged)).
       - With O(label_selectors) or O(node) too, only the named VMIs that also match them are selected.
     type: list
     elements: str

@@ -216,8 +216,9 @@ def test_stop_without_a_vm_fails_that_vmi():
 def test_absent_cancels_in_flight_and_leaves_the_rest_unchanged():
     api = FakeApi([vmi("a"), vmi("b")], vmims=[vmim("busy", "a"), vmim("done", "b", phase="Succeeded")],
                   events=[("DELETED", vmim("busy", "a"))])
-    task, _ = run(api, names=["a", "b"], state="absent", wait=True)
+    task, _ = run(api, names=["a", "b", "gone"], state="absent", wait=True)
     got = results(task)
+    assert (got["gone"]["outcome"], got["gone"]["failed"]) == ("unchanged", False)     # nothing to cancel there
     assert (got["a"]["outcome"], got["a"]["changed"], got["a"]["migration"]) == ("cancelled", True, "busy")
     assert (got["b"]["outcome"], got["b"]["changed"]) == ("unchanged", False)
     assert api.writes() == [("delete", "virtualmachineinstancemigrations", "busy", False)]
