@@ -198,6 +198,8 @@ def roll(emu, tmp_path, ns, extra=None, name="roll"):
     proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=240, check=False)
     output = proc.stdout + proc.stderr
     assert_no_deprecation(output)
+    # ansible-core 2.16 shows a failure only as JSON (quotes escaped); 2.19+ also prints the message as it is.
+    output = output.replace('\\"', '"')
     prefix = "record-%s-" % name
     records = dict((o["metadata"]["name"][len(prefix):], json.loads(o["data"]["record"]))
                    for o in emu.get_object("/api/v1/namespaces/%s/configmaps" % ns)["items"]
