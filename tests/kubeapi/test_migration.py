@@ -235,3 +235,18 @@ def test_delete_in_flight_migration_aborts(api, ns):
         assert "migrationState" not in get(api, ns, "virtualmachineinstances", "early")["status"]
     finally:
         custom(api).delete_namespaced_custom_object(G, V, ns, "kubevirts", "kubevirt")
+
+
+def test_only_the_five_newest_finished_migrations_are_kept(api, ns):
+    """migration.go:garbageCollectFinalizedMigrations: a VMI's older finished migrations are deleted, 5 stay."""
+    running_vm(api, ns, "often")
+    names = []
+    for _ in range(7):
+        mig = migrate(api, ns, "often")
+        names.append(mig["metadata"]["name"])
+        wait(lambda: phase_of(api, ns, mig["metadata"]["name"]) == "Succeeded", what="migration done")
+
+    def kept():
+        items = custom(api).list_namespaced_custom_object(G, V, ns, "virtualmachineinstancemigrations")["items"]
+        return sorted(m["metadata"]["name"] for m in items) if len(items) == 5 else None
+    assert wait(kept, what="5 migrations left") == sorted(names[2:])

@@ -41,6 +41,7 @@ MIGRATION_FINALIZER = "kubevirt.io/migrationJobFinalize"
 NODE_NAME_LABEL = "kubevirt.io/nodeName"
 MIGRATION_UNSCHEDULABLE_TIMEOUT_ANNOTATION = "kubevirt.io/migrationUnschedulablePodTimeoutSeconds"
 DEFAULT_UNSCHEDULABLE_TIMEOUT = 300
+FINALIZED_MIGRATIONS_KEPT = 5
 # pkg/network/vmispec/interface.go:VerifyVMIMigratable, pkg/virt-handler/vm.go:checkVolumesForMigration and
 # vmiContainsNonMigratablePCIHostDevices: the messages of the LiveMigratable condition
 BRIDGE_NOT_MIGRATABLE = "cannot migrate VMI which does not use masquerade or a migratable plugin to connect to the pod network"
@@ -737,6 +738,7 @@ class VirtController(Controller):
             if mig["metadata"].get("deletionTimestamp") or MIGRATION_FINALIZER in (mig["metadata"].get("finalizers") or []):
                 # migration.go:updateStatus: "Remove the finalizer ... if the migration has already completed".
                 self._drop_migration_finalizer(ns, name)
+            self._gc_finalized_migrations(ns, (mig.get("spec") or {}).get("vmiName", ""))
             return
         if mig["metadata"].get("deletionTimestamp"):
             self._later((ns, name, "vmim-abort"), self._abort_migration, ns, name, uid)
@@ -911,6 +913,19 @@ class VirtController(Controller):
                                                                        "phaseTransitionTimestamp": now()})
         self.api.write_status(self._migration_rt(), ns, name, mutate, "virt-controller")
         self._drop_migration_finalizer(ns, name)
+
+    def _gc_finalized_migrations(self, ns, vmi_name):
+        """migration.go:garbageCollectFinalizedMigrations: only the 5 newest finished migrations of a VMI are kept
+        (defaultFinalizedMigrationGarbageCollectionBuffer), the older ones are deleted, oldest first."""
+        done = [m for m in self.store.items(VMIM, ns) if (m.get("spec") or {}).get("vmiName") == vmi_name
+                and (m.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+                and not m["metadata"].get("deletionTimestamp")]
+        done.sort(key=lambda m: (m["metadata"].get("creationTimestamp") or "", int(m["metadata"]["resourceVersion"])))
+        for mig in done[:max(0, len(done) - FINALIZED_MIGRATIONS_KEPT)]:
+            try:
+                self.api.delete(self._migration_rt(), "v1", ns, mig["metadata"]["name"], self._opts())
+            except errors.ApiError:
+                pass
 
     def _drop_migration_finalizer(self, ns, name):
         mig = self.store.get(VMIM, ns, name)
