@@ -17,8 +17,9 @@ generateRestoredVMSpec does). A VM changed after its restore fails the second te
 Request budget, per namespace of the selected VMs: the selection's one list of VMs (cluster-wide without a
 namespace), one list each of VMIs, VirtualMachineSnapshots and VirtualMachineRestores, one list of
 VirtualMachineSnapshotContents only when a VM may already be restored (or in diff mode), one POST per restore; with
-wait (or a restart) one list and one watch (more when the server ends it) of restores, then of VMs; one ``start``
-per restarted VM. A re-run that changes nothing costs the four or five lists and nothing else.
+wait (or a restart) one list and one watch of restores (more watches when the server ends them), one list of VMs to
+read them back, one ``start`` per restarted VM and a watch of VMs until those are Ready. A re-run that changes
+nothing costs five lists and nothing else.
 """
 
 from __future__ import absolute_import, division, print_function

@@ -41,6 +41,8 @@ description:
     O(force=true) to restore regardless.
   - A restore of the chosen snapshot that an earlier run started and KubeVirt still works on is taken over (waited
     for with O(wait)), never created twice. A restore of another snapshot in progress on the VM fails that VM.
+    So does a failed restore of the VM (or one being deleted), because KubeVirt's admission webhook refuses a new
+    restore of a VM while any restore of it is not complete; the message gives the command that deletes it.
 options:
   names:
     description:
@@ -128,10 +130,11 @@ notes:
   - 'Request budget for N VMs in one namespace: one list of VMs (the selection; cluster-wide without O(namespace)),
     one list each of C(VirtualMachineInstances), C(VirtualMachineSnapshots) and C(VirtualMachineRestores) per
     namespace, one list of C(VirtualMachineSnapshotContents) per namespace only when a VM may already be restored
-    (or in diff mode), one C(POST) per VM to restore, and with O(wait) (or a restart) one list and one watch of
-    C(VirtualMachineRestores) and of C(VirtualMachines) per namespace (another watch when the server ends one),
-    plus one C(start) per restarted VM. A re-run that changes nothing costs five lists and no write. 50 VMs restored
-    with wait: 5 lists, 50 C(POST), 2 lists and at least 2 watches.'
+    (or in diff mode), one C(POST) per VM to restore; with O(wait) (or a restart) one list and one watch of
+    C(VirtualMachineRestores) per namespace (another watch when the server ends one), then one list of
+    C(VirtualMachines) per namespace to read them back, and, for restarted VMs, one C(start) each and one watch of
+    C(VirtualMachines) until they are C(Ready). A re-run that changes nothing costs five lists and no write.
+    Measured for 50 stopped VMs restored with wait 57 requests (6 lists, 1 watch, 50 C(POST)); its re-run 5 lists.'
   - Check mode creates the restores as server dry runs (C(dryRun=All)); the stop by KubeVirt and the restart are
     predicted from the VMs' current state.
   - 'Diff mode - C(diff.before) and C(diff.after) are lists with one item per VM restored, C(metadata.name),
