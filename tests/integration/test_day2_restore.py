@@ -196,3 +196,33 @@ def test_missing_snapshot_and_missing_vm_fail_by_name(kubeapi, playbook):
     bad = r.vars["bad"]
     assert bad["failed"] is True and "snapshot_name" in bad["msg"] and "exactly one name" in bad["msg"]
     assert [e["method"] for e in writes(in_ns(kubeapi.requests(since=mark), ns))] == ["POST"]   # a's restore only
+
+
+def test_when_running_wait_times_out_then_a_rerun_creates_no_second_restore(kubeapi, playbook):
+    ns = unique_namespace(kubeapi, "rswait")
+    kubeapi.apply_object(vm_manifest("app", ns, run_strategy="Always"))
+    kubeapi.wait_for(VMS % ns + "/app", lambda o: (o.get("status") or {}).get("printableStatus") == "Running", timeout=30)
+    snapshot(kubeapi, ns, "app", "s1")
+    wait_snapshots(kubeapi, ns, ["app-s1"])
+    r = playbook([restore_task("waiting", ignore_errors=True, namespace=ns, names=["app"], snapshot="s1",
+                               when_running="wait", wait=True, wait_timeout=2)], register=["waiting"])
+    res = r.vars["waiting"]["results"][0]
+    assert r.vars["waiting"]["failed"] is True and res["changed"] is True and res["outcome"] == "failed"
+    assert "not complete after 2s: Waiting for target VM to be powered off" in res["msg"]
+    assert res["stopped"] is False and res["restarted"] is False
+    assert kubeapi.get_object(VMS % ns + "/app")["spec"]["runStrategy"] == "Always"    # nobody stopped it
+    # Somebody stops the VM; the same task again takes the restore in progress over (no second restore).
+    kubeapi.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "app", "namespace": ns},
+                          "spec": {"runStrategy": "Halted"}}, field_manager="someone")
+    mark = kubeapi.mark()
+    r = playbook([restore_task("again", namespace=ns, names=["app"], snapshot="s1", when_running="wait", wait=True,
+                               wait_timeout=30)], register=["again"])
+    assert r.rc == 0, r.vars["again"]["msg"]
+    res = r.vars["again"]["results"][0]
+    # KubeVirt may finish the restore before the task reads it (unchanged: the VM holds the snapshot) or after
+    # (restored: the task waited for the restore it took over); never a second restore.
+    assert res["changed"] is False and res["outcome"] in ("restored", "unchanged"), res
+    if res["outcome"] == "restored":
+        assert res["restore"] == "app-s1-restore-1"
+    assert writes(in_ns(kubeapi.requests(since=mark), ns)) == []
+    assert [x["metadata"]["name"] for x in restores(kubeapi, ns)] == ["app-s1-restore-1"]
