@@ -137,6 +137,15 @@ def test_webhook_rejects_non_migratable_and_second_migration(api, ns):
     assert denied(exc) == (400, 'admission webhook "migration-create-validator.kubevirt.io" denied the request: Cannot '
                                 'migrate VMI, Reason: InterfaceNotLiveMigratable, Message: cannot migrate VMI which does '
                                 'not use masquerade or a migratable plugin to connect to the pod network')
+    # virt-api's migrate subresource creates the migration the same way and answers its refusal as an internal error
+    from kubernetes.dynamic import DynamicClient
+    from kubernetes.dynamic.exceptions import DynamicApiError
+    with pytest.raises(DynamicApiError) as exc:
+        DynamicClient(api).request("put", "/apis/subresources.kubevirt.io/v1/namespaces/%s/virtualmachines/bridge/"
+                                   "migrate" % ns, body={})
+    assert exc.value.status == 500 and json.loads(exc.value.body)["message"].startswith(
+        'Internal error occurred: admission webhook "migration-create-validator.kubevirt.io" denied the request: Cannot '
+        'migrate VMI, Reason: InterfaceNotLiveMigratable')
     with pytest.raises(client.ApiException) as exc:
         migrate(api, ns, "ghost")
     assert denied(exc)[1].endswith('the VMI "%s/ghost" does not exist' % ns)

@@ -1037,7 +1037,11 @@ class VirtController(Controller):
                    "spec": {"vmiName": name}}
             if body.get("addedNodeSelector"):
                 mig["spec"]["addedNodeSelector"] = body["addedNodeSelector"]
-            self.api.create(self._rt(VMIM), "v1", ns, mig, self._opts("virt-api"))
+            try:
+                self.api.create(self._rt(VMIM), "v1", ns, mig, self._opts("virt-api"))
+            except errors.ApiError as exc:
+                # lifecycle.go:MigrateVMRequestHandler -> createMigrationJob: errors.NewInternalError(err)
+                raise errors.ApiError(500, "InternalError", "Internal error occurred: %s" % exc.message)
         return 202, None
 
     def _get_vmi(self, ns, name):
