@@ -122,6 +122,7 @@ RECORD_TASKS = """
     namespace: {ns}
   delegate_to: localhost
   register: _record_vmis
+  when: not ansible_check_mode
 
 - name: Record which nodes are cordoned
   ansible.builtin.uri:
@@ -131,6 +132,7 @@ RECORD_TASKS = """
     ca_path: {ca}
   delegate_to: localhost
   register: _record_nodes
+  when: not ansible_check_mode
 
 - name: Write the record (a ConfigMap the test reads back)
   ansible.builtin.uri:
@@ -153,6 +155,7 @@ RECORD_TASKS = """
                                   | selectattr('spec.unschedulable') | map(attribute='metadata.name') | list}}
                     | to_json }}}}"
   delegate_to: localhost
+  when: not ansible_check_mode
 
 - name: Make this node NotReady, as a kubelet that does not come back would
   ansible.builtin.uri:
@@ -176,7 +179,7 @@ RECORD_TASKS = """
 """
 
 
-def roll(emu, tmp_path, ns, extra=None, name="roll"):
+def roll(emu, tmp_path, ns, extra=None, name="roll", check=False):
     """Run playbooks/maintain_nodes.yml on three hosts standing for the Nodes; returns (rc, output, records)."""
     workdir = tmp_path / name
     workdir.mkdir(parents=True)
@@ -195,6 +198,8 @@ def roll(emu, tmp_path, ns, extra=None, name="roll"):
     cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK)]
     for key, value in (extra or {}).items():
         cmd += ["-e", "%s=%s" % (key, value)]
+    if check:
+        cmd += ["--check", "--diff"]
     proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, timeout=240, check=False)
     output = proc.stdout + proc.stderr
     assert_no_deprecation(output)
@@ -289,6 +294,20 @@ def test_roll_moves_the_vms_off_each_node_in_turn_and_stops_at_a_node_that_does_
     assert all(o["status"]["phase"] == "Running" for o in now.values())
     assert "Summarise the roll" not in output
     reset_nodes(emu)
+
+    # Check mode on node01: the cordon and the migrations are server dry runs, nothing moves, nothing stays cordoned.
+    before = dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items())
+    mark = emu.mark()
+    rc, output, records = roll(emu, tmp_path, ns, extra={"maintain_nodes_hosts": "node01"}, name="check", check=True)
+    assert rc == 0, output[-4000:]
+    writes = [e for e in emu.requests(since=mark) if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
+              and not e["path"].endswith("/configmaps")]
+    on1 = [n for n, node in before.items() if node == "node01"]
+    assert on1 and [(e["method"], e["path"]) for e in writes] == [("PATCH", NODE % "node01")] + [("POST", VMIMS % ns)] * len(on1)
+    assert all((e.get("query") or {}).get("dryRun") == "All" for e in writes), writes
+    assert "unschedulable" in output and "node01: done, uncordoned" in output      # --diff shows the cordon
+    assert not cordoned(emu, "node01")
+    assert dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items()) == before
 
 
 def test_a_vm_that_cannot_migrate_stops_the_roll_at_its_node_before_any_migration(emu, tmp_path):
