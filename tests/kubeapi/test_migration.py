@@ -259,3 +259,25 @@ def test_only_the_five_newest_finished_migrations_are_kept(api, ns):
         items = custom(api).list_namespaced_custom_object(G, V, ns, "virtualmachineinstancemigrations")["items"]
         return sorted(m["metadata"]["name"] for m in items) if len(items) == 5 else None
     assert wait(kept, what="5 migrations left") == sorted(names[2:])
+
+
+def test_target_honours_the_vmi_node_selector_and_skips_not_ready_nodes(api, ns):
+    core = client.CoreV1Api(api)
+    ready = [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}]
+    not_ready = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "container runtime down"}]
+    for node in ("node01", "node02", "node04"):
+        core.patch_node(node, {"metadata": {"labels": {"zone": "a"}}})
+    core.patch_node_status("node04", {"status": {"conditions": not_ready}})
+    try:
+        vmi = running_vm(api, ns, "zoned", nodeSelector={"zone": "a"})
+        source = vmi["status"]["nodeName"]
+        assert source in ("node01", "node02")
+        mig = migrate(api, ns, "zoned")
+        wait(lambda: phase_of(api, ns, mig["metadata"]["name"]) == "Succeeded", what="migration done")
+        # node03 lacks the VMI's label, node04 is NotReady: the other zone-a node is the only target
+        assert get(api, ns, "virtualmachineinstances", "zoned")["status"]["nodeName"] == (
+            "node02" if source == "node01" else "node01")
+    finally:
+        core.patch_node_status("node04", {"status": {"conditions": ready}})
+        for node in ("node01", "node02", "node04"):
+            core.patch_node(node, {"metadata": {"labels": {"zone": None}}})
