@@ -32,7 +32,7 @@ from tests.guest.test_real_guest import user_data
 from tests.guest.test_site_e2e import host_vars
 from tests.kubeapi.harness import qemu_pids
 from tests.node.test_maintain_nodes_node import (MASQUERADE, POD_NETWORK, RECORDER, USER_TASKS, VMI_LIST, Timeline,
-                                                 maintain, read_record, recap_lines, recaps, vm_object)
+                                                 maintain, read_record, recap_lines, recaps, summary_lines, vm_object)
 from tests.summary import record
 
 REPO = Path(__file__).resolve().parents[2]
@@ -190,7 +190,7 @@ def test_maintain_nodes_keeps_the_real_guest_running_and_reachable(emu, tmp_path
         rc, output, seconds = maintain(emu, tmp_path, nodes_inventory, extra, "roll", timeout=1200)
         time.sleep(2)       # a last probe after the roll
     print("\nmaintain_nodes.yml over %s: rc=%d in %.0fs" % (", ".join(NODES), rc, seconds))
-    print("\n".join(recap_lines(output)))
+    print("\n".join(recap_lines(output) + summary_lines(output)))
     banners, sessions = Prober.summary(prober.banners), Prober.summary(prober.sessions)
     print("banner prober (new API tunnel each second): %s" % banners)
     print("session prober (ssh through the tunnel every %ds): %s" % (prober.session_interval, sessions))
