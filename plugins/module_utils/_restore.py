@@ -149,7 +149,8 @@ def restored_spec(snap_vm, live, restores):
         spec["running"] = False
     elif "runStrategy" in live_spec:
         spec["runStrategy"] = live_spec["runStrategy"]
-    live_uuid = (((live_spec.get("template") or {}).get("spec") or {}).get("domain") or {}).get("firmware", {}).get("uuid")
+    live_domain = ((live_spec.get("template") or {}).get("spec") or {}).get("domain") or {}
+    live_uuid = (live_domain.get("firmware") or {}).get("uuid")
     domain = tspec.get("domain")
     if live_uuid and isinstance(domain, dict) and not (domain.get("firmware") or {}).get("uuid"):
         domain.setdefault("firmware", {})["uuid"] = live_uuid
@@ -503,6 +504,10 @@ class RestoreTask(object):
             self.read()
             for t in self.targets:
                 self.plan(t)
+            if self.diff_mode:
+                # The diff's "after" comes from the snapshot contents: read them now, before any write.
+                for ns in set(t.namespace for t in self.targets if t.outcome == "planned"):
+                    self._contents(ns)
         except (ApiError, TransportError) as err:
             raise KubeVirtError("%s No VirtualMachineRestore was created." % err.msg)
         todo = [t for t in self.targets if t.outcome == "planned"]
@@ -550,7 +555,7 @@ class RestoreTask(object):
         if target.final_vm is not None and target.outcome == "restored":
             return target.final_vm.get("spec") or {}
         content = self.content_of(target)
-        snap_vm = ((content or {}).get("spec") or {}).get("source", {}).get("virtualMachine")
+        snap_vm = (((content or {}).get("spec") or {}).get("source") or {}).get("virtualMachine")
         live = copy.deepcopy(target.vm)
         strategy = (live.get("spec") or {}).get("runStrategy")
         if target.stop and strategy in STOPPED_BY_STOP:
