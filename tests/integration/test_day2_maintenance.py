@@ -179,7 +179,7 @@ RECORD_TASKS = """
 """
 
 
-def roll(emu, tmp_path, ns, extra=None, name="roll", check=False):
+def roll(emu, tmp_path, ns, extra=None, name="roll", check=False, env=None):
     """Run playbooks/maintain_nodes.yml on three hosts standing for the Nodes; returns (rc, output, records)."""
     workdir = tmp_path / name
     workdir.mkdir(parents=True)
@@ -192,7 +192,7 @@ def roll(emu, tmp_path, ns, extra=None, name="roll", check=False):
         "node_maintenance_run_kvm_host": False, "node_maintenance_require_kvm": False,
         "node_maintenance_tasks": str(tasks), "node_maintenance_migration_timeout": 60,
         "node_maintenance_ready_timeout": 2}}}))
-    env = emu.env()
+    env = dict(env) if env is not None else emu.env()
     env.update({"ANSIBLE_NOCOLOR": "1", "ANSIBLE_RETRY_FILES_ENABLED": "0", "ANSIBLE_DEPRECATION_WARNINGS": "1",
                 "ANSIBLE_LOCAL_TEMP": str(workdir / "tmp"), "ANSIBLE_PIPELINING": "1"})
     cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(PLAYBOOK)]
@@ -297,8 +297,13 @@ def test_roll_moves_the_vms_off_each_node_in_turn_and_stops_at_a_node_that_does_
 
     # Check mode on node01: the cordon and the migrations are server dry runs, nothing moves, nothing stays cordoned.
     before = dict((n, o["status"]["nodeName"]) for n, o in vmis(emu, ns).items())
+    # The connection as an AWX/AAP bearer-token credential gives it: K8S_AUTH_HOST/API_KEY/SSL_CA_CERT, no kubeconfig.
+    awx = dict((k, v) for k, v in emu.env().items() if k not in ("K8S_AUTH_KUBECONFIG", "KUBECONFIG"))
+    awx.update({"K8S_AUTH_HOST": emu.url, "K8S_AUTH_API_KEY": emu.admin_token, "K8S_AUTH_SSL_CA_CERT": str(emu.ca_file),
+                "HOME": str(tmp_path)})
     mark = emu.mark()
-    rc, output, records = roll(emu, tmp_path, ns, extra={"maintain_nodes_hosts": "node01"}, name="check", check=True)
+    rc, output, records = roll(emu, tmp_path, ns, extra={"maintain_nodes_hosts": "node01"}, name="check", check=True,
+                               env=awx)
     assert rc == 0, output[-4000:]
     writes = [e for e in emu.requests(since=mark) if e["method"] in ("POST", "PUT", "PATCH", "DELETE")
               and not e["path"].endswith("/configmaps")]
@@ -336,6 +341,19 @@ def test_a_vm_that_cannot_migrate_stops_the_roll_at_its_node_before_any_migratio
     assert cordoned(emu, "node01") and not cordoned(emu, "node02") and not cordoned(emu, "node03")
     assert [n for n, _m in node_writes(emu, mark)] == ["node01"]
     assert all(o["status"]["nodeName"] == "node01" and o["status"]["phase"] == "Running" for o in vmis(emu, ns).values())
+    reset_nodes(emu)
+
+    # non_migratable=stop: the bridged VM is stopped, the other one migrates, the node is done.
+    rc, output, records = roll(emu, tmp_path, ns, extra={"maintain_nodes_hosts": "node01",
+                                                         "node_maintenance_non_migratable": "stop"}, name="stop")
+    assert rc == 0, output[-4000:]
+    # (the VMs of the other test's namespace on node01 move too: the node's VMIs in every namespace)
+    assert "node01: done, uncordoned; " in output and "pinned/bridged -> - (stopped), pinned/movable -> node0" in output, \
+        output[-4000:]
+    assert records["node01"]["vmis"] == [["movable", records["node01"]["vmis"][0][1], "Running"]]
+    assert records["node01"]["vmis"][0][1] != "node01"
+    vm = emu.get_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/bridged" % ns)
+    assert vm["spec"]["runStrategy"] == "Halted" and "bridged" not in vmis(emu, ns)
     reset_nodes(emu)
 
     # A host whose Node does not exist: the roll stops at the cordon, which did not happen, and says so.
