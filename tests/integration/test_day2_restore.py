@@ -116,7 +116,9 @@ def test_fifty_vms_restored_in_one_task_then_a_rerun_writes_nothing(kubeapi, pla
 def test_running_vm_fail_reports_before_any_write_then_stop_and_restart(kubeapi, playbook):
     ns = unique_namespace(kubeapi, "rsrun")
     kubeapi.apply_object(vm_manifest("web", ns, run_strategy="Always"))
-    kubeapi.apply_object(vm_manifest("db", ns, run_strategy="Halted"))
+    db = vm_manifest("db", ns, run_strategy="Halted")
+    db["spec"]["template"]["spec"]["volumes"] = [{"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}}]
+    kubeapi.apply_object(db)
     kubeapi.wait_for(VMS % ns + "/web", lambda o: (o.get("status") or {}).get("printableStatus") == "Running", timeout=30)
     for name in ("web", "db"):
         snapshot(kubeapi, ns, name, "s1")
@@ -148,6 +150,8 @@ def test_running_vm_fail_reports_before_any_write_then_stop_and_restart(kubeapi,
     after = dict((d["metadata"]["name"], d) for d in check["diff"]["after"])
     assert "memory" not in after["web"]["spec"]["template"]["spec"]["domain"]
     assert after["web"]["spec"]["runStrategy"] == "Always"
+    claim = after["db"]["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert claim.startswith("restore-") and claim.endswith("-data") and claim != "restore-<uid>-data"   # the dry run's uid
     entries = in_ns(kubeapi.requests(since=mark), ns)
     sent = writes(entries)
     assert len(sent) == 2 and all(e["query"].get("dryRun") == "All" for e in sent)
@@ -162,6 +166,11 @@ def test_running_vm_fail_reports_before_any_write_then_stop_and_restart(kubeapi,
     assert out["db"]["outcome"] == "restored" and out["db"]["stopped"] is False and out["db"]["restarted"] is False
     web = kubeapi.get_object(VMS % ns + "/web")
     assert memory(web) is None and web["spec"]["runStrategy"] == "Always"
+    # db's claim was restored from its volume snapshot under KubeVirt's new name (restore-<restore uid>-<volume>).
+    db_restore = [x for x in restores(kubeapi, ns) if x["metadata"]["name"] == "db-s1-restore-1"][0]
+    claim = "restore-%s-data" % db_restore["metadata"]["uid"]
+    assert out["db"]["resource"]["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim}}]
     assert [c["status"] for c in web["status"]["conditions"] if c["type"] == "Ready"] == ["True"]
     assert out["web"]["resource"]["metadata"]["annotations"][LAST_RESTORE].startswith("web-s1-restore-1-")
     kinds = dict((x["metadata"]["name"], x["spec"]["targetReadinessPolicy"]) for x in restores(kubeapi, ns))
