@@ -71,7 +71,8 @@ notes:
   - O(wait_sleep) is accepted for the shared wait options and only bounds the pause before re-opening a watch.
 seealso:
   - module: virtfleet.kubevirt.kubevirt_vm_migration
-  - name: Safely drain a node (Kubernetes documentation)
+  - name: Safely Drain a Node
+    description: How Kubernetes cordons and drains a node for maintenance.
     link: https://kubernetes.io/docs/tasks/administer-cluster/safely-drain-node/
 '''
 
