@@ -15,7 +15,7 @@ import yaml
 
 from tests.integration.conftest import ANSIBLE_PLAYBOOK, assert_no_deprecation, run_playbook, vm_manifest
 
-EMULATOR = {"name": "maintenance-emu", "tls": True, "controllers": ("virt",), "timing": "fast", "nodes": 3,
+EMULATOR = {"name": "maintenance-emu", "tls": True, "controllers": ("virt",), "timing": 0.05, "nodes": 3,
             "needs_hooks": True}
 NODES = ["node01", "node02", "node03"]
 NODE = "/api/v1/nodes/%s"
@@ -254,6 +254,10 @@ def test_roll_moves_the_vms_off_each_node_in_turn_and_stops_at_a_node_that_does_
     assert rc == 0, output[-6000:]
     # One node at a time: each is cordoned, then uncordoned, before the next one is cordoned.
     assert node_writes(emu, mark) == [(n, "PATCH") for n in NODES for _ in (0, 1)]
+    # Per node, kubevirt_node costs 5 requests: cordon GET+PATCH, the Ready wait one GET (no watch: it is Ready),
+    # uncordon GET+PATCH.
+    node_log = [(e["method"], e["path"]) for e in emu.requests(since=mark) if e["path"].startswith("/api/v1/nodes/")]
+    assert node_log == [(m, NODE % n) for n in NODES for m in ("GET", "PATCH", "GET", "GET", "PATCH")], node_log
     # Seen from inside each node's maintenance: only that node cordoned, none of the VMIs on it, every VMI Running.
     assert sorted(records) == NODES
     for node in NODES:
