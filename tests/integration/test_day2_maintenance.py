@@ -368,6 +368,12 @@ def test_a_vm_that_cannot_migrate_stops_the_roll_at_its_node_before_any_migratio
             'Kubernetes Node') in output, output[-4000:]
     assert "The node was not cordoned; the nodes after it were not touched. No node was done before it." in output
     assert node_writes(emu, mark) == [] and migrations(emu, mark, ns) == [] and records == {}
+    # A relative node_maintenance_tasks (include_tasks would not look in the directory of the run) fails before the cordon.
+    rc, output, records = roll(emu, tmp_path, ns, extra={"node_maintenance_tasks": "upgrade.yml"}, name="relative")
+    assert rc != 0 and ('node_maintenance_tasks must be the absolute path of a task file on the controller (in AWX, of '
+                        'the project checkout, such as /runner/project/maintenance/upgrade.yml), or empty for none; got '
+                        '"upgrade.yml", a relative path. No node was touched.') in output, output[-3000:]
+    assert node_writes(emu, mark) == [] and migrations(emu, mark, ns) == []
     for name in ("bridged", "movable"):
         emu.delete_object("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/%s" % (ns, name))
     reset_nodes(emu)
