@@ -358,10 +358,10 @@ def test_roll_stops_at_a_node_without_kvm_and_never_touches_the_next(emu, fleet,
     recap = recaps(output)
     assert recap["node-a"]["failed"] == 0 and recap["node-b"]["failed"] >= 1, recap
     assert "node-c" not in recap or recap["node-c"] == dict.fromkeys(recap["node-c"], 0), recap
-    # Why it stopped: KVM is not usable on node-b, said in the failure.
     # Why it stopped, in the role's message: the step, KVM not usable on node-b (the reason and its fix), the node left
     # cordoned and the next ones untouched.
-    stops = re.findall(r'"msg": "(Maintenance of node node-b failed at step .*)"$', output, re.M)
+    stops = [json.loads(m).get("msg", "") for m in re.findall(r"^fatal: \[node-b\]: FAILED! => (\{.*\})$", output, re.M)]
+    stops = [m for m in stops if m.startswith("Maintenance of node node-b failed at step")]
     assert stops, output[-8000:]
     print("the stop: %s" % stops[-1])
     record("maintain_nodes.yml (tests/node)", "run 2 stop message: %s" % stops[-1])
