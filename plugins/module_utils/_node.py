@@ -151,6 +151,16 @@ class NodeTask(object):
             % (self.name, self.wait_timeout, why_not_ready(last, self.require_kubevirt), self.name),
             outcome="failed", ready=is_ready(last), node=last)
 
+    def _wait_or_fail(self, node, deadline, outcome, diff, diff_mode):
+        try:
+            return self._wait_ready(node, deadline)
+        except KubeVirtError as err:
+            # What was written before the wait (a cordon) is reported with the failure.
+            err.result.update(changed=outcome != "unchanged", cordon_outcome=outcome)
+            if diff_mode:
+                err.result["diff"] = diff or {"before": _view(node), "after": _view(node)}
+            raise
+
     def run(self, diff_mode=False):
         started = self.clock()
         deadline = started + float(self.wait_timeout)
@@ -159,20 +169,18 @@ class NodeTask(object):
             raise KubeVirtError(
                 "Node %s does not exist: give the name of a Kubernetes Node as `kubectl get nodes` lists it "
                 "(the inventory host name may differ: set it explicitly)." % self.name, outcome="failed")
+        # Uncordon only a node that is ready: with wait, the wait comes first, and a node that never gets ready stays
+        # cordoned. A cordon is always safe, so it comes before the wait.
+        uncordon_after_wait = self.schedulable is True and self.wait and not self.check_mode
+        if uncordon_after_wait:
+            live = self._wait_or_fail(live, deadline, "unchanged", None, diff_mode)
         outcome, after = self._write(live)
         result = {"changed": outcome != "unchanged", "outcome": outcome}
         if diff_mode:
             result["diff"] = {"before": _view(live), "after": _view(after)}
         node = after
-        if self.wait and not self.check_mode:
-            try:
-                node = self._wait_ready(after, deadline)
-            except KubeVirtError as err:
-                # The write (if any) happened: report it with the failure.
-                err.result.update(changed=result["changed"], cordon_outcome=outcome)
-                if diff_mode:
-                    err.result["diff"] = result["diff"]
-                raise
+        if self.wait and not self.check_mode and not uncordon_after_wait:
+            node = self._wait_or_fail(after, deadline, outcome, result.get("diff"), diff_mode)
         result.update(node=node, ready=is_ready(node), schedulable=not is_cordoned(node),
                       kubevirt_schedulable=kubevirt_schedulable(node), duration=round(self.clock() - started, 3))
         return result

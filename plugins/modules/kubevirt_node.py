@@ -51,6 +51,8 @@ options:
       - Wait until the node is C(Ready) (and KubeVirt-schedulable with O(require_kubevirt_schedulable)), at most
         O(wait_timeout) seconds. A node that does not get there fails the task with its C(Ready) condition's status,
         reason, message and last heartbeat.
+      - With O(schedulable=false) the node is cordoned first, then waited for. With O(schedulable=true) the wait comes
+        first and the node is uncordoned only once it is ready; a node that does not get ready stays cordoned.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -64,7 +66,8 @@ requirements:
 notes:
   - "Request budget: one GET of the node; one PATCH when it must be cordoned or uncordoned (none when it already is);
     with O(wait) and a node that is not ready yet, one watch of that node (started from the version already read, so
-    no list), plus one more for each watch the API server ends before the node is ready."
+    no list), plus one more for each watch the API server ends before the node is ready. Three requests at most for a
+    ready node: GET, PATCH, and no watch."
   - Check mode sends the cordon or uncordon as a server-side dry run (C(dryRun=All)) and does not wait; RV(ready)
     is then the node's readiness as read.
   - RBAC needs C(get), C(watch) and C(patch) on C(nodes) (cluster scope).
@@ -82,7 +85,7 @@ EXAMPLES = r'''
     name: node01
     schedulable: false
 
-- name: Wait until node01 is Ready and virt-handler runs on it again, then uncordon it
+- name: Uncordon node01 once it is Ready and virt-handler runs on it again (it stays cordoned otherwise)
   virtfleet.kubevirt.kubevirt_node:
     name: node01
     schedulable: true

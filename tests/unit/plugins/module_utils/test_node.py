@@ -175,3 +175,24 @@ def test_readiness(obj, ready):
 def test_why_not_ready_names_a_node_without_conditions():
     assert "no Ready condition" in _node.why_not_ready({"metadata": {"name": "x"}})
     assert _node.why_not_ready(None) == "the Node was deleted"
+
+
+def test_uncordon_with_wait_waits_first_and_leaves_a_node_that_never_gets_ready_cordoned():
+    cluster, api = setup(node(cordoned=True, ready="False"))
+    with pytest.raises(KubeVirtError) as err:
+        _node.run_task(api, params(schedulable=True, wait=True, wait_timeout=0), diff_mode=True)
+    assert err.value.result["cordon_outcome"] == "unchanged" and err.value.result["changed"] is False
+    assert err.value.result["diff"]["after"]["spec"]["unschedulable"] is True
+    assert cluster.writes() == [] and cluster.get(NODES, "node01", None)["spec"]["unschedulable"] is True
+
+
+def test_uncordon_with_wait_patches_once_the_watch_saw_the_node_ready():
+    cluster, api = setup(node(cordoned=True, ready="False"))
+
+    def comes_back(_req):
+        cluster.edit("node01", lambda o: o["status"]["conditions"][0].update(status="True"), plural=NODES, namespace=None)
+    cluster.intercept("GET", COLLECTION, comes_back)
+    result = _node.run_task(api, params(schedulable=True, wait=True))
+    assert result["outcome"] == "uncordoned" and result["ready"] and result["schedulable"]
+    assert [(r.method, r.path, r.query.get("watch")) for r in cluster.requests] == [
+        ("GET", PATH, None), ("GET", COLLECTION, "true"), ("PATCH", PATH, None)]
