@@ -9,8 +9,12 @@ kvm_host_info on it.
 Run 1: node-a, node-b and node-c are all the `kvmnode` guest (-cpu max, KVM usable): every node is cordoned,
 drained (its VMIs migrate, same VMI uid, Running elsewhere), kvm_host runs, KVM is usable, the node is uncordoned,
 one node after the other. Run 2: node-b is the `novirtnode` guest (no svm/vmx): node-a is done again, the roll stops
-at node-b (KVM not usable), node-b stays cordoned with its VMs gone elsewhere, and node-c is never touched (never
-cordoned, its VMIs unmoved, no task of the play ran for it).
+at node-b (kvm_host's check, kvm_host_info, says KVM is not usable: the role's default policy fails), node-b stays
+cordoned with its VMs gone elsewhere, and node-c is never touched (never cordoned, its VMIs unmoved, no task of the
+play ran for it). Run 3 resumes as the failure message says (--limit node-b,node-c) with kvm_host_unusable_policy
+report, so the kvm_host role carries on and node_maintenance's own check (kvm_host_info after the user's tasks) stops
+the roll at node-b again, node-c still untouched. Run 4: node-b fixed (it is kvmnode again), the same --limit run
+finishes node-b and node-c and uncordons them.
 
 node_maintenance_reboot stays false: a TCG reboot costs a minute or two per node (test_kvm_host_role.py reboots
 kvmnode already). The user task file (playbooks/maintenance_record.yml) records on which machine it ran (boot id)
@@ -179,8 +183,9 @@ def read_record(path):
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def maintain(emu, workdir, inventory, extra, tag, timeout=1500):
-    """ansible-playbook playbooks/maintain_nodes.yml; (rc, output, seconds). Deprecation warnings fail the run."""
+def maintain(emu, workdir, inventory, extra, tag, timeout=1500, limit=None):
+    """ansible-playbook playbooks/maintain_nodes.yml [--limit]; (rc, output, seconds). Deprecation warnings fail the
+    run."""
     workdir = Path(workdir)
     (workdir / ("vars-%s.json" % tag)).write_text(json.dumps(extra))
     env = emu.env()
@@ -192,7 +197,7 @@ def maintain(emu, workdir, inventory, extra, tag, timeout=1500):
         "ANSIBLE_TIMEOUT": "60", "ANSIBLE_STDOUT_CALLBACK": "default"})
     env.pop("ANSIBLE_CALLBACK_PLUGINS", None)
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(inventory),
-           "-e", "@%s" % (workdir / ("vars-%s.json" % tag)), str(PLAYBOOK)]
+           "-e", "@%s" % (workdir / ("vars-%s.json" % tag)), str(PLAYBOOK)] + (["--limit", limit] if limit else [])
     start = time.monotonic()
     proc = subprocess.run(cmd, cwd=str(workdir), env=env, capture_output=True, text=True, check=False,
                           timeout=timeout, stdin=subprocess.DEVNULL)
@@ -292,6 +297,13 @@ def summary_lines(output):
     return re.findall(r'^\s+"msg": "(\S+: (?:done|stopped at)\b.*)"$', output, re.M)
 
 
+def stop_messages(output, node):
+    """The role's stop messages for `node` ("Maintenance of node ... failed at step ..."), from its fatal results."""
+    pattern = r"^fatal: \[%s\]: FAILED! => (\{.*\})$" % re.escape(node)
+    found = [json.loads(m).get("msg", "") for m in re.findall(pattern, output, re.M)]
+    return [m for m in found if m.startswith("Maintenance of node %s failed at step" % node)]
+
+
 def show(title, rc, output, seconds):
     print("\n%s: rc=%d in %.0fs" % (title, rc, seconds))
     print("\n".join(recap_lines(output)))
@@ -360,8 +372,7 @@ def test_roll_stops_at_a_node_without_kvm_and_never_touches_the_next(emu, fleet,
     assert "node-c" not in recap or recap["node-c"] == dict.fromkeys(recap["node-c"], 0), recap
     # Why it stopped, in the role's message: the step, KVM not usable on node-b (the reason and its fix), the node left
     # cordoned and the next ones untouched.
-    stops = [json.loads(m).get("msg", "") for m in re.findall(r"^fatal: \[node-b\]: FAILED! => (\{.*\})$", output, re.M)]
-    stops = [m for m in stops if m.startswith("Maintenance of node node-b failed at step")]
+    stops = stop_messages(output, "node-b")
     assert stops, output[-8000:]
     print("the stop: %s" % stops[-1])
     record("maintain_nodes.yml (tests/node)", "run 2 stop message: %s" % stops[-1])
@@ -387,3 +398,60 @@ def test_roll_stops_at_a_node_without_kvm_and_never_touches_the_next(emu, fleet,
     log = emu.requests(since=mark)
     assert not [e for e in log if e["method"] in ("PATCH", "PUT") and e["path"].endswith("/nodes/node-c")]
     print("node-b stays cordoned; node-c untouched: %s" % ", ".join(on["node-c"]))
+
+
+def test_resume_stops_again_on_the_roles_own_kvm_check(emu, fleet, kvm_vm, novirt_vm, tmp_path):
+    ns, names = fleet
+    before = placement(emu, ns)
+    on_c = sorted(n for n, (_, where, _) in before.items() if where == "node-c")
+    assert node_unschedulable(emu) == {"node-a": False, "node-b": True, "node-c": False} and on_c, before
+    record_file = tmp_path / "record.jsonl"
+    inv = inventory(tmp_path, "run3", {"node-a": kvm_vm, "node-b": novirt_vm, "node-c": kvm_vm})
+    mark = emu.mark()
+    extra = dict(extra_vars(record_file), kvm_host_unusable_policy="report")
+    with Timeline(emu, [ns]) as timeline:
+        rc, output, seconds = maintain(emu, tmp_path, inv, extra, "run3", limit="node-b,node-c")
+    show("run 3 (resume --limit node-b,node-c, node-b still without KVM, kvm_host policy report)", rc, output, seconds)
+    assert rc != 0, output[-8000:]
+    stops = stop_messages(output, "node-b")
+    assert stops and 'step "Fail when KVM is not usable on the node"' in stops[-1], output[-8000:]
+    assert "KVM is not usable on node node-b after the maintenance" in stops[-1] and "no vmx or svm" in stops[-1]
+    assert "stays cordoned" in stops[-1] and "No node was done before it." in stops[-1], stops[-1]
+    print("the stop: %s" % stops[-1])
+    record("maintain_nodes.yml (tests/node)", "run 3 stop message: %s" % stops[-1])
+    # The user's tasks ran on the machine behind node-b (its boot id) while node-b was cordoned and empty.
+    (line,) = read_record(record_file)
+    assert (line["node"], line["note"], line["unschedulable"], line["vmis"]) == ("node-b", novirt_vm.boot_id(), True, [])
+    # node-b stays cordoned, node-c untouched (no task, no write, its VMIs where they were).
+    assert node_unschedulable(emu) == {"node-a": False, "node-b": True, "node-c": False}
+    assert timeline.cordon_order() == []
+    assert not [task for task, hosts in task_hosts(output).items() if "node-c" in hosts], task_hosts(output)
+    assert not [e for e in emu.requests(since=mark) if e["method"] in ("PATCH", "PUT") and e["path"].endswith("/nodes/node-c")]
+    after = placement(emu, ns)
+    assert all(after[name][:2] == before[name][:2] for name in on_c), (before, after)
+    assert timeline.not_running() == []
+
+
+def test_resume_after_the_fix_finishes_the_roll(emu, fleet, kvm_vm, tmp_path):
+    ns, names = fleet
+    before = placement(emu, ns)
+    on_c = sorted(n for n, (_, where, _) in before.items() if where == "node-c")
+    record_file = tmp_path / "record.jsonl"
+    inv = inventory(tmp_path, "run4", {"node-a": kvm_vm, "node-b": kvm_vm, "node-c": kvm_vm})
+    with Timeline(emu, [ns]) as timeline:
+        rc, output, seconds = maintain(emu, tmp_path, inv, extra_vars(record_file), "run4", limit="node-b,node-c")
+    show("run 4 (node-b fixed, resume --limit node-b,node-c)", rc, output, seconds)
+    assert rc == 0, output[-8000:]
+    assert [line.split(":")[0] for line in summary_lines(output) if ": done" in line] == ["node-b", "node-c"], \
+        output[-5000:]
+    # node-b (cordoned since run 2) is uncordoned after its maintenance, then node-c has its turn.
+    assert timeline.cordon_order() == [("node-b", "uncordoned"), ("node-c", "cordoned"), ("node-c", "uncordoned")], \
+        timeline.cordon_order()
+    assert node_unschedulable(emu) == {n: False for n in NODES}
+    assert [(line["node"], line["unschedulable"], line["vmis"]) for line in read_record(record_file)] == \
+        [("node-b", True, []), ("node-c", True, [])]
+    after = placement(emu, ns)
+    for name in names:
+        assert timeline.uids_of("%s/%s" % (ns, name)) == {before[name][0]} and after[name][2] == "Running", name
+    assert all(after[name][1] != "node-c" for name in on_c), (before, after)
+    assert timeline.not_running() == []
