@@ -13,8 +13,9 @@ portforward through the API server): every second a fresh tunnel that must bring
 few seconds a full SSH session reading the guest's uptime and boot id. Asserted: the roll finished; every node was
 cordoned, drained (the user task saw it cordoned and empty) and uncordoned, one after the other, in inventory order;
 the real guest's VMI moved node (same VMI uid) and its QEMU process is the same (pid), its boot id unchanged and
-its uptime growing across every session; the probers saw zero failures. Probe counts and latencies are printed and
-recorded for the summary.
+its uptime growing across every session; the probers saw zero failures, and probes ran inside every window in which
+the real guest's live migration was in flight (a KubeVirt CR with migrations.bandwidthPerMigration 64Mi makes its
+512 MiB take about 8 s). Probe counts, latencies and the in-flight windows are printed and recorded for the summary.
 """
 import shlex
 import subprocess
@@ -79,7 +80,7 @@ class Prober:
                          threading.Thread(target=self._clock, args=(self.session, session_interval, self.sessions),
                                           daemon=True)]
         self._probes = []
-        self._start = None
+        self.started = None
 
     def banner(self):
         proc = subprocess.Popen(["/bin/sh", "-c", "exec " + self.proxy], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -107,7 +108,7 @@ class Prober:
     def _one(self, probe, results):
         began = time.monotonic()
         ok, detail = probe()
-        results.append((began - self._start, time.monotonic() - began, ok, detail))
+        results.append((began - self.started, time.monotonic() - began, ok, detail))
 
     def _clock(self, probe, interval, results):
         tick = time.monotonic()
@@ -119,7 +120,7 @@ class Prober:
             self._stop.wait(max(0.0, tick - time.monotonic()))
 
     def __enter__(self):
-        self._start = time.monotonic()
+        self.started = time.monotonic()
         for thread in self._threads:
             thread.start()
         return self
@@ -142,6 +143,11 @@ class Prober:
             len(results), len(Prober.failures(results)), latencies[len(latencies) // 2], latencies[-1])
 
 
+def during(results, started, windows):
+    """The probes of `results` (a Prober list, `started` its clock) that began inside one of `windows`, per window."""
+    return [[r for r in results if low <= started + r[0] <= high] for low, high in windows]
+
+
 def uptime_and_boot_id(text):
     words = text.split()
     return float(words[0]), words[2]
@@ -155,6 +161,10 @@ def test_maintain_nodes_keeps_the_real_guest_running_and_reachable(emu, tmp_path
     sims = ["sim-%d" % i for i in range(1, 5)]
     for name in sims:
         emu.apply_object(vm_object(ns, name))
+    # Live migrations as slow as a 64 MiB/s link makes them (the KubeVirt CR's migrations.bandwidthPerMigration): the
+    # real guest's 512 MiB take about 8 s, a window in which the probers must keep getting through.
+    emu.apply_object({"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt", "metadata": {"name": "kubevirt", "namespace": "kubevirt"},
+                      "spec": {"configuration": {"migrations": {"bandwidthPerMigration": "64Mi"}}}})
     start = time.monotonic()
     emu.wait_for("/apis/kubevirt.io/v1/namespaces/%s/virtualmachines/guest" % ns,
                  lambda o: ((o or {}).get("status") or {}).get("ready") is True, timeout=BOOT_TIMEOUT, interval=1)
@@ -215,6 +225,16 @@ def test_maintain_nodes_keeps_the_real_guest_running_and_reachable(emu, tmp_path
         assert len(timeline.nodes_of(full)) >= 2, (name, timeline.nodes_of(full))
     assert timeline.not_running() == [], timeline.not_running()[:10]
     print("real guest's VMI on: %s" % " -> ".join(timeline.nodes_of("%s/guest" % ns)))
+    # The probes that began while the real guest's live migration was in flight, each window: all answered.
+    windows = timeline.migrations_of("%s/guest" % ns)
+    assert len(windows) == len(timeline.nodes_of("%s/guest" % ns)) - 1, windows
+    in_flight = during(prober.banners, prober.started, windows)
+    sessions_in_flight = during(prober.sessions, prober.started, windows)
+    summary = "; ".join("%.1fs: %d banner probes, %d SSH sessions" % (high - low, len(b), len(ss))
+                        for (low, high), b, ss in zip(windows, in_flight, sessions_in_flight))
+    print("real guest's migrations in flight: %s" % summary)
+    record("maintain_nodes.yml (tests/guest)", "real guest's migrations in flight: %s" % summary)
+    assert all(len(b) >= 3 for b in in_flight), summary
 
     # Same QEMU process, same boot, uptime growing through every session; zero failed probes.
     assert list(qemu_pids(emu.workdir / "guests").values()) == [pid]

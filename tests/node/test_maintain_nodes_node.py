@@ -87,7 +87,10 @@ class Timeline:
     runs, and keeps every change: what the cluster looked like over the whole roll, independent of the playbook's
     own report.
 
-    states: [(seconds since start, {"nodes": {name: unschedulable}, "vmis": {name: (uid, nodeName, phase, ready)}})]
+    states: [(seconds since start, {"nodes": {name: unschedulable},
+                                    "vmis": {name: (uid, nodeName, phase, ready, migrating)}})]
+    (migrating: the VMI's status.migrationState names a migration that has not completed.) `started` is the
+    time.monotonic() of the first state.
     """
 
     def __init__(self, emu, namespaces, interval=0.25):
@@ -98,7 +101,7 @@ class Timeline:
         self.errors = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="timeline", daemon=True)
-        self._start = None
+        self.started = None
 
     def snapshot(self):
         nodes = {n["metadata"]["name"]: bool((n.get("spec") or {}).get("unschedulable"))
@@ -108,8 +111,10 @@ class Timeline:
             for vmi in self.emu.get_object(VMI_LIST % ns)["items"]:
                 st = vmi.get("status") or {}
                 ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in st.get("conditions") or [])
+                migration = st.get("migrationState") or {}
                 key = "%s/%s" % (ns, vmi["metadata"]["name"])
-                vmis[key] = (vmi["metadata"]["uid"], st.get("nodeName"), st.get("phase"), ready)
+                vmis[key] = (vmi["metadata"]["uid"], st.get("nodeName"), st.get("phase"), ready,
+                             bool(migration) and not migration.get("completed"))
         return {"nodes": nodes, "vmis": vmis}
 
     def _run(self):
@@ -120,11 +125,11 @@ class Timeline:
                 self.errors.append(repr(exc))
             else:
                 if not self.states or self.states[-1][1] != state:
-                    self.states.append((time.monotonic() - self._start, state))
+                    self.states.append((time.monotonic() - self.started, state))
             self._stop.wait(self.interval)
 
     def __enter__(self):
-        self._start = time.monotonic()
+        self.started = time.monotonic()
         self.states.append((0.0, self.snapshot()))
         self._thread.start()
         return self
@@ -132,7 +137,7 @@ class Timeline:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join(30)
-        self.states.append((time.monotonic() - self._start, self.snapshot()))
+        self.states.append((time.monotonic() - self.started, self.snapshot()))
 
     def cordon_order(self):
         """[(node, "cordoned" | "uncordoned")] in the order the timeline saw the changes."""
@@ -151,6 +156,19 @@ class Timeline:
             if node and (not seen or seen[-1] != node):
                 seen.append(node)
         return seen
+
+    def migrations_of(self, vmi):
+        """[(from, to)] in time.monotonic() seconds: the windows in which the VMI had a migration in flight (as seen at
+        the polls: from the first poll that saw it to the first that saw it completed)."""
+        windows, since = [], None
+        for seconds, state in self.states:
+            migrating = len(state["vmis"].get(vmi) or ()) > 4 and state["vmis"][vmi][4]
+            if migrating and since is None:
+                since = seconds
+            elif not migrating and since is not None:
+                windows.append((self.started + since, self.started + seconds))
+                since = None
+        return windows
 
     def uids_of(self, vmi):
         return {state["vmis"][vmi][0] for _, state in self.states if vmi in state["vmis"]}
