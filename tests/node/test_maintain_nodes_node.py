@@ -17,7 +17,7 @@ the roll at node-b again, node-c still untouched. Run 4: node-b fixed (it is kvm
 finishes node-b and node-c and uncordons them.
 
 node_maintenance_reboot stays false: a TCG reboot costs a minute or two per node (test_kvm_host_role.py reboots
-kvmnode already). The user task file (playbooks/maintenance_record.yml) records on which machine it ran (boot id)
+kvmnode already). The user task file (playbooks/tasks/maintenance_record.yml) records on which machine it ran (boot id)
 and what the cluster said about the node at that moment.
 """
 import json
@@ -37,7 +37,7 @@ from tests.summary import record
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = REPO / "playbooks" / "maintain_nodes.yml"
 HERE = Path(__file__).resolve().parent / "playbooks"
-USER_TASKS = HERE / "maintenance_record.yml"
+USER_TASKS = HERE / "tasks" / "maintenance_record.yml"
 RECORDER = HERE / "record_node_state.py"
 NODES = ("node-a", "node-b", "node-c")
 VMI_LIST = "/apis/kubevirt.io/v1/namespaces/%s/virtualmachineinstances"
