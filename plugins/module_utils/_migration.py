@@ -25,13 +25,11 @@ __metaclass__ = type
 import datetime
 import time
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_select
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore, in_parallel
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._vm_apply import WRITE_WORKERS
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "virtfleet.kubevirt"}
@@ -325,15 +323,7 @@ class MigrationTask(object):
         item.outcome = STOPPED
 
     def write_all(self):
-        todo = [i for i in self.items if i.action and i.outcome != FAILED]
-        workers = min(self.write_workers, len(todo))
-        if workers <= 1:
-            for item in todo:
-                self.write(item)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _done in pool.map(self.write, todo):
-                pass
+        in_parallel(self.write, [i for i in self.items if i.action and i.outcome != FAILED], self.write_workers)
 
     # --- waiting -----------------------------------------------------------------------------------------
     def _reopen_pause(self):

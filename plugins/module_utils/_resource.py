@@ -30,6 +30,8 @@ import copy
 import time
 import uuid
 
+from concurrent.futures import ThreadPoolExecutor
+
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._api import CREATE_TOKEN_LABEL, api_missing
@@ -44,6 +46,20 @@ REPLACE_ATTEMPTS = 3
 GIVEN, OWNED, REPLACE = "given", "owned", "replace"
 # Metadata a declaration may carry that the server owns (a manifest's `creationTimestamp: null`, say).
 _DECLARED_META = ("name", "generateName", "namespace", "labels", "annotations", "ownerReferences", "finalizers")
+
+
+def in_parallel(fn, items, workers):
+    """``fn(item)`` for every item, up to ``workers`` at a time (in this thread when one is enough). ``fn`` records
+    its own errors on its item; anything it raises is a bug and is raised here."""
+    items = list(items)
+    workers = min(workers, len(items))
+    if workers <= 1:
+        for item in items:
+            fn(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _done in pool.map(fn, items):
+            pass
 
 
 def key_of(obj):

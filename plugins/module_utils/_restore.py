@@ -30,15 +30,13 @@ import copy
 import hashlib
 import time
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _snapshot
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_select
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore, in_parallel
 
 LAST_RESTORE = "restore.kubevirt.io/lastRestoreUID"      # restore.go:lastRestoreAnnotation
 MANAGED_BY = {"app.kubernetes.io/managed-by": "virtfleet.kubevirt"}
@@ -419,14 +417,7 @@ class RestoreTask(object):
         target.outcome = "pending"
 
     def write_all(self, todo):
-        workers = min(self.write_workers, len(todo))
-        if workers <= 1:
-            for t in todo:
-                self.write(t)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _done in pool.map(self.write, todo):
-                pass
+        in_parallel(self.write, todo, self.write_workers)
 
     def start(self, target):
         if self.check_mode:

@@ -20,14 +20,12 @@ __metaclass__ = type
 import re
 import time
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _args
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _vm_select
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils._errors import ApiError, KubeVirtError, TransportError
-from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore
+from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource import REOPEN_PAUSE, Engine, WatchStore, in_parallel
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "virtfleet.kubevirt"
@@ -419,14 +417,7 @@ class SnapshotTask(object):
             t.fail(err.msg)
 
     def _parallel(self, fn, items):
-        workers = min(self.write_workers, len(items))
-        if workers <= 1:
-            for item in items:
-                fn(item)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _done in pool.map(fn, items):
-                pass
+        in_parallel(fn, items, self.write_workers)
 
     def prune(self, t):
         """Retention for one VM: delete its oldest managed snapshots beyond ``keep``."""

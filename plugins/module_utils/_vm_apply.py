@@ -19,8 +19,6 @@ __metaclass__ = type
 
 import time
 
-from concurrent.futures import ThreadPoolExecutor
-
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _compare as cmp
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _kinds
 from ansible_collections.virtfleet.kubevirt.plugins.module_utils import _namespaces
@@ -41,6 +39,7 @@ from ansible_collections.virtfleet.kubevirt.plugins.module_utils._resource impor
     Engine,
     Outcome,
     WatchStore,
+    in_parallel,
 )
 
 RUNNING_STRATEGIES = ("Always", "RerunOnFailure")
@@ -284,15 +283,8 @@ class VMTask(object):
                     todo.remove(vm)
                     if vm.method == "create":
                         break
-        workers = min(self.write_workers, len(todo))
-        if workers <= 1:
-            for vm in todo:
-                self.write(vm)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            # write() records every API and spec error on its VM; anything else is a bug and is raised here.
-            for _done in pool.map(self.write, todo):
-                pass
+        # write() records every API and spec error on its VM; anything else is a bug and is raised here.
+        in_parallel(self.write, todo, self.write_workers)
 
     def _delete(self, vm):
         vm.method = "delete"
