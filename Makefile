@@ -160,6 +160,7 @@ bench: BENCH_SERVER ?= auto
 bench: venv bench-venv
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/vm_bench.py --server $(BENCH_SERVER) --json bench/results/vm_bench.json
 	@if [ -f bench/inventory_bench.py ]; then PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/inventory_bench.py --server $(BENCH_SERVER) --repeat 3 --json bench/results/inventory_bench.json; fi
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/python bench/day2_bench.py --server $(BENCH_SERVER) --json bench/results/day2_bench.json
 	@if command -v qemu-system-x86_64 >/dev/null && [ -s .build/guest-image/rootfs.ext4 ]; then $(MAKE) --no-print-directory bench-tunnel; \
 	else echo "bench/tunnel_bench.py skipped: needs qemu-system-x86_64 and the guest image (make test-guest once, or make bench-tunnel)"; fi
 
