@@ -45,6 +45,19 @@ HANDLER_STATUS = {"VirtualMachineInstance": ("interfaces", "guestOSInfo", "curre
                                              "migrationMethod", "migrationTransport", "selinuxContext", "volumeStatus")}
 
 
+# The reference collection's virtualenv (make bench-venv) and the collection link (make collection) every bench needs.
+REF_BIN = REPO / ".venv-ref" / "bin"
+COLLECTIONS = REPO / ".build" / "collections"
+
+
+def check_prerequisites(ours_only):
+    """Exit with the make target to run when the reference virtualenv (unless ``ours_only``) or the link is missing."""
+    if not ours_only and not (REF_BIN / "ansible-playbook").exists():
+        raise SystemExit("reference virtualenv missing (%s): run `make bench-venv` or pass --ours-only" % REF_BIN)
+    if not (COLLECTIONS / "ansible_collections" / "virtfleet" / "kubevirt").exists():
+        raise SystemExit("collection link missing: run `make collection`")
+
+
 def add_argument(parser):
     parser.add_argument("--server", choices=("auto", "emulator", "real"), default="auto",
                         help="API server: our emulator, a real kube-apiserver + etcd (realk8s, %s), or auto (real "

@@ -45,8 +45,8 @@ import _servers  # noqa: E402  (bench/ is not a package)
 REPO = _servers.REPO
 
 OURS_BIN = REPO / ".venv" / "bin"
-REF_BIN = REPO / ".venv-ref" / "bin"
-COLLECTIONS = REPO / ".build" / "collections"
+REF_BIN = _servers.REF_BIN
+COLLECTIONS = _servers.COLLECTIONS
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
 NODES = ("node01", "node02", "node03", "node04")
 SOURCE = "node01"
@@ -312,10 +312,7 @@ def main():
     _servers.add_argument(parser)
     parser.add_argument("--json", help="also write the numbers to this file")
     args = parser.parse_args()
-    if not args.ours_only and not (REF_BIN / "ansible-playbook").exists():
-        raise SystemExit("reference virtualenv missing (%s): run `make bench-venv` or pass --ours-only" % REF_BIN)
-    if not (COLLECTIONS / "ansible_collections" / "virtfleet" / "kubevirt").exists():
-        raise SystemExit("collection link missing: run `make collection`")
+    _servers.check_prerequisites(args.ours_only)
     server_kind = _servers.resolve(args.server)
     print("day-2 benchmark on the %s" % _servers.LABELS[server_kind], flush=True)
     names = ["vm-%03d" % i for i in range(args.vms)]
